@@ -1,0 +1,22 @@
+// Opening a model for a command: the GGUF (file, split part or folder), its config, the weights, and
+// the log lines that tell the user where each routing parameter came from.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "gguf/gguf_file.h"
+#include "model/model.h"
+
+namespace tandem::app {
+
+struct LoadedModel {
+  std::shared_ptr<GgufModel> gguf;
+  std::unique_ptr<Model> model;
+};
+
+// Logs (to stderr) the architecture, sizes and the source of every routing parameter.
+Result<LoadedModel> load_model(const std::string& gguf_path, const std::string& hf_config_dir);
+
+}  // namespace tandem::app

@@ -1,0 +1,13 @@
+#include <CLI/CLI.hpp>
+
+#include "app/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tandem: mixture-of-experts inference (experts on the CPU)", "tandem"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  tandem::app::register_info_command(app, exit_code);
+  tandem::app::register_eval_command(app, exit_code);
+  CLI11_PARSE(app, argc, argv);
+  return exit_code;
+}

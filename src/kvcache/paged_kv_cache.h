@@ -1,0 +1,64 @@
+// PagedKvCache: the KV memory of all sequences, in fixed-size pages of tokens.
+//
+// The cache holds `n_pages` pages of `page_size` token slots for each of `n_layers` layers; a slot stores
+// `floats_per_token` float32 values (for MLA the compressed latent + rope key; for GQA K then V). Which
+// pages belong to which sequence is not known here: a sequence is described by its page table (page ids
+// in position order), owned by whoever allocates pages (PageAllocator below, or the scheduler). Position p
+// of a sequence lives in page table[p / page_size], slot p % page_size.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace tandem {
+
+struct KvCacheConfig {
+  int n_layers = 0;
+  int64_t floats_per_token = 0;  // per layer
+  int page_size = 16;            // tokens per page
+  int n_pages = 0;
+};
+
+class PagedKvCache {
+ public:
+  explicit PagedKvCache(const KvCacheConfig& config);
+
+  const KvCacheConfig& config() const { return config_; }
+  // The slot of position `pos` of a sequence with page table `pages` in layer `layer`.
+  // Requires pos / page_size < pages.size().
+  float* slot(int layer, std::span<const int32_t> pages, int64_t pos) {
+    return layer_data_[static_cast<size_t>(layer)].data() + slot_offset(pages, pos);
+  }
+  const float* slot(int layer, std::span<const int32_t> pages, int64_t pos) const {
+    return layer_data_[static_cast<size_t>(layer)].data() + slot_offset(pages, pos);
+  }
+  size_t bytes() const;
+
+ private:
+  size_t slot_offset(std::span<const int32_t> pages, int64_t pos) const {
+    const int64_t page = pages[static_cast<size_t>(pos / config_.page_size)];
+    return static_cast<size_t>((page * config_.page_size + pos % config_.page_size) * config_.floats_per_token);
+  }
+
+  KvCacheConfig config_;
+  std::vector<std::vector<float>> layer_data_;  // [n_layers][n_pages * page_size * floats_per_token]
+};
+
+// PageAllocator: hands out page ids of a pool of n_pages; free pages are reused lowest id first.
+class PageAllocator {
+ public:
+  explicit PageAllocator(int n_pages);
+  int n_pages() const { return n_pages_; }
+  int n_free() const { return static_cast<int>(free_.size()); }
+  // Appends pages to `table` until it covers `n_tokens` positions; false (and no change) if too few free.
+  bool grow(std::vector<int32_t>& table, int64_t n_tokens, int page_size);
+  void release(std::vector<int32_t>& table);  // returns all of table's pages and clears it
+  void release_page(int32_t page);
+
+ private:
+  int n_pages_;
+  std::vector<int32_t> free_;  // kept sorted descending so that back() is the lowest id
+};
+
+}  // namespace tandem
