@@ -1,0 +1,54 @@
+// Sampler: picks a request's next token from its logits.
+//
+// Order of operations (as OpenAI-compatible servers do): repetition penalty over prompt and output
+// (logit / p if positive, * p if negative), presence and frequency penalties over the output tokens,
+// then temperature, top-k, top-p (nucleus), min-p, and a draw from the request's own random generator
+// seeded with `seed`, so the same request gives the same tokens regardless of what else runs.
+// temperature == 0 means greedy (argmax, ties to the lower id).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+namespace tandem {
+
+struct SamplingParams {
+  float temperature = 0.0f;
+  int top_k = 0;              // 0: off
+  float top_p = 1.0f;         // 1: off
+  float min_p = 0.0f;         // 0: off
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  Sampler(const SamplingParams& params, std::span<const int32_t> prompt);
+  // Chooses the next token; `logits` [n_vocab] is modified in place. Call accept() with the result.
+  int32_t sample(std::span<float> logits);
+  void accept(int32_t token);
+  // Log-probabilities (after penalties and temperature; before truncation) of the last sample() call's
+  // distribution, for `logprobs` in the API: fills the chosen token's and the top `n` alternatives.
+  struct TokenLogprob {
+    int32_t token;
+    float logprob;
+  };
+  std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int n) const;
+
+  static int32_t argmax(std::span<const float> logits);
+
+ private:
+  void apply_penalties(std::span<float> logits) const;
+
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::unordered_map<int32_t, int> output_counts_;
+  std::unordered_map<int32_t, int> seen_;  // prompt + output, for the repetition penalty
+};
+
+}  // namespace tandem
