@@ -130,10 +130,16 @@ class MlaAttention final : public Attention {
       }
       return;
     }
-    // Split layout (llama.cpp MLA files): k_b ne = [nope, lora, n_head] (stored transposed), v_b ne =
-    // [lora, vdim, n_head].
-    const std::vector<float> k_b = w.dequantized(w.matrix(p + "attn_k_b.weight", {nope, lora, n_head}));
-    const std::vector<float> v_b = w.dequantized(w.matrix(p + "attn_v_b.weight", {lora, vdim, n_head}));
+    // Split layout (MLA-native converters): k_b holds W_UK transposed per head, ne = [nope, lora, n_head]
+    // (ik_llama.cpp writes it 2-D as [nope, n_head * lora], the same bytes); v_b holds W_UV as
+    // ne = [lora, vdim, n_head] (or 2-D [lora, n_head * vdim]).
+    const std::string k_name = p + "attn_k_b.weight", v_name = p + "attn_v_b.weight";
+    const auto k_dims = w.dims(k_name).size() == 2 ? std::vector<int64_t>{nope, n_head * lora}
+                                                   : std::vector<int64_t>{nope, lora, n_head};
+    const auto v_dims = w.dims(v_name).size() == 2 ? std::vector<int64_t>{lora, n_head * vdim}
+                                                   : std::vector<int64_t>{lora, vdim, n_head};
+    const std::vector<float> k_b = w.dequantized(w.matrix(k_name, k_dims));
+    const std::vector<float> v_b = w.dequantized(w.matrix(v_name, v_dims));
     for (int64_t h = 0; h < n_head; ++h) {
       for (int64_t i = 0; i < lora; ++i) {
         for (int64_t j = 0; j < nope; ++j) {

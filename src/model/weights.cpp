@@ -7,6 +7,12 @@
 
 namespace tandem {
 
+const std::vector<int64_t>& WeightStore::dims(const std::string& name) const {
+  const GgufTensorInfo* t = gguf_.find_tensor(name);
+  if (!t) throw ModelLoadError(fmt::format("missing tensor '{}'", name));
+  return t->dims;
+}
+
 WeightTensor WeightStore::matrix(const std::string& name, std::vector<int64_t> dims) const {
   const GgufTensorInfo* t = gguf_.find_tensor(name);
   if (!t) throw ModelLoadError(fmt::format("missing tensor '{}'", name));

@@ -23,6 +23,8 @@ class WeightStore {
   explicit WeightStore(const GgufModel& gguf) : gguf_(gguf) {}
 
   bool has(const std::string& name) const { return gguf_.find_tensor(name) != nullptr; }
+  // The tensor's dims (ne[0] first); throws when it is missing.
+  const std::vector<int64_t>& dims(const std::string& name) const;
   // dims: ne[0] (row length) first; a 2-D matrix is {cols, rows}, an expert stack {cols, rows, n_experts}.
   WeightTensor matrix(const std::string& name, std::vector<int64_t> dims) const;
   std::vector<float> vector(const std::string& name, int64_t n) const;
