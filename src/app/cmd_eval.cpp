@@ -10,6 +10,7 @@
 
 #include "app/commands.h"
 #include "app/loaded_model.h"
+#include "engine/engine.h"
 #include "kernels/cpu_backend.h"
 
 namespace tandem::app {
@@ -20,7 +21,8 @@ struct EvalOptions {
   std::string gguf, model_path, cases, json_out, logits_out;
   int greedy = 0;
   int threads = 0;
-  int page_size = 16;
+  SchedulerConfig scheduler{.cache_tokens = 4096, .page_size = 16, .max_batch_size = 4, .chunk_size = 512,
+                            .max_context = 0, .prefix_caching = true};
 };
 
 Result<std::vector<std::vector<int32_t>>> read_cases(const std::string& path, int n_vocab) {
@@ -52,8 +54,6 @@ Result<std::vector<std::vector<int32_t>>> read_cases(const std::string& path, in
   return cases;
 }
 
-int32_t argmax(const float* x, int64_t n) { return static_cast<int32_t>(std::max_element(x, x + n) - x); }
-
 int run_eval(const EvalOptions& opt) {
   auto loaded = load_model(opt.gguf, opt.model_path);
   if (!loaded) {
@@ -61,55 +61,51 @@ int run_eval(const EvalOptions& opt) {
     return 1;
   }
   Model& model = *loaded->model;
-  const int n_vocab = model.config().n_vocab;
-  auto cases = read_cases(opt.cases, n_vocab);
+  auto cases = read_cases(opt.cases, model.config().n_vocab);
   if (!cases) {
     fmt::print(stderr, "error: {}\n", cases.status().message());
     return 1;
   }
   CpuBackend backend(opt.threads);
-  spdlog::info("backend: {}", backend.describe());
+  spdlog::info("backend: {}; scheduler: max_batch_size {}, chunk_size {}, cache_lens {}, page_size {}",
+               backend.describe(), opt.scheduler.max_batch_size, opt.scheduler.chunk_size, opt.scheduler.cache_tokens,
+               opt.scheduler.page_size);
+  Engine engine(model, backend, EngineConfig{opt.scheduler});
 
-  int64_t longest = 0;
-  for (const auto& ids : cases.value()) longest = std::max<int64_t>(longest, static_cast<int64_t>(ids.size()) + opt.greedy);
-  const int n_pages = static_cast<int>((longest + opt.page_size - 1) / opt.page_size);
-  PagedKvCache cache(model.kv_cache_config(opt.page_size, n_pages));
-  PageAllocator pages(n_pages);
+  // Every case is submitted at once and runs concurrently; results are collected per case.
+  struct CaseResult {
+    std::vector<int32_t> greedy;
+    std::vector<float> logits;
+  };
+  std::vector<CaseResult> results(cases->size());
+  for (size_t i = 0; i < cases->size(); ++i) {
+    GenerationRequest request;
+    request.prompt = cases.value()[i];
+    request.max_new_tokens = std::max(opt.greedy, 1);  // at least one step yields the prompt's logits
+    request.return_prompt_logits = true;
+    auto submitted = engine.submit(std::move(request), [&results, i](const TokenEvent& e) {
+      if (!e.logits.empty()) results[i].logits = e.logits;
+      if (e.token >= 0) results[i].greedy.push_back(e.token);
+    });
+    if (!submitted) {
+      fmt::print(stderr, "error: case {}: {}\n", i, submitted.status().message());
+      return 1;
+    }
+  }
+  while (engine.step()) {
+  }
+  const EngineMetrics m = engine.metrics();
+  spdlog::info("{} steps, {} tokens run, {} preemptions, {} prefix-hit tokens, pages in use at the end: {}",
+               m.scheduler.steps, m.batch_tokens, m.scheduler.preemptions, m.scheduler.prefix_hit_tokens,
+               m.scheduler.pages_used);
 
   nlohmann::json out_cases = nlohmann::json::array();
   std::vector<float> all_logits;
-  std::vector<float> logits;
-  for (const auto& ids : cases.value()) {
-    std::vector<int32_t> table;
-    pages.grow(table, static_cast<int64_t>(ids.size()) + opt.greedy, opt.page_size);
-    ForwardBatch batch;
-    batch.page_tables = {table};
-    for (size_t i = 0; i < ids.size(); ++i) {
-      batch.tokens.push_back(ids[i]);
-      batch.positions.push_back(static_cast<int64_t>(i));
-      batch.seq_index.push_back(0);
-    }
-    batch.output_tokens = {static_cast<int32_t>(ids.size() - 1)};
-    model.forward(backend, batch, cache, logits);
-    all_logits.insert(all_logits.end(), logits.begin(), logits.end());
-    std::vector<int32_t> generated;
-    int64_t pos = static_cast<int64_t>(ids.size());
-    for (int step = 0; step < opt.greedy; ++step) {
-      const int32_t next = argmax(logits.data(), n_vocab);
-      generated.push_back(next);
-      if (step + 1 == opt.greedy) break;
-      ForwardBatch decode;
-      decode.page_tables = {table};
-      decode.tokens = {next};
-      decode.positions = {pos++};
-      decode.seq_index = {0};
-      decode.output_tokens = {0};
-      model.forward(backend, decode, cache, logits);
-    }
-    pages.release(table);
-    out_cases.push_back({{"greedy", generated}});
+  for (CaseResult& r : results) {
+    r.greedy.resize(static_cast<size_t>(opt.greedy));
+    out_cases.push_back({{"greedy", r.greedy}});
+    all_logits.insert(all_logits.end(), r.logits.begin(), r.logits.end());
   }
-
   std::ofstream json_out(opt.json_out);
   json_out << nlohmann::json{{"cases", out_cases}}.dump() << "\n";
   std::ofstream logits_out(opt.logits_out, std::ios::binary);
@@ -134,7 +130,15 @@ void register_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--json-out,--json_out", opt->json_out, "Where to write {\"cases\":[{\"greedy\":[...]}]}")->required();
   cmd->add_option("--logits-out,--logits_out", opt->logits_out, "Where to write last-position logits (f32)")->required();
   cmd->add_option("--threads", opt->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--page-size,--page_size", opt->page_size, "KV cache page size in tokens")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-batch-size,--max_batch_size", opt->scheduler.max_batch_size, "Requests per step")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--chunk-size,--chunk_size", opt->scheduler.chunk_size, "Tokens per step (prefill chunking)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--cache-lens,--cache_lens", opt->scheduler.cache_tokens, "KV cache size in tokens, all requests")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--page-size,--page_size", opt->scheduler.page_size, "KV cache page size in tokens")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_flag("!--no-prefix-cache", opt->scheduler.prefix_caching, "Disable prefix reuse");
   cmd->callback([opt, &exit_code] { exit_code = run_eval(*opt); });
 }
 

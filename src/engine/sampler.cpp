@@ -78,12 +78,26 @@ int32_t Sampler::sample(std::span<float> logits) {
   return ids[pick(rng_)];
 }
 
+namespace {
+// log of the softmax normalizer of logits / temperature, relative to the max logit.
+double log_normalizer(std::span<const float> logits, float temperature, float max_logit) {
+  double sum = 0.0;
+  for (float l : logits) sum += std::exp((l - max_logit) / temperature);
+  return std::log(sum);
+}
+}  // namespace
+
+float Sampler::logprob_of(std::span<const float> logits, int32_t token) const {
+  const float temperature = params_.temperature > 0.0f ? params_.temperature : 1.0f;
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  return static_cast<float>((logits[static_cast<size_t>(token)] - max_logit) / temperature -
+                            log_normalizer(logits, temperature, max_logit));
+}
+
 std::vector<Sampler::TokenLogprob> Sampler::top_logprobs(std::span<const float> logits, int n) const {
   const float temperature = params_.temperature > 0.0f ? params_.temperature : 1.0f;
   const float max_logit = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float l : logits) sum += std::exp((l - max_logit) / temperature);
-  const double log_sum = std::log(sum);
+  const double log_sum = log_normalizer(logits, temperature, max_logit);
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
   const auto count = std::min(ids.size(), static_cast<size_t>(std::max(n, 0)));

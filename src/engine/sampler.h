@@ -39,6 +39,7 @@ class Sampler {
     float logprob;
   };
   std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int n) const;
+  float logprob_of(std::span<const float> logits, int32_t token) const;
 
   static int32_t argmax(std::span<const float> logits);
 

@@ -59,6 +59,8 @@ class Backend {
   //   x: [n_tokens, n_embd], ids/weights: [n_tokens, k], out: [n_tokens, n_embd]
   virtual void moe(const ExpertWeights& experts, const float* x, int64_t n_tokens, int k, const int32_t* ids,
                    const float* weights, float* out) = 0;
+  // Seconds spent in moe() since construction (the engine reports the CPU-expert share of a step).
+  virtual double expert_seconds() const { return 0.0; }
   // Runs fn over a static partition of [0, n) on the backend's host threads.
   virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) = 0;
 };

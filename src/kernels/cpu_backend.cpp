@@ -1,5 +1,6 @@
 #include "kernels/cpu_backend.h"
 
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -66,6 +67,7 @@ void CpuBackend::get_rows(const WeightTensor& w, const int32_t* ids, int64_t n, 
 
 void CpuBackend::moe(const ExpertWeights& experts, const float* x, int64_t n_tokens, int k, const int32_t* ids,
                      const float* weights, float* out) {
+  const auto started = std::chrono::steady_clock::now();
   const WeightTensor& gate = *experts.gate;
   const WeightTensor& up = *experts.up;
   const WeightTensor& down = *experts.down;
@@ -111,6 +113,7 @@ void CpuBackend::moe(const ExpertWeights& experts, const float* x, int64_t n_tok
       for (int64_t c = 0; c < n_embd; ++c) o[c] += wj * s[c];
     }
   }
+  expert_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 }
 
 }  // namespace tandem

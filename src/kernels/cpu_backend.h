@@ -24,9 +24,11 @@ class CpuBackend final : public Backend {
   void moe(const ExpertWeights& experts, const float* x, int64_t n_tokens, int k, const int32_t* ids,
            const float* weights, float* out) override;
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override;
+  double expert_seconds() const override { return expert_seconds_; }
 
  private:
   ThreadPool pool_;
+  double expert_seconds_ = 0.0;
 };
 
 }  // namespace tandem

@@ -161,6 +161,7 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
 }
 
 // IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. Every half is exactly a float.
+// Bit-identical to the F16C conversion (vcvtph2ps) for all 65536 inputs.
 float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
   const uint32_t exponent = (h >> 10) & 0x1F;
@@ -169,7 +170,9 @@ float fp16_to_fp32(uint16_t h) {
     const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
     return bits_float(sign | float_bits(magnitude));
   }
-  if (exponent == 31) return bits_float(sign | 0x7F800000u | (mantissa << 13));  // inf, NaN (payload kept)
+  if (exponent == 31) {  // infinity, or NaN: payload kept and made quiet, as F16C hardware does
+    return bits_float(sign | 0x7F800000u | (mantissa << 13) | (mantissa != 0 ? 0x400000u : 0u));
+  }
   return bits_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 

@@ -5,6 +5,11 @@
 // `Isa` overloads pick one explicitly (tests compare them), the plain ones use the best the CPU supports,
 // detected once at run time. Results are deterministic for a given ISA: the reduction order of a dot
 // product depends only on n, never on threads or batch, which the engine's batch invariance relies on.
+// Dequantized values are bit-identical across ISAs, and dot_row equals dot_f32 over the row dequantized
+// with the same ISA bit for bit; dot products of different ISAs agree within float rounding.
+//
+// Errors: std::invalid_argument for a type that is not computable, n < 0 or not a whole number of blocks,
+// or an Isa the CPU lacks (isa_supported) or Tandem has no kernels for (Avx512 for now).
 #pragma once
 
 #include <cstdint>
@@ -15,9 +20,9 @@ namespace tandem::cpu {
 
 enum class Isa { Scalar, Avx2, Avx512 };
 
-Isa best_isa();                         // highest ISA this CPU runs and Tandem has kernels for
+Isa best_isa();  // highest ISA this CPU runs and Tandem has kernels for
 const char* isa_name(Isa isa);
-bool isa_supported(Isa isa);            // the CPU can run it
+bool isa_supported(Isa isa);  // the CPU can run it
 
 // Is `type` one the kernels below accept? (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K)
 bool is_computable(GgmlType type);

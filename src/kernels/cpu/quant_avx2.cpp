@@ -27,6 +27,9 @@ struct Floats32 {
   __m256 v0, v1, v2, v3;
 };
 
+// ---- Integers to floats. Where the quantized bytes are usable as stored, they are widened straight from
+// memory (vpmovzxbd/vpmovsxbd m64), which spares the shuffle units that widening a register needs.
+
 // 32 signed bytes -> 32 floats, in order.
 TANDEM_AVX2_INLINE Floats32 to_floats(__m256i q) {
   const __m128i lo = _mm256_castsi256_si128(q);
@@ -36,6 +39,61 @@ TANDEM_AVX2_INLINE Floats32 to_floats(__m256i q) {
           _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)),
           _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(hi, hi)))};
 }
+
+// 8 signed bytes in memory -> 8 floats.
+TANDEM_AVX2_INLINE __m256 bytes8_to_floats(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// 32 signed bytes in memory -> 32 floats.
+TANDEM_AVX2_INLINE Floats32 bytes_to_floats(const int8_t* p) {
+  return {bytes8_to_floats(p), bytes8_to_floats(p + 8), bytes8_to_floats(p + 16), bytes8_to_floats(p + 24)};
+}
+
+// Low or high nibbles (kShift 0 or 4) of 8 bytes in memory, minus kOffset -> 8 floats.
+template <int kShift, int kOffset>
+TANDEM_AVX2_INLINE __m256 nibbles8_to_floats(const uint8_t* p) {
+  const __m256i wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  __m256i q = _mm256_and_si256(_mm256_srli_epi32(wide, kShift), _mm256_set1_epi32(0x0F));
+  if constexpr (kOffset != 0) q = _mm256_sub_epi32(q, _mm256_set1_epi32(kOffset));
+  return _mm256_cvtepi32_ps(q);
+}
+
+// The 32 values of a Q4_0 / Q4_1 block (low nibbles of qs[0..16), then high nibbles), minus kOffset.
+template <int kOffset>
+TANDEM_AVX2_INLINE Floats32 legacy_nibbles_to_floats(const uint8_t* qs) {
+  return {nibbles8_to_floats<0, kOffset>(qs), nibbles8_to_floats<0, kOffset>(qs + 8),
+          nibbles8_to_floats<4, kOffset>(qs), nibbles8_to_floats<4, kOffset>(qs + 8)};
+}
+
+// Low or high nibbles of 32 bytes in memory -> 32 floats (a Q4_K sub-block).
+template <int kShift>
+TANDEM_AVX2_INLINE Floats32 nibbles_to_floats(const uint8_t* p) {
+  return {nibbles8_to_floats<kShift, 0>(p), nibbles8_to_floats<kShift, 0>(p + 8), nibbles8_to_floats<kShift, 0>(p + 16),
+          nibbles8_to_floats<kShift, 0>(p + 24)};
+}
+
+// Q5_0 / Q5_1 values 8m..8m+7 (nibbles as Q4_0, bit 4 from bit e of qh), minus kOffset -> 8 floats.
+template <int kM, int kOffset>
+TANDEM_AVX2_INLINE __m256 q5_values8(const uint8_t* qs, __m256i qh) {
+  const __m256i wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + 8 * (kM % 2))));
+  const __m256i low = _mm256_and_si256(_mm256_srli_epi32(wide, kM < 2 ? 0 : 4), _mm256_set1_epi32(0x0F));
+  const __m256i shift =
+      _mm256_setr_epi32(8 * kM, 8 * kM + 1, 8 * kM + 2, 8 * kM + 3, 8 * kM + 4, 8 * kM + 5, 8 * kM + 6, 8 * kM + 7);
+  const __m256i high = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, shift), _mm256_set1_epi32(1)), 4);
+  __m256i q = _mm256_or_si256(low, high);
+  if constexpr (kOffset != 0) q = _mm256_sub_epi32(q, _mm256_set1_epi32(kOffset));
+  return _mm256_cvtepi32_ps(q);
+}
+
+template <int kOffset>
+TANDEM_AVX2_INLINE Floats32 q5_values(const uint8_t* qs, const uint8_t* qh_bytes) {
+  const __m256i qh = _mm256_set1_epi32(static_cast<int>(load_u32_le(qh_bytes)));
+  return {q5_values8<0, kOffset>(qs, qh), q5_values8<1, kOffset>(qs, qh), q5_values8<2, kOffset>(qs, qh),
+          q5_values8<3, kOffset>(qs, qh)};
+}
+
+// ---- Scales.
 
 // f * d (one scale for the run, or d0 for the first 16 values and d1 for the last 16).
 TANDEM_AVX2_INLINE Floats32 scaled(Floats32 f, __m256 d0, __m256 d1) {
@@ -61,6 +119,8 @@ TANDEM_AVX2_INLINE __m256i tail_mask(int64_t count, int k) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count) - 8 * k), lane);
 }
+
+// ---- Sinks.
 
 // Writes decoded values to dst.
 class StoreSink {
@@ -139,7 +199,8 @@ TANDEM_AVX2_INLINE __m256 f16x8(const uint16_t* p) {
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_f16(const uint16_t* src, int64_t n, Sink& sink) {
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32) sink.put(i, {f16x8(src + i), f16x8(src + i + 8), f16x8(src + i + 16), f16x8(src + i + 24)});
+  for (; i + 32 <= n; i += 32)
+    sink.put(i, {f16x8(src + i), f16x8(src + i + 8), f16x8(src + i + 16), f16x8(src + i + 24)});
   if (i < n) {
     float tail[32];
     for (int64_t j = 0; j < n - i; ++j) tail[j] = _cvtsh_ss(src[i + j]);
@@ -160,7 +221,10 @@ TANDEM_AVX2_INLINE void decode_bf16(const uint16_t* src, int64_t n, Sink& sink) 
   }
   if (i < n) {
     float tail[32];
-    for (int64_t j = 0; j < n - i; ++j) tail[j] = bf16_to_fp32(src[i + j]);
+    for (int64_t j = 0; j < n - i; ++j) {
+      const uint32_t bits = static_cast<uint32_t>(src[i + j]) << 16;
+      std::memcpy(&tail[j], &bits, sizeof bits);
+    }
     sink.put_tail(i, tail, n - i);
   }
 }
@@ -169,79 +233,71 @@ template <class Sink>
 TANDEM_AVX2_INLINE void decode_q8_0(const BlockQ8_0* b, int64_t nb, Sink& sink) {
   for (int64_t i = 0; i < nb; ++i, ++b) {
     const __m256 d = half_scale(b->d);
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
-    sink.put(kQK * i, scaled(to_floats(q), d, d));
+    sink.put(kQK * i, scaled(bytes_to_floats(b->qs), d, d));
   }
-}
-
-// The 32 nibbles of a legacy block in value order: low nibbles (values 0..15), then high nibbles.
-TANDEM_AVX2_INLINE __m256i legacy_nibbles(const uint8_t* qs) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), _mm_and_si128(raw, mask));
-}
-
-// Byte e = 0x10 where bit e of bits is set (bit 4 of the Q5_0 / Q5_1 values).
-TANDEM_AVX2_INLINE __m256i legacy_high_bits(const uint8_t* qh) {
-  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
-  const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(load_u32_le(qh))), spread);
-  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(0x10));
 }
 
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_q4_0(const BlockQ4_0* b, int64_t nb, Sink& sink) {
-  const __m256i eight = _mm256_set1_epi8(8);
   for (int64_t i = 0; i < nb; ++i, ++b) {
     const __m256 d = half_scale(b->d);
-    const __m256i q = _mm256_sub_epi8(legacy_nibbles(b->qs), eight);
-    sink.put(kQK * i, scaled(to_floats(q), d, d));
+    sink.put(kQK * i, scaled(legacy_nibbles_to_floats<8>(b->qs), d, d));
   }
 }
 
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_q4_1(const BlockQ4_1* b, int64_t nb, Sink& sink) {
   for (int64_t i = 0; i < nb; ++i, ++b) {
-    sink.put(kQK * i, scaled_plus(to_floats(legacy_nibbles(b->qs)), half_scale(b->d), half_scale(b->m)));
+    sink.put(kQK * i, scaled_plus(legacy_nibbles_to_floats<0>(b->qs), half_scale(b->d), half_scale(b->m)));
   }
 }
 
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_q5_0(const BlockQ5_0* b, int64_t nb, Sink& sink) {
-  const __m256i sixteen = _mm256_set1_epi8(16);
   for (int64_t i = 0; i < nb; ++i, ++b) {
     const __m256 d = half_scale(b->d);
-    const __m256i q = _mm256_or_si256(legacy_nibbles(b->qs), legacy_high_bits(b->qh));
-    sink.put(kQK * i, scaled(to_floats(_mm256_sub_epi8(q, sixteen)), d, d));
+    sink.put(kQK * i, scaled(q5_values<16>(b->qs, b->qh), d, d));
   }
 }
 
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_q5_1(const BlockQ5_1* b, int64_t nb, Sink& sink) {
   for (int64_t i = 0; i < nb; ++i, ++b) {
-    const __m256i q = _mm256_or_si256(legacy_nibbles(b->qs), legacy_high_bits(b->qh));
-    sink.put(kQK * i, scaled_plus(to_floats(q), half_scale(b->d), half_scale(b->m)));
+    sink.put(kQK * i, scaled_plus(q5_values<0>(b->qs, b->qh), half_scale(b->d), half_scale(b->m)));
   }
 }
+
+// out[i] = d_lo * s[i] for i < 8 and d_hi * s[i] for i >= 8 (16 signed bytes): the per-sub-block
+// scales of a k-quant block, each later broadcast from memory.
+TANDEM_AVX2_INLINE void scale_products(__m128i s, float d_lo, float d_hi, float* out) {
+  _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_set1_ps(d_lo), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s))));
+  _mm256_storeu_ps(
+      out + 8, _mm256_mul_ps(_mm256_set1_ps(d_hi), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(s, s)))));
+}
+
+TANDEM_AVX2_INLINE __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+TANDEM_AVX2_INLINE __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_q2_k(const BlockQ2_K* b, int64_t nb, Sink& sink) {
   const __m256i three = _mm256_set1_epi8(3);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
   for (int64_t i = 0; i < nb; ++i, ++b) {
     const float d = _cvtsh_ss(b->d);
     const float dmin = _cvtsh_ss(b->dmin);
+    const __m128i packed = load16(b->scales);
+    float dl[16], ml[16];
+    scale_products(_mm_and_si128(packed, low4), d, d, dl);
+    scale_products(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), dmin, dmin, ml);
     for (int h = 0; h < 2; ++h) {
-      __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * h));
+      __m256i bits = load32(b->qs + 32 * h);
+#pragma GCC unroll 4
       for (int k = 0; k < 4; ++k, bits = _mm256_srli_epi16(bits, 2)) {
-        const uint8_t s0 = b->scales[8 * h + 2 * k];
-        const uint8_t s1 = b->scales[8 * h + 2 * k + 1];
-        const Floats32 f = to_floats(_mm256_and_si256(bits, three));
+        const int s = 8 * h + 2 * k;
         sink.put(kQK_K * i + 128 * h + 32 * k,
-                 scaled_minus(f, _mm256_set1_ps(d * static_cast<float>(s0 & 0x0F)),
-                              _mm256_set1_ps(dmin * static_cast<float>(s0 >> 4)),
-                              _mm256_set1_ps(d * static_cast<float>(s1 & 0x0F)),
-                              _mm256_set1_ps(dmin * static_cast<float>(s1 >> 4))));
+                 scaled_minus(to_floats(_mm256_and_si256(bits, three)), _mm256_broadcast_ss(dl + s),
+                              _mm256_broadcast_ss(ml + s), _mm256_broadcast_ss(dl + s + 1),
+                              _mm256_broadcast_ss(ml + s + 1)));
       }
     }
   }
@@ -250,44 +306,49 @@ TANDEM_AVX2_INLINE void decode_q2_k(const BlockQ2_K* b, int64_t nb, Sink& sink) 
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_q3_k(const BlockQ3_K* b, int64_t nb, Sink& sink) {
   const __m256i three = _mm256_set1_epi8(3);
+  const __m256i one = _mm256_set1_epi8(1);
   const __m256i four = _mm256_set1_epi8(4);
   for (int64_t i = 0; i < nb; ++i, ++b) {
-    const float d = _cvtsh_ss(b->d);
     int8_t scales[16];
     unpack_q3_k_scales(b->scales, scales);
-    const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->hmask));
+    float dl[16];
+    const float d = _cvtsh_ss(b->d);
+    scale_products(load16(scales), d, d, dl);
+    // Bit 4h + k of hmask[l] is the high bit of run (h, k): shifted down by one per run.
+    __m256i high = load32(b->hmask);
     for (int h = 0; h < 2; ++h) {
-      __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * h));
-      for (int k = 0; k < 4; ++k, bits = _mm256_srli_epi16(bits, 2)) {
-        const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << (4 * h + k)));
-        const __m256i high = _mm256_cmpeq_epi8(_mm256_and_si256(hmask, bit), bit);
-        // q = low - 4 where the high bit is clear, low where it is set.
-        const __m256i q = _mm256_sub_epi8(_mm256_and_si256(bits, three), _mm256_andnot_si256(high, four));
+      __m256i bits = load32(b->qs + 32 * h);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k, bits = _mm256_srli_epi16(bits, 2), high = _mm256_srli_epi16(high, 1)) {
+        // q = low + 4 * high - 4
+        const __m256i q = _mm256_sub_epi8(
+            _mm256_or_si256(_mm256_and_si256(bits, three), _mm256_slli_epi16(_mm256_and_si256(high, one), 2)), four);
+        const int s = 8 * h + 2 * k;
         sink.put(kQK_K * i + 128 * h + 32 * k,
-                 scaled(to_floats(q), _mm256_set1_ps(d * static_cast<float>(scales[8 * h + 2 * k])),
-                        _mm256_set1_ps(d * static_cast<float>(scales[8 * h + 2 * k + 1]))));
+                 scaled(to_floats(q), _mm256_broadcast_ss(dl + s), _mm256_broadcast_ss(dl + s + 1)));
       }
     }
   }
 }
 
+// Q4_K / Q5_K sub-block scales and mins: dl[s] = d * scale[s], dl[8 + s] = dmin * min[s].
+TANDEM_AVX2_INLINE void k4_scale_products(const uint8_t* packed, float d, float dmin, float* dl) {
+  uint8_t bytes[16];
+  unpack_k4_scales(packed, bytes, bytes + 8);
+  scale_products(load16(bytes), d, dmin, dl);
+}
+
 template <class Sink>
 TANDEM_AVX2_INLINE void decode_q4_k(const BlockQ4_K* b, int64_t nb, Sink& sink) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int64_t i = 0; i < nb; ++i, ++b) {
-    const float d = _cvtsh_ss(b->d);
-    const float dmin = _cvtsh_ss(b->dmin);
-    uint8_t scale[8], min[8];
-    unpack_k4_scales(b->scales, scale, min);
+    float dl[16];
+    k4_scale_products(b->scales, _cvtsh_ss(b->d), _cvtsh_ss(b->dmin), dl);
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * j));
-      const __m256 d0 = _mm256_set1_ps(d * static_cast<float>(scale[2 * j]));
-      const __m256 m0 = _mm256_set1_ps(dmin * static_cast<float>(min[2 * j]));
-      const __m256 d1 = _mm256_set1_ps(d * static_cast<float>(scale[2 * j + 1]));
-      const __m256 m1 = _mm256_set1_ps(dmin * static_cast<float>(min[2 * j + 1]));
-      sink.put(kQK_K * i + 64 * j, scaled_minus(to_floats(_mm256_and_si256(raw, low4)), d0, m0, d0, m0));
-      sink.put(kQK_K * i + 64 * j + 32,
-               scaled_minus(to_floats(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4)), d1, m1, d1, m1));
+      const __m256 d0 = _mm256_broadcast_ss(dl + 2 * j), m0 = _mm256_broadcast_ss(dl + 8 + 2 * j);
+      const __m256 d1 = _mm256_broadcast_ss(dl + 2 * j + 1), m1 = _mm256_broadcast_ss(dl + 9 + 2 * j);
+      sink.put(kQK_K * i + 64 * j, scaled_minus(nibbles_to_floats<0>(b->qs + 32 * j), d0, m0, d0, m0));
+      sink.put(kQK_K * i + 64 * j + 32, scaled_minus(nibbles_to_floats<4>(b->qs + 32 * j), d1, m1, d1, m1));
     }
   }
 }
@@ -297,21 +358,19 @@ TANDEM_AVX2_INLINE void decode_q5_k(const BlockQ5_K* b, int64_t nb, Sink& sink) 
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const __m256i bit4 = _mm256_set1_epi8(0x10);
   for (int64_t i = 0; i < nb; ++i, ++b) {
-    const float d = _cvtsh_ss(b->d);
-    const float dmin = _cvtsh_ss(b->dmin);
-    uint8_t scale[8], min[8];
-    unpack_k4_scales(b->scales, scale, min);
+    float dl[16];
+    k4_scale_products(b->scales, _cvtsh_ss(b->d), _cvtsh_ss(b->dmin), dl);
     // Bits 2j and 2j+1 of qh[l] are the high bits of sub-blocks 2j and 2j+1; shifted down by 2 per j.
-    __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh));
+    __m256i high = load32(b->qh);
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j, high = _mm256_srli_epi16(high, 2)) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * j));
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, low4), _mm256_and_si256(_mm256_slli_epi16(high, 4), bit4));
+      const __m256i raw = load32(b->qs + 32 * j);
+      const __m256i lo =
+          _mm256_or_si256(_mm256_and_si256(raw, low4), _mm256_and_si256(_mm256_slli_epi16(high, 4), bit4));
       const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4),
                                          _mm256_and_si256(_mm256_slli_epi16(high, 3), bit4));
-      const __m256 d0 = _mm256_set1_ps(d * static_cast<float>(scale[2 * j]));
-      const __m256 m0 = _mm256_set1_ps(dmin * static_cast<float>(min[2 * j]));
-      const __m256 d1 = _mm256_set1_ps(d * static_cast<float>(scale[2 * j + 1]));
-      const __m256 m1 = _mm256_set1_ps(dmin * static_cast<float>(min[2 * j + 1]));
+      const __m256 d0 = _mm256_broadcast_ss(dl + 2 * j), m0 = _mm256_broadcast_ss(dl + 8 + 2 * j);
+      const __m256 d1 = _mm256_broadcast_ss(dl + 2 * j + 1), m1 = _mm256_broadcast_ss(dl + 9 + 2 * j);
       sink.put(kQK_K * i + 64 * j, scaled_minus(to_floats(lo), d0, m0, d0, m0));
       sink.put(kQK_K * i + 64 * j + 32, scaled_minus(to_floats(hi), d1, m1, d1, m1));
     }
@@ -325,23 +384,31 @@ TANDEM_AVX2_INLINE void decode_q6_k(const BlockQ6_K* b, int64_t nb, Sink& sink) 
   const __m256i offset = _mm256_set1_epi8(32);
   for (int64_t i = 0; i < nb; ++i, ++b) {
     const float d = _cvtsh_ss(b->d);
+    float dl[16];
+    scale_products(load16(b->scales), d, d, dl);
     for (int h = 0; h < 2; ++h) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h));
-      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h + 32));
-      const __m256i top = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h));
+      const __m256i a = load32(b->ql + 64 * h);
+      const __m256i c = load32(b->ql + 64 * h + 32);
+      const __m256i top = load32(b->qh + 32 * h);
+      const int64_t at = kQK_K * i + 128 * h;
+      const float* sc = dl + 8 * h;
       // Runs k = 0..3 of 32 values: low nibbles of a, c, then high nibbles; top bits 2k..2k+1 of qh.
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_and_si256(_mm256_slli_epi16(top, 4), bits45)),
-          _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_and_si256(_mm256_slli_epi16(top, 2), bits45)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_and_si256(top, bits45)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
-                          _mm256_and_si256(_mm256_srli_epi16(top, 2), bits45))};
-      for (int k = 0; k < 4; ++k) {
-        const int8_t* sc = b->scales + 8 * h + 2 * k;
-        sink.put(kQK_K * i + 128 * h + 32 * k,
-                 scaled(to_floats(_mm256_sub_epi8(q[k], offset)), _mm256_set1_ps(d * static_cast<float>(sc[0])),
-                        _mm256_set1_ps(d * static_cast<float>(sc[1]))));
-      }
+      const __m256i q0 =
+          _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_and_si256(_mm256_slli_epi16(top, 4), bits45));
+      const __m256i q1 =
+          _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_and_si256(_mm256_slli_epi16(top, 2), bits45));
+      const __m256i q2 =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_and_si256(top, bits45));
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
+                                         _mm256_and_si256(_mm256_srli_epi16(top, 2), bits45));
+      const auto put_run = [&](int k, __m256i q) {
+        sink.put(at + 32 * k, scaled(to_floats(_mm256_sub_epi8(q, offset)), _mm256_broadcast_ss(sc + 2 * k),
+                                     _mm256_broadcast_ss(sc + 2 * k + 1)));
+      };
+      put_run(0, q0);
+      put_run(1, q1);
+      put_run(2, q2);
+      put_run(3, q3);
     }
   }
 }

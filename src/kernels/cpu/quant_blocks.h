@@ -115,12 +115,12 @@ static_assert(sizeof(BlockQ6_K) == 210);
 // bytes 0..3 (scale) and 4..7 (min); pairs 4..7 keep their low 4 bits in the nibbles of bytes 8..11
 // (scale low, min high) and their top 2 bits in the top 2 bits of bytes 0..3 (scale) and 4..7 (min).
 static inline void unpack_k4_scales(const uint8_t* s, uint8_t scale[8], uint8_t min[8]) {
-  for (int j = 0; j < 4; ++j) {
-    scale[j] = s[j] & 63;
-    min[j] = s[j + 4] & 63;
-    scale[j + 4] = static_cast<uint8_t>((s[j + 8] & 0x0F) | ((s[j] >> 6) << 4));
-    min[j + 4] = static_cast<uint8_t>((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
-  }
+  uint32_t w[3];
+  std::memcpy(w, s, sizeof w);
+  const uint32_t words[4] = {w[0] & 0x3F3F3F3Fu, (w[2] & 0x0F0F0F0Fu) | ((w[0] >> 2) & 0x30303030u), w[1] & 0x3F3F3F3Fu,
+                             ((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 2) & 0x30303030u)};
+  std::memcpy(scale, words, 8);
+  std::memcpy(min, words + 2, 8);
 }
 
 static inline void pack_k4_scales(const uint8_t scale[8], const uint8_t min[8], uint8_t* s) {
@@ -135,11 +135,15 @@ static inline void pack_k4_scales(const uint8_t scale[8], const uint8_t min[8], 
 // nibble of byte s (s < 8) or the high nibble of byte s - 8; its top 2 bits are bits 2*(s/4)..+1 of
 // byte 8 + s % 4.
 static inline void unpack_q3_k_scales(const uint8_t* s, int8_t scale[16]) {
-  for (int j = 0; j < 16; ++j) {
-    const int low = j < 8 ? (s[j] & 0x0F) : (s[j - 8] >> 4);
-    const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-    scale[j] = static_cast<int8_t>((low | (high << 4)) - 32);
-  }
+  uint32_t w[3];
+  std::memcpy(w, s, sizeof w);
+  const uint32_t t = w[2];
+  const uint32_t words[4] = {
+      (w[0] & 0x0F0F0F0Fu) | ((t << 4) & 0x30303030u), (w[1] & 0x0F0F0F0Fu) | ((t << 2) & 0x30303030u),
+      ((w[0] >> 4) & 0x0F0F0F0Fu) | (t & 0x30303030u), ((w[1] >> 4) & 0x0F0F0F0Fu) | ((t >> 2) & 0x30303030u)};
+  uint8_t u[16];
+  std::memcpy(u, words, sizeof u);
+  for (int j = 0; j < 16; ++j) scale[j] = static_cast<int8_t>(u[j] - 32);
 }
 
 static inline void pack_q3_k_scales(const int8_t scale[16], uint8_t* s) {

@@ -199,8 +199,7 @@ void quantize_affine_super(const float* x, uint16_t* d_field, uint16_t* dmin_fie
 // Q3_K / Q6_K: per sub-block symmetric fits, scales quantized to [scale_lo, scale_hi] against fp16 d.
 // Fills q[0..256) with signed levels in [qmin, qmax].
 template <int kQMin, int kQMax>
-void quantize_symmetric_super(const float* x, uint16_t* d_field, int scale_lo, int scale_hi, int8_t* scale,
-                              int* q) {
+void quantize_symmetric_super(const float* x, uint16_t* d_field, int scale_lo, int scale_hi, int8_t* scale, int* q) {
   constexpr int kCount = kQK_K / 16;
   float scales[kCount];
   float extreme = 0.0f;

@@ -1,0 +1,104 @@
+// Engine: serves many generation requests at once on one model, one forward pass per step.
+//
+// Each step asks the Scheduler which tokens to run (decodes and prefill chunks of several requests),
+// runs them as one flat ForwardBatch, samples the next token of every request whose known tokens are
+// all computed, and reports it through the request's callback. submit() and cancel() may be called from
+// any thread; steps run either on a background thread (start()) or on the caller's (step(), for tests
+// and batch jobs). Callbacks run on the stepping thread, outside the engine's lock: they may call
+// cancel() but must not block. A cancelled request gets a final event with FinishReason::Cancelled and
+// its pages are freed before the next step is planned.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/sampler.h"
+#include "kernels/backend.h"
+#include "kvcache/paged_kv_cache.h"
+#include "model/model.h"
+#include "scheduler/scheduler.h"
+
+namespace tandem {
+
+enum class FinishReason { None, Stop, Length, Cancelled };
+const char* to_string(FinishReason reason);
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_new_tokens = 256;
+  std::vector<int32_t> stop_token_ids;  // generation ends after emitting one of these
+  int top_logprobs = 0;                 // alternatives reported per token
+  bool return_prompt_logits = false;    // the first event carries the logits it was sampled from
+};
+
+struct TokenEvent {
+  RequestId id = 0;
+  int32_t token = -1;            // -1 on a cancellation event
+  float logprob = 0.0f;
+  std::vector<Sampler::TokenLogprob> top_logprobs{};
+  std::vector<float> logits{};   // [n_vocab], first event only, when asked for
+  FinishReason finish = FinishReason::None;  // set on the request's last event
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+};
+using TokenCallback = std::function<void(const TokenEvent&)>;
+
+struct EngineConfig {
+  SchedulerConfig scheduler;
+};
+
+struct EngineMetrics {
+  SchedulerMetrics scheduler;
+  double forward_seconds = 0;  // all forward passes
+  double expert_seconds = 0;   // of which in the routed experts (CPU)
+  int64_t batch_tokens = 0;    // tokens run in all steps
+};
+
+class Engine {
+ public:
+  Engine(Model& model, Backend& backend, const EngineConfig& config);
+  ~Engine();
+
+  // Queues a request; fails (nothing queued) if it can never run. Thread-safe.
+  Result<RequestId> submit(GenerationRequest request, TokenCallback on_token);
+  void cancel(RequestId id);  // thread-safe; unknown or finished ids are ignored
+  // Runs one step on the calling thread; false when there was nothing to do. Not with start().
+  bool step();
+  void start();  // runs steps on a background thread until stop()
+  void stop();   // returns after the current step; queued requests stay queued
+  bool idle() const;
+  EngineMetrics metrics() const;
+  const Model& model() const { return model_; }
+
+ private:
+  struct Active {
+    GenerationRequest request;
+    Sampler sampler;
+    TokenCallback on_token;
+    int64_t generated = 0;
+  };
+  void loop();
+
+  Model& model_;
+  Backend& backend_;
+  PagedKvCache cache_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  Scheduler scheduler_;                          // guarded by mutex_
+  std::map<RequestId, std::unique_ptr<Active>> active_;  // guarded by mutex_
+  std::vector<RequestId> pending_cancels_;        // guarded by mutex_
+  RequestId next_id_ = 1;
+  EngineMetrics totals_;                          // guarded by mutex_
+  std::thread thread_;
+  bool stopping_ = false;
+  std::mutex step_mutex_;                         // one step at a time
+};
+
+}  // namespace tandem

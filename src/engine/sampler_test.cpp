@@ -1,0 +1,82 @@
+#include "engine/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+namespace tandem {
+
+TEST(Sampler, GreedyPicksArgmaxTiesToLowerId) {
+  Sampler s({}, {});
+  std::vector<float> logits{0.1f, 2.0f, 2.0f, -1.0f};
+  EXPECT_EQ(s.sample(logits), 1);
+}
+
+TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
+  SamplingParams p{.temperature = 1.0f, .seed = 42};
+  std::vector<float> base(50);
+  for (size_t i = 0; i < base.size(); ++i) base[i] = std::sin(static_cast<float>(i));
+  auto draw = [&](uint64_t seed) {
+    p.seed = seed;
+    Sampler s(p, {});
+    std::vector<int32_t> out;
+    for (int i = 0; i < 40; ++i) {
+      auto l = base;
+      out.push_back(s.sample(l));
+    }
+    return out;
+  };
+  EXPECT_EQ(draw(42), draw(42));
+  EXPECT_NE(draw(42), draw(43));
+}
+
+TEST(Sampler, TopKAndTopPAndMinPRestrictTheCandidates) {
+  std::vector<float> base{5.0f, 4.0f, 3.0f, 0.0f, -1.0f};
+  auto support = [&](SamplingParams p) {
+    std::map<int32_t, int> seen;
+    for (uint64_t seed = 0; seed < 400; ++seed) {
+      p.seed = seed;
+      Sampler s(p, {});
+      auto l = base;
+      ++seen[s.sample(l)];
+    }
+    return seen;
+  };
+  EXPECT_EQ(support({.temperature = 1.0f, .top_k = 2}).size(), 2u);
+  // p(0) = 0.66, p(0)+p(1) = 0.91: top_p 0.8 keeps two.
+  EXPECT_EQ(support({.temperature = 1.0f, .top_p = 0.8f}).size(), 2u);
+  // min_p 0.2: keeps tokens with p >= 0.2 * 0.66 -> tokens 0 and 1 (p = 0.245), not 2 (0.09).
+  EXPECT_EQ(support({.temperature = 1.0f, .min_p = 0.2f}).size(), 2u);
+  EXPECT_EQ(support({.temperature = 3.0f}).size(), 5u);  // flattened: every token drawn
+}
+
+TEST(Sampler, PenaltiesFollowTheirDefinitions) {
+  SamplingParams p{.repetition_penalty = 2.0f, .presence_penalty = 0.5f, .frequency_penalty = 0.25f};
+  Sampler s(p, std::vector<int32_t>{0});
+  s.accept(1);
+  s.accept(1);
+  std::vector<float> logits{4.0f, 4.0f, -2.0f, 3.9f};
+  // token 0 (prompt): 4/2 = 2; token 1 (output twice): 4/2 - 0.5 - 0.25*2 = 1; token 3 untouched: 3.9
+  EXPECT_EQ(s.sample(logits), 3);
+  EXPECT_FLOAT_EQ(logits[0], 2.0f);
+  EXPECT_FLOAT_EQ(logits[1], 1.0f);
+  Sampler neg({.repetition_penalty = 2.0f}, std::vector<int32_t>{2});
+  std::vector<float> l2{0.0f, 0.0f, -2.0f};
+  neg.sample(l2);
+  EXPECT_FLOAT_EQ(l2[2], -4.0f);
+}
+
+TEST(Sampler, LogprobsAreNormalized) {
+  Sampler s({}, {});
+  std::vector<float> logits{1.0f, 2.0f, 3.0f};
+  auto top = s.top_logprobs(logits, 3);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0].token, 2);
+  double total = 0;
+  for (auto& t : top) total += std::exp(t.logprob);
+  EXPECT_NEAR(total, 1.0, 1e-6);
+  EXPECT_FLOAT_EQ(s.logprob_of(logits, 2), top[0].logprob);
+}
+
+}  // namespace tandem
