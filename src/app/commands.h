@@ -8,5 +8,8 @@ namespace tandem::app {
 
 void register_info_command(CLI::App& app, int& exit_code);
 void register_eval_command(CLI::App& app, int& exit_code);
+void register_make_model_command(CLI::App& app, int& exit_code);
+void register_bench_command(CLI::App& app, int& exit_code);
+void register_tokenize_command(CLI::App& app, int& exit_code);
 
 }  // namespace tandem::app

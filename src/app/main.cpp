@@ -8,6 +8,9 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   tandem::app::register_info_command(app, exit_code);
   tandem::app::register_eval_command(app, exit_code);
+  tandem::app::register_make_model_command(app, exit_code);
+  tandem::app::register_bench_command(app, exit_code);
+  tandem::app::register_tokenize_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -102,12 +102,17 @@ bool Engine::step() {
   model_.forward(backend_, batch, cache_, logits);
   const double forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
+  StepStats stats{.seconds = forward_seconds, .expert_seconds = backend_.expert_seconds() - experts_before,
+                  .n_requests = static_cast<int>(plan.entries.size())};
+  for (const StepEntry& e : plan.entries) {
+    (e.is_decode ? stats.decode_tokens : stats.prefill_tokens) += static_cast<int64_t>(e.tokens.size());
+  }
   const int64_t n_vocab = model_.config().n_vocab;
   std::vector<StepResult> results;
   {
     std::lock_guard lock(mutex_);
     totals_.forward_seconds += forward_seconds;
-    totals_.expert_seconds += backend_.expert_seconds() - experts_before;
+    totals_.expert_seconds += stats.expert_seconds;
     totals_.batch_tokens += batch.size();
     size_t row = 0;
     for (const StepEntry& e : plan.entries) {
@@ -141,6 +146,7 @@ bool Engine::step() {
     }
     scheduler_.complete(plan, results);
   }
+  if (observer_) observer_(stats);
   for (auto& [callback, event] : events) callback(event);
   return true;
 }

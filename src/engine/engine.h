@@ -54,6 +54,16 @@ struct EngineConfig {
   SchedulerConfig scheduler;
 };
 
+// What one step did, for observers (benchmarks, latency histograms).
+struct StepStats {
+  double seconds = 0;         // the forward pass
+  double expert_seconds = 0;  // of which in the routed experts
+  int64_t prefill_tokens = 0;
+  int64_t decode_tokens = 0;
+  int n_requests = 0;
+};
+using StepObserver = std::function<void(const StepStats&)>;
+
 struct EngineMetrics {
   SchedulerMetrics scheduler;
   double forward_seconds = 0;  // all forward passes
@@ -74,6 +84,8 @@ class Engine {
   void start();  // runs steps on a background thread until stop()
   void stop();   // returns after the current step; queued requests stay queued
   bool idle() const;
+  // Called after every step on the stepping thread. Set before start().
+  void set_step_observer(StepObserver observer) { observer_ = std::move(observer); }
   EngineMetrics metrics() const;
   const Model& model() const { return model_; }
 
@@ -96,6 +108,7 @@ class Engine {
   std::vector<RequestId> pending_cancels_;        // guarded by mutex_
   RequestId next_id_ = 1;
   EngineMetrics totals_;                          // guarded by mutex_
+  StepObserver observer_;
   std::thread thread_;
   bool stopping_ = false;
   std::mutex step_mutex_;                         // one step at a time

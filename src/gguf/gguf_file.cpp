@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <regex>
 #include <unordered_map>
 
 #include "gguf/gguf_internal.h"
@@ -48,7 +47,9 @@ class Mapping {
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     const int err = errno;
     ::close(fd);
-    if (p == MAP_FAILED) throw GgufError(path + ": cannot mmap " + std::to_string(size) + " bytes: " + std::strerror(err));
+    if (p == MAP_FAILED) {
+      throw GgufError(path + ": cannot mmap " + std::to_string(size) + " bytes: " + std::strerror(err));
+    }
     return std::unique_ptr<Mapping>(new Mapping(static_cast<const uint8_t*>(p), size));
   }
   ~Mapping() { ::munmap(const_cast<uint8_t*>(data_), size_); }
@@ -72,10 +73,22 @@ struct SplitName {
 };
 
 std::optional<SplitName> parse_split_name(const std::string& path) {
-  static const std::regex kPattern(R"(^(.+)-([0-9]{5})-of-([0-9]{5})\.gguf$)");
-  std::smatch m;
-  if (!std::regex_match(path, m, kPattern)) return std::nullopt;
-  return SplitName{m[1].str(), std::stoi(m[2].str()), std::stoi(m[3].str())};
+  constexpr std::string_view kExt = ".gguf";
+  constexpr size_t kTail = 15 + kExt.size();  // "-00001-of-00003.gguf"
+  if (path.size() <= kTail || path.compare(path.size() - kExt.size(), kExt.size(), kExt) != 0) return std::nullopt;
+  const std::string_view tail = std::string_view(path).substr(path.size() - kTail, 15);
+  auto number = [&](size_t at) {
+    int n = 0;
+    for (size_t i = at; i < at + 5; ++i) {
+      if (tail[i] < '0' || tail[i] > '9') return -1;
+      n = n * 10 + (tail[i] - '0');
+    }
+    return n;
+  };
+  const int part = number(1);
+  const int count = number(10);
+  if (tail[0] != '-' || tail.substr(6, 4) != "-of-" || part < 0 || count < 0) return std::nullopt;
+  return SplitName{path.substr(0, path.size() - kTail), part, count};
 }
 
 std::string split_part_path(const SplitName& s, int part) {
@@ -123,7 +136,7 @@ std::vector<std::string> resolve_files(const std::string& path) {
     std::string part = split_part_path(*split, i);
     if (!fs::is_regular_file(part, ec)) {
       throw GgufError(part + ": missing part " + std::to_string(i) + " of " + std::to_string(split->count) +
-                      " of split model " + file);
+                      " of split model " + path);
     }
     files.push_back(std::move(part));
   }
@@ -160,8 +173,7 @@ void check_split_totals(const GgufModel& model, int64_t n_parts) {
     const auto expected = total->as_int();
     if (!expected || *expected != static_cast<int64_t>(model.tensors().size())) {
       throw GgufError(file + ": metadata says split.tensors.count = " + total->to_display_string() + " but the " +
-                      std::to_string(n_parts) + " part(s) hold " + std::to_string(model.tensors().size()) +
-                      " tensors");
+                      std::to_string(n_parts) + " part(s) hold " + std::to_string(model.tensors().size()) + " tensors");
     }
   }
 }
@@ -178,15 +190,16 @@ struct GgufModel::Impl {
   std::unordered_map<std::string, size_t> tensor_index;
   uint64_t total_bytes = 0;
 
-  // Takes part `images[i]` (of file files[i]); the first provides the metadata.
+  // Takes the parsed parts (images[i] from files[i]); the first provides the metadata.
   void merge(std::vector<ParsedImage> images) {
     version = images.front().version;
     metadata = std::move(images.front().metadata);
     for (size_t i = 0; i < metadata.size(); ++i) key_index.emplace(metadata[i].first, i);
     for (size_t p = 0; p < images.size(); ++p) {
       for (GgufTensorInfo& t : images[p].tensors) {
-        if (!tensor_index.emplace(t.name, tensors.size()).second) {
-          const GgufTensorInfo& prev = tensors[tensor_index.at(t.name)];
+        const auto [it, inserted] = tensor_index.emplace(t.name, tensors.size());
+        if (!inserted) {
+          const GgufTensorInfo& prev = tensors[it->second];
           throw GgufError(files[p] + ": tensor '" + t.name + "' also appears in " +
                           files[static_cast<size_t>(prev.file_index)]);
         }

@@ -4,9 +4,11 @@
 // version (2 or 3), every metadata key/value (all GGUF value types, nested arrays), every tensor info
 // (name, dims, type id, offset), the alignment (general.alignment, default 32), and that every tensor's
 // bytes lie inside its file. A split model (`NAME-00001-of-0000N.gguf`, or a directory holding such parts)
-// is opened as one: the metadata is the first part's, the tensors the union of all parts. Any problem
-// yields a Status naming the file and the problem; a malformed file never causes a crash or a read
-// outside the mapping. The GgufModel owns the mappings; TensorInfo::data stays valid while it lives.
+// is opened as one: the metadata is the first part's, the tensors the union of all parts (a missing part,
+// a tensor name in two parts, or split.count / split.no / split.tensors.count disagreeing with the set
+// are errors). Any problem yields a Status naming the file and the problem; a malformed file never causes
+// a crash or a read outside the mapping. The GgufModel owns the mappings; GgufTensorInfo::data stays
+// valid while it lives.
 #pragma once
 
 #include <cstdint>

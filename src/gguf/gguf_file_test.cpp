@@ -1,6 +1,8 @@
 // GGUF reader/writer: round trips, value conversions and display, alignment, file opening, real fixtures.
 // (Error paths: gguf_errors_test.cpp; split sets: gguf_split_test.cpp.) Suite names start with `gguf_`
 // so that `ctest -R gguf` selects them.
+#include "gguf/gguf_file.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,7 +10,6 @@
 #include <fstream>
 #include <iostream>
 
-#include "gguf/gguf_file.h"
 #include "gguf/gguf_test_util.h"
 #include "gguf/gguf_writer.h"
 
@@ -219,9 +220,22 @@ TEST(gguf_writer, RejectsInvalidModels) {
   {
     GgufWriter w;
     w.set("general.alignment", gguf_u32(48));
-    EXPECT_NE(error_of(w).find("power of two"), std::string::npos) << error_of(w);
+    EXPECT_NE(error_of(w).find("'general.alignment': must be an integer power of two"), std::string::npos)
+        << error_of(w);
+    w.set("general.alignment", gguf_bool(true));
+    EXPECT_NE(error_of(w).find("must be an integer power of two"), std::string::npos) << error_of(w);
+  }
+  {
+    GgufWriter w;
+    w.add_tensor("x", static_cast<GgmlType>(4), {1}, {1});
+    EXPECT_NE(error_of(w).find("tensor 'x': unknown tensor type id 4"), std::string::npos) << error_of(w);
   }
   EXPECT_NE(error_of(GgufWriter(1)).find("version must be 2 or 3"), std::string::npos);
+  TempDir dir;
+  GgufWriter bad;
+  bad.add_tensor("x", GgmlType::F32, {1}, {});
+  EXPECT_FALSE(bad.write_file(dir.file("bad.gguf")).is_ok());
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.gguf")));  // nothing written for an invalid model
   // set() replaces an existing key in place.
   GgufWriter w;
   w.set("a", gguf_u8(1));
@@ -270,12 +284,12 @@ std::string fixture(const std::string& name) {
   return std::string(src) + "/../shared/fixtures/models/" + name + "/model.gguf";
 }
 
-#define OPEN_FIXTURE_OR_SKIP(var, name)                                                                   \
-  const std::string var##_path = fixture(name);                                                            \
-  if (var##_path.empty()) GTEST_SKIP() << "TANDEM_SOURCE_DIR is not set (run through ctest)";              \
-  if (!std::filesystem::exists(var##_path)) GTEST_SKIP() << "fixture not present: " << var##_path;         \
-  auto var##_result = GgufModel::open(var##_path);                                                         \
-  ASSERT_TRUE(var##_result.is_ok()) << var##_result.status().message();                                    \
+#define OPEN_FIXTURE_OR_SKIP(var, name)                                                            \
+  const std::string var##_path = fixture(name);                                                    \
+  if (var##_path.empty()) GTEST_SKIP() << "TANDEM_SOURCE_DIR is not set (run through ctest)";      \
+  if (!std::filesystem::exists(var##_path)) GTEST_SKIP() << "fixture not present: " << var##_path; \
+  auto var##_result = GgufModel::open(var##_path);                                                 \
+  ASSERT_TRUE(var##_result.is_ok()) << var##_result.status().message();                            \
   const GgufModel& var = **var##_result
 
 TEST(gguf_fixtures, TinyDeepseekV3Bf16) {

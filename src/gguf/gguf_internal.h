@@ -17,7 +17,7 @@ namespace tandem::gguf_detail {
 inline constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian uint32
 inline constexpr uint64_t kDefaultAlignment = 32;
 inline constexpr uint64_t kMaxAlignment = uint64_t{1} << 30;
-inline constexpr int kMaxArrayDepth = 8;       // arrays nested deeper than this are rejected
+inline constexpr int kMaxArrayDepth = 8;  // arrays nested deeper than this are rejected
 inline constexpr uint32_t kMaxDims = 4;
 
 // Thrown inside the module for malformed input; converted to a Status at the public boundary.
@@ -34,6 +34,8 @@ std::optional<GgufValueType> value_type_from_id(uint32_t id);
 size_t min_encoded_size(GgufValueType type);
 // Bytes of a fixed-size scalar type; 0 for STRING and ARRAY.
 size_t scalar_size(GgufValueType type);
+// A general.alignment value when valid (an integer type, a power of two in 1..kMaxAlignment), else nullopt.
+std::optional<uint64_t> valid_alignment(const GgufValue& value);
 
 // One parsed GGUF image (a file or a buffer). Tensor `data` pointers point into the image.
 struct ParsedImage {

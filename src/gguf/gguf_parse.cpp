@@ -14,7 +14,7 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "the GGUF reader assumes a little-endian host");
 
-constexpr size_t kMinKvSize = 8 + 4 + 1;               // key length, value type, smallest value
+constexpr size_t kMinKvSize = 8 + 4 + 1;                  // key length, value type, smallest value
 constexpr size_t kMinTensorInfoSize = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, one dim, type, offset
 
 class Reader {
@@ -93,23 +93,35 @@ GgufValue read_array(Reader& r, int depth) {
 GgufValue read_value(Reader& r, GgufValueType type, int depth) {
   using T = GgufValueType;
   switch (type) {
-    case T::UINT8: return {type, uint64_t{r.read<uint8_t>("uint8 value")}};
-    case T::INT8: return {type, int64_t{r.read<int8_t>("int8 value")}};
-    case T::UINT16: return {type, uint64_t{r.read<uint16_t>("uint16 value")}};
-    case T::INT16: return {type, int64_t{r.read<int16_t>("int16 value")}};
-    case T::UINT32: return {type, uint64_t{r.read<uint32_t>("uint32 value")}};
-    case T::INT32: return {type, int64_t{r.read<int32_t>("int32 value")}};
-    case T::UINT64: return {type, r.read<uint64_t>("uint64 value")};
-    case T::INT64: return {type, r.read<int64_t>("int64 value")};
-    case T::FLOAT32: return {type, double{r.read<float>("float32 value")}};
-    case T::FLOAT64: return {type, r.read<double>("float64 value")};
+    case T::UINT8:
+      return {type, uint64_t{r.read<uint8_t>("uint8 value")}};
+    case T::INT8:
+      return {type, int64_t{r.read<int8_t>("int8 value")}};
+    case T::UINT16:
+      return {type, uint64_t{r.read<uint16_t>("uint16 value")}};
+    case T::INT16:
+      return {type, int64_t{r.read<int16_t>("int16 value")}};
+    case T::UINT32:
+      return {type, uint64_t{r.read<uint32_t>("uint32 value")}};
+    case T::INT32:
+      return {type, int64_t{r.read<int32_t>("int32 value")}};
+    case T::UINT64:
+      return {type, r.read<uint64_t>("uint64 value")};
+    case T::INT64:
+      return {type, r.read<int64_t>("int64 value")};
+    case T::FLOAT32:
+      return {type, double{r.read<float>("float32 value")}};
+    case T::FLOAT64:
+      return {type, r.read<double>("float64 value")};
     case T::BOOL: {
       const auto b = r.read<uint8_t>("bool value");
       if (b > 1) r.fail_at("bool value " + std::to_string(b) + " is neither 0 nor 1", r.pos() - 1);
       return {type, b == 1};
     }
-    case T::STRING: return {type, std::string(r.read_string("string value"))};
-    case T::ARRAY: return read_array(r, depth + 1);
+    case T::STRING:
+      return {type, std::string(r.read_string("string value"))};
+    case T::ARRAY:
+      return read_array(r, depth + 1);
   }
   r.fail("unknown value type " + std::to_string(static_cast<uint32_t>(type)));
 }
@@ -128,15 +140,10 @@ void check_version(Reader& r, uint32_t version) {
 uint64_t read_alignment(Reader& r, const std::vector<std::pair<std::string, GgufValue>>& metadata) {
   for (const auto& [key, value] : metadata) {
     if (key != "general.alignment") continue;
+    if (const auto a = valid_alignment(value)) return *a;
     r.set_context("metadata key 'general.alignment'");
-    const auto a = value.as_int();
-    if (!a || value.type == GgufValueType::BOOL) {
-      r.fail("must be an integer, not " + std::string(value_type_name(value.type)));
-    }
-    if (*a <= 0 || !std::has_single_bit(static_cast<uint64_t>(*a)) || static_cast<uint64_t>(*a) > kMaxAlignment) {
-      r.fail("alignment " + std::to_string(*a) + " is not a nonzero power of two up to 2^30");
-    }
-    return static_cast<uint64_t>(*a);
+    r.fail("must be an integer power of two in 1..2^30, not " + std::string(value_type_name(value.type)) + " " +
+           value.to_display_string());
   }
   return kDefaultAlignment;
 }
@@ -178,7 +185,8 @@ GgufTensorInfo read_tensor_info(Reader& r, uint64_t index, std::unordered_set<st
            std::string(info->name) + " block size " + std::to_string(info->block_size));
   }
   size_t n_bytes = 0;
-  bool overflow = __builtin_mul_overflow(static_cast<uint64_t>(t.dims[0] / info->block_size), info->type_size, &n_bytes);
+  bool overflow =
+      __builtin_mul_overflow(static_cast<uint64_t>(t.dims[0] / info->block_size), info->type_size, &n_bytes);
   for (uint32_t j = 1; j < n_dims && !overflow; ++j) {
     overflow = __builtin_mul_overflow(n_bytes, static_cast<uint64_t>(t.dims[j]), &n_bytes);
   }
@@ -246,9 +254,9 @@ ParsedImage parse_image(const uint8_t* bytes, size_t size, const std::string& na
     r.set_context("tensor '" + t.name + "'");
     const uint64_t rel = t.file_offset;
     if (rel % img.alignment != 0) {
-      r.fail_at("data offset " + std::to_string(rel) + " is not a multiple of the alignment " +
-                    std::to_string(img.alignment),
-                img.data_offset);
+      r.fail_at(
+          "data offset " + std::to_string(rel) + " is not a multiple of the alignment " + std::to_string(img.alignment),
+          img.data_offset);
     }
     uint64_t begin = 0;
     uint64_t end = 0;

@@ -81,8 +81,7 @@ TEST(gguf_split, DuplicateTensorAcrossParts) {
   GgufWriter w = part_writer(3);
   w.add_tensor("t1", GgmlType::F32, {1}, iota_bytes(4));
   ASSERT_TRUE(w.write_file(dir.file(part_name(3))).is_ok());
-  EXPECT_EQ(open_error(dir.path()),
-            dir.file(part_name(3)) + ": tensor 't1' also appears in " + dir.file(part_name(1)));
+  EXPECT_EQ(open_error(dir.path()), dir.file(part_name(3)) + ": tensor 't1' also appears in " + dir.file(part_name(1)));
 }
 
 TEST(gguf_split, TensorCountMismatch) {

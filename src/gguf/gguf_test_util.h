@@ -57,7 +57,8 @@ struct Raw {
   }
 };
 
-inline Result<std::shared_ptr<GgufModel>> parse(const std::vector<uint8_t>& bytes, const std::string& name = "test.gguf") {
+inline Result<std::shared_ptr<GgufModel>> parse(const std::vector<uint8_t>& bytes,
+                                                const std::string& name = "test.gguf") {
   return parse_gguf_buffer(bytes.data(), bytes.size(), name);
 }
 

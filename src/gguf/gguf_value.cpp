@@ -19,8 +19,19 @@ struct ValueTypeInfo {
 
 // Indexed by the GGUF type id.
 constexpr std::array<ValueTypeInfo, 13> kValueTypes = {{
-    {"uint8", 1}, {"int8", 1}, {"uint16", 2}, {"int16", 2}, {"uint32", 4}, {"int32", 4}, {"float32", 4},
-    {"bool", 1}, {"string", 0}, {"array", 0}, {"uint64", 8}, {"int64", 8}, {"float64", 8},
+    {"uint8", 1},
+    {"int8", 1},
+    {"uint16", 2},
+    {"int16", 2},
+    {"uint32", 4},
+    {"int32", 4},
+    {"float32", 4},
+    {"bool", 1},
+    {"string", 0},
+    {"array", 0},
+    {"uint64", 8},
+    {"int64", 8},
+    {"float64", 8},
 }};
 
 }  // namespace
@@ -46,6 +57,14 @@ size_t min_encoded_size(GgufValueType type) {
   return scalar_size(type);
 }
 
+std::optional<uint64_t> valid_alignment(const GgufValue& value) {
+  const auto a = value.as_int();
+  if (!a || value.type == GgufValueType::BOOL || *a <= 0) return std::nullopt;
+  const auto u = static_cast<uint64_t>(*a);
+  if ((u & (u - 1)) != 0 || u > kMaxAlignment) return std::nullopt;
+  return u;
+}
+
 }  // namespace gguf_detail
 
 namespace {
@@ -60,7 +79,7 @@ bool is_signed(GgufValueType t) {
 }
 bool is_float(GgufValueType t) { return t == GgufValueType::FLOAT32 || t == GgufValueType::FLOAT64; }
 
-constexpr size_t kMaxDisplayString = 96;      // bytes of a top-level string shown before the ellipsis
+constexpr size_t kMaxDisplayString = 96;       // bytes of a top-level string shown before the ellipsis
 constexpr size_t kMaxDisplayArrayString = 32;  // same, for strings inside arrays
 
 // Appends `s` quoted, control characters escaped, cut after about `max_bytes` at a UTF-8 boundary.
@@ -74,11 +93,21 @@ void append_quoted(std::string& out, const std::string& s, size_t max_bytes) {
   for (size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7F) {
           char buf[8];

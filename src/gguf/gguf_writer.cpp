@@ -1,6 +1,6 @@
 #include "gguf/gguf_writer.h"
 
-#include <bit>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -82,14 +82,30 @@ int64_t checked_signed(const GgufValue& v, int bits, const std::string& what) {
 void put_value(Out& out, const GgufValue& v, const std::string& what, int depth) {
   using T = GgufValueType;
   switch (v.type) {
-    case T::UINT8: out.put(static_cast<uint8_t>(checked_unsigned(v, 8, what))); return;
-    case T::UINT16: out.put(static_cast<uint16_t>(checked_unsigned(v, 16, what))); return;
-    case T::UINT32: out.put(static_cast<uint32_t>(checked_unsigned(v, 32, what))); return;
-    case T::UINT64: out.put(checked_unsigned(v, 64, what)); return;
-    case T::INT8: out.put(static_cast<int8_t>(checked_signed(v, 8, what))); return;
-    case T::INT16: out.put(static_cast<int16_t>(checked_signed(v, 16, what))); return;
-    case T::INT32: out.put(static_cast<int32_t>(checked_signed(v, 32, what))); return;
-    case T::INT64: out.put(checked_signed(v, 64, what)); return;
+    case T::UINT8:
+      out.put(static_cast<uint8_t>(checked_unsigned(v, 8, what)));
+      return;
+    case T::UINT16:
+      out.put(static_cast<uint16_t>(checked_unsigned(v, 16, what)));
+      return;
+    case T::UINT32:
+      out.put(static_cast<uint32_t>(checked_unsigned(v, 32, what)));
+      return;
+    case T::UINT64:
+      out.put(checked_unsigned(v, 64, what));
+      return;
+    case T::INT8:
+      out.put(static_cast<int8_t>(checked_signed(v, 8, what)));
+      return;
+    case T::INT16:
+      out.put(static_cast<int16_t>(checked_signed(v, 16, what)));
+      return;
+    case T::INT32:
+      out.put(static_cast<int32_t>(checked_signed(v, 32, what)));
+      return;
+    case T::INT64:
+      out.put(checked_signed(v, 64, what));
+      return;
     case T::FLOAT32:
     case T::FLOAT64: {
       const auto* d = std::get_if<double>(&v.value);
@@ -168,12 +184,9 @@ Result<std::vector<uint8_t>> GgufWriter::header_bytes(uint64_t& alignment) const
       out.put(static_cast<uint32_t>(value.type));
       put_value(out, value, what, 0);
       if (key == "general.alignment") {
-        const auto a = value.as_int();
-        if (!a || *a <= 0 || !std::has_single_bit(static_cast<uint64_t>(*a)) ||
-            static_cast<uint64_t>(*a) > gguf_detail::kMaxAlignment) {
-          fail(what, "alignment must be a power of two up to 2^30");
-        }
-        alignment = static_cast<uint64_t>(*a);
+        const auto a = gguf_detail::valid_alignment(value);
+        if (!a) fail(what, "must be an integer power of two in 1..2^30");
+        alignment = *a;
       }
     }
     std::unordered_set<std::string> names;
@@ -183,7 +196,9 @@ Result<std::vector<uint8_t>> GgufWriter::header_bytes(uint64_t& alignment) const
       if (t.name.empty()) fail("tensor", "empty name");
       if (!names.insert(t.name).second) fail(what, "duplicate tensor name");
       if (t.dims.empty() || t.dims.size() > gguf_detail::kMaxDims) fail(what, "needs 1..4 dims");
-      const GgmlTypeInfo& info = ggml_type_info(t.type);
+      const auto type_info = ggml_type_info(static_cast<uint32_t>(t.type));
+      if (!type_info) fail(what, "unknown tensor type id " + std::to_string(static_cast<uint32_t>(t.type)));
+      const GgmlTypeInfo& info = *type_info;
       size_t n_bytes = 0;
       for (size_t j = 0; j < t.dims.size(); ++j) {
         if (t.dims[j] <= 0) fail(what, "dims must be positive");
@@ -213,10 +228,14 @@ Status GgufWriter::emit(const std::function<void(const uint8_t*, size_t)>& sink)
   auto header = header_bytes(alignment);
   if (!header) return header.status();
   sink(header->data(), header->size());
-  const std::vector<uint8_t> zeros(alignment, 0);
+  static constexpr uint8_t kZeros[4096] = {};
   for (const Tensor& t : tensors_) {
     sink(t.data.data(), t.data.size());
-    sink(zeros.data(), align_up(t.data.size(), alignment) - t.data.size());
+    for (uint64_t pad = align_up(t.data.size(), alignment) - t.data.size(); pad > 0;) {
+      const size_t n = std::min<uint64_t>(pad, sizeof kZeros);
+      sink(kZeros, n);
+      pad -= n;
+    }
   }
   return Status::ok();
 }
@@ -229,12 +248,14 @@ Result<std::vector<uint8_t>> GgufWriter::to_bytes() const {
 }
 
 Status GgufWriter::write_file(const std::string& path) const {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return Status::error(path + ": cannot create: " + std::strerror(errno));
-  Status st = emit([&](const uint8_t* p, size_t n) { f.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(n)); });
+  std::ofstream f;  // opened at the first write, so that an invalid model leaves no file behind
+  Status st = emit([&](const uint8_t* p, size_t n) {
+    if (!f.is_open()) f.open(path, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(n));
+  });
   if (!st) return st;
   f.close();
-  if (!f) return Status::error(path + ": write failed: " + std::strerror(errno));
+  if (!f) return Status::error(path + ": cannot write: " + std::strerror(errno));
   return Status::ok();
 }
 

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/ops.h"
 
@@ -44,11 +45,20 @@ void CpuBackend::parallel_for(int64_t n, const std::function<void(int64_t, int64
 void CpuBackend::matmul(const WeightTensor& w, int64_t mat, const float* x, int64_t n_tokens, float* y) {
   check_cpu_weight(w);
   const int64_t cols = w.cols, rows = w.rows;
+  constexpr int64_t kRowBlock = 4;  // rows dequantized together, then multiplied with every token
   pool_.parallel_for(rows, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch;
-    for (int64_t r = begin; r < end; ++r) {
-      const float* wr = row_as_f32(w, mat, r, scratch);
-      for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + r] = cpu::dot_f32(wr, x + t * cols, cols);
+    std::vector<float> scratch;  // [kRowBlock, cols]
+    for (int64_t r = begin; r < end; r += kRowBlock) {
+      const int64_t n = std::min(kRowBlock, end - r);
+      const float* block;
+      if (w.type == GgmlType::F32) {
+        block = reinterpret_cast<const float*>(w.row(mat, r));
+      } else {
+        scratch.resize(static_cast<size_t>(kRowBlock * cols));
+        for (int64_t i = 0; i < n; ++i) cpu::dequantize_row(w.type, w.row(mat, r + i), scratch.data() + i * cols, cols);
+        block = scratch.data();
+      }
+      cpu::gemm_f32(block, cols, n, x, cols, n_tokens, cols, y + r, rows);
     }
   });
 }

@@ -7,6 +7,7 @@
 // of a sequence lives in page table[p / page_size], slot p % page_size.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -34,6 +35,15 @@ class PagedKvCache {
     return layer_data_[static_cast<size_t>(layer)].data() + slot_offset(pages, pos);
   }
   size_t bytes() const;
+  // Calls fn(first_pos, slots, count) for positions [0, n_positions) of a sequence, one call per run of
+  // positions stored contiguously (one page): slot j of the run is slots + j * floats_per_token.
+  template <typename Fn>
+  void for_each_run(int layer, std::span<const int32_t> pages, int64_t n_positions, Fn&& fn) const {
+    for (int64_t first = 0; first < n_positions; first += config_.page_size) {
+      const int64_t count = std::min<int64_t>(config_.page_size, n_positions - first);
+      fn(first, slot(layer, pages, first), count);
+    }
+  }
 
  private:
   size_t slot_offset(std::span<const int32_t> pages, int64_t pos) const {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/ops.h"
 #include "model/layers.h"
 
@@ -66,21 +67,22 @@ class GqaAttention final : public Attention {
         const int64_t pos = batch.positions[static_cast<size_t>(t)];
         const auto pages = batch.pages_of(t);
         const float* qh = q.data() + (t * n_head + h) * dk;
-        scores.resize(static_cast<size_t>(pos + 1));
-        for (int64_t p = 0; p <= pos; ++p) {
-          const float* kp = cache.slot(layer_, pages, p) + kvh * dk;
-          float s = 0.0f;
-          for (int64_t i = 0; i < dk; ++i) s += qh[i] * kp[i];
-          scores[static_cast<size_t>(p)] = s * scale;
-        }
-        softmax(scores.data(), pos + 1);
+        const int64_t n_pos = pos + 1, stride = n_kv * (dk + dv);
+        scores.resize(static_cast<size_t>(n_pos));
+        cache.for_each_run(layer_, pages, n_pos, [&](int64_t first, const float* slots, int64_t count) {
+          cpu::gemm_f32(slots + kvh * dk, stride, count, qh, dk, 1, dk, scores.data() + first, count);
+        });
+        for (float& s : scores) s *= scale;
+        softmax(scores.data(), n_pos);
         float* oh = heads.data() + (t * n_head + h) * dv;
         std::fill(oh, oh + dv, 0.0f);
-        for (int64_t p = 0; p <= pos; ++p) {
-          const float* vp = cache.slot(layer_, pages, p) + n_kv * dk + kvh * dv;
-          const float wp = scores[static_cast<size_t>(p)];
-          for (int64_t i = 0; i < dv; ++i) oh[i] += wp * vp[i];
-        }
+        cache.for_each_run(layer_, pages, n_pos, [&](int64_t first, const float* slots, int64_t count) {
+          for (int64_t j = 0; j < count; ++j) {
+            const float wp = scores[static_cast<size_t>(first + j)];
+            const float* vp = slots + j * stride + n_kv * dk + kvh * dv;
+            for (int64_t i = 0; i < dv; ++i) oh[i] += wp * vp[i];
+          }
+        });
       }
     });
     backend.matmul(output_, 0, heads.data(), n, out);

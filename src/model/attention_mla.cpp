@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/ops.h"
 #include "model/layers.h"
 
@@ -65,67 +66,75 @@ class MlaAttention final : public Attention {
       rope_.apply(slot + lora, batch.positions[static_cast<size_t>(t)]);
     }
 
-    std::vector<float> heads(static_cast<size_t>(n * n_head * vdim));  // [n, n_head, vdim]
+    // Queries in latent space: [q_lat = W_UK^T q_nope | roped q_pe] per token and head, [n, n_head, kv_width].
+    std::vector<float> q_abs(static_cast<size_t>(n * n_head * kv_width));
+    backend.parallel_for(n_head, [&](int64_t h_begin, int64_t h_end) {
+      for (int64_t h = h_begin; h < h_end; ++h) {
+        cpu::gemm_f32(w_uk_t_.data() + h * lora * nope, nope, lora, q.data() + h * qk, n_head * qk, n, nope,
+                      q_abs.data() + h * kv_width, n_head * kv_width);
+      }
+    });
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t h = 0; h < n_head; ++h) {
+        float* pe = q_abs.data() + (t * n_head + h) * kv_width + lora;
+        std::copy(q.data() + (t * n_head + h) * qk + nope, q.data() + (t * n_head + h + 1) * qk, pe);
+        rope_.apply(pe, batch.positions[static_cast<size_t>(t)]);
+      }
+    }
+
+    // Attention over each token's cached latents: o_lat = softmax(scale * q_abs . slot) . c, [n, n_head, lora].
+    std::vector<float> o_lat(static_cast<size_t>(n * n_head * lora));
     const auto scale = static_cast<float>(c_.kq_scale);
     backend.parallel_for(n * n_head, [&](int64_t begin, int64_t end) {
-      std::vector<float> q_lat(static_cast<size_t>(lora)), o_lat(static_cast<size_t>(lora)), scores;
-      std::vector<float> q_pe(static_cast<size_t>(rope_dim));
+      std::vector<float> scores;
       for (int64_t th = begin; th < end; ++th) {
-        const int64_t t = th / n_head, h = th % n_head;
-        const int64_t pos = batch.positions[static_cast<size_t>(t)];
+        const int64_t t = th / n_head;
+        const int64_t n_pos = batch.positions[static_cast<size_t>(t)] + 1;
         const auto pages = batch.pages_of(t);
-        const float* qh = q.data() + (t * n_head + h) * qk;
-        // q_lat = W_UK[h]^T q_nope: [lora]
-        std::fill(q_lat.begin(), q_lat.end(), 0.0f);
-        const float* wk = w_uk_.data() + h * nope * lora;  // [nope, lora]
-        for (int64_t j = 0; j < nope; ++j) {
-          const float qj = qh[j];
-          const float* wrow = wk + j * lora;
-          for (int64_t i = 0; i < lora; ++i) q_lat[static_cast<size_t>(i)] += qj * wrow[i];
-        }
-        std::copy(qh + nope, qh + qk, q_pe.begin());
-        rope_.apply(q_pe.data(), pos);
+        const float* query = q_abs.data() + th * kv_width;
+        scores.resize(static_cast<size_t>(n_pos));
+        cache.for_each_run(layer_, pages, n_pos, [&](int64_t first, const float* slots, int64_t count) {
+          cpu::gemm_f32(slots, kv_width, count, query, kv_width, 1, kv_width, scores.data() + first, count);
+        });
+        for (float& s : scores) s *= scale;
+        softmax(scores.data(), n_pos);
+        float* o = o_lat.data() + th * lora;
+        std::fill(o, o + lora, 0.0f);
+        cache.for_each_run(layer_, pages, n_pos, [&](int64_t first, const float* slots, int64_t count) {
+          for (int64_t j = 0; j < count; ++j) {
+            const float wp = scores[static_cast<size_t>(first + j)];
+            const float* c = slots + j * kv_width;
+            for (int64_t i = 0; i < lora; ++i) o[i] += wp * c[i];
+          }
+        });
+      }
+    });
 
-        scores.resize(static_cast<size_t>(pos + 1));
-        for (int64_t p = 0; p <= pos; ++p) {
-          const float* slot = cache.slot(layer_, pages, p);
-          float s = 0.0f;
-          for (int64_t i = 0; i < lora; ++i) s += q_lat[static_cast<size_t>(i)] * slot[i];
-          for (int64_t i = 0; i < rope_dim; ++i) s += q_pe[static_cast<size_t>(i)] * slot[lora + i];
-          scores[static_cast<size_t>(p)] = s * scale;
-        }
-        softmax(scores.data(), pos + 1);
-        std::fill(o_lat.begin(), o_lat.end(), 0.0f);
-        for (int64_t p = 0; p <= pos; ++p) {
-          const float* slot = cache.slot(layer_, pages, p);
-          const float wp = scores[static_cast<size_t>(p)];
-          for (int64_t i = 0; i < lora; ++i) o_lat[static_cast<size_t>(i)] += wp * slot[i];
-        }
-        // v = W_UV[h] o_lat: [vdim]
-        float* vh = heads.data() + (t * n_head + h) * vdim;
-        const float* wv = w_uv_.data() + h * vdim * lora;  // [vdim, lora]
-        for (int64_t j = 0; j < vdim; ++j) {
-          float s = 0.0f;
-          for (int64_t i = 0; i < lora; ++i) s += wv[j * lora + i] * o_lat[static_cast<size_t>(i)];
-          vh[j] = s;
-        }
+    // Values: v = W_UV[h] o_lat per head, [n, n_head, vdim].
+    std::vector<float> heads(static_cast<size_t>(n * n_head * vdim));
+    backend.parallel_for(n_head, [&](int64_t h_begin, int64_t h_end) {
+      for (int64_t h = h_begin; h < h_end; ++h) {
+        cpu::gemm_f32(w_uv_.data() + h * vdim * lora, lora, vdim, o_lat.data() + h * lora, n_head * lora, n, lora,
+                      heads.data() + h * vdim, n_head * vdim);
       }
     });
     backend.matmul(output_, 0, heads.data(), n, out);
   }
 
  private:
-  // W_UK [n_head][nope][lora] and W_UV [n_head][vdim][lora], from attn_kv_b (rows per head: nope key rows
+  // W_UK^T [n_head][lora][nope] and W_UV [n_head][vdim][lora], from attn_kv_b (rows per head: nope key rows
   // then vdim value rows) or, in files that only carry them, from the split attn_k_b / attn_v_b.
   void load_up_projections(const WeightStore& w, const std::string& p) {
     const int64_t n_head = c_.n_head, nope = c_.qk_nope_dim, vdim = c_.head_dim_v, lora = c_.kv_lora_rank;
-    w_uk_.resize(static_cast<size_t>(n_head * nope * lora));
+    w_uk_t_.resize(static_cast<size_t>(n_head * lora * nope));
     w_uv_.resize(static_cast<size_t>(n_head * vdim * lora));
     if (w.has(p + "attn_kv_b.weight")) {
       const std::vector<float> kv_b = w.dequantized(w.matrix(p + "attn_kv_b.weight", {lora, n_head * (nope + vdim)}));
       for (int64_t h = 0; h < n_head; ++h) {
-        const float* head = kv_b.data() + h * (nope + vdim) * lora;
-        std::copy(head, head + nope * lora, w_uk_.data() + h * nope * lora);
+        const float* head = kv_b.data() + h * (nope + vdim) * lora;  // [nope + vdim, lora]
+        for (int64_t j = 0; j < nope; ++j) {
+          for (int64_t i = 0; i < lora; ++i) w_uk_t_[static_cast<size_t>((h * lora + i) * nope + j)] = head[j * lora + i];
+        }
         std::copy(head + nope * lora, head + (nope + vdim) * lora, w_uv_.data() + h * vdim * lora);
       }
       return;
@@ -140,13 +149,7 @@ class MlaAttention final : public Attention {
                                                    : std::vector<int64_t>{lora, vdim, n_head};
     const std::vector<float> k_b = w.dequantized(w.matrix(k_name, k_dims));
     const std::vector<float> v_b = w.dequantized(w.matrix(v_name, v_dims));
-    for (int64_t h = 0; h < n_head; ++h) {
-      for (int64_t i = 0; i < lora; ++i) {
-        for (int64_t j = 0; j < nope; ++j) {
-          w_uk_[static_cast<size_t>((h * nope + j) * lora + i)] = k_b[static_cast<size_t>((h * lora + i) * nope + j)];
-        }
-      }
-    }
+    std::copy(k_b.begin(), k_b.end(), w_uk_t_.begin());  // already [n_head][lora][nope]
     std::copy(v_b.begin(), v_b.end(), w_uv_.begin());
   }
 
@@ -155,7 +158,7 @@ class MlaAttention final : public Attention {
   const RopeTable& rope_;
   WeightTensor q_, q_a_, q_b_, kv_a_, output_;
   std::vector<float> q_a_norm_, kv_a_norm_;
-  std::vector<float> w_uk_, w_uv_;
+  std::vector<float> w_uk_t_, w_uv_;
 };
 
 }  // namespace

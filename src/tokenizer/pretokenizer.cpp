@@ -1,7 +1,5 @@
 #include "tokenizer/pretokenizer.h"
 
-#include <array>
-
 #include "tokenizer/unicode_nfc.h"
 
 namespace tandem {

@@ -4,6 +4,7 @@
 #include <unicode/normalizer2.h>
 #include <unicode/stringpiece.h>
 
+#include <cstdint>
 #include <stdexcept>
 
 namespace tandem {
@@ -33,7 +34,7 @@ icu::StringPiece piece(std::string_view text) {
 }  // namespace
 
 bool is_nfc(std::string_view text) {
-  if (is_ascii(text)) return true;
+  if (is_ascii(text) || text.size() > INT32_MAX) return true;  // ICU takes int32 lengths; such input stays as is
   UErrorCode status = U_ZERO_ERROR;
   const UBool normalized = nfc().isNormalizedUTF8(piece(text), status);
   return U_SUCCESS(status) && normalized;

@@ -1,0 +1,62 @@
+// `tandem bench`: throughput and latency of the engine at several concurrency levels.
+#include <cstdio>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "app/commands.h"
+#include "app/load_bench.h"
+#include "app/loaded_model.h"
+#include "kernels/cpu_backend.h"
+
+namespace tandem::app {
+
+void register_bench_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("bench", "Run N requests at concurrency levels; print tokens/s, TTFT, TPOT");
+  struct Options {
+    std::string gguf, model_path, json_out;
+    int threads = 0;
+    LoadBenchOptions load;
+  };
+  auto opt = std::make_shared<Options>();
+  cmd->add_option("--gguf,--gguf-path,--gguf_path", opt->gguf, "GGUF file, split part, or folder")->required();
+  cmd->add_option("--model-path,--model_path", opt->model_path, "Folder with a Hugging Face config.json");
+  cmd->add_option("--requests,-n", opt->load.requests, "Requests per concurrency level")->capture_default_str();
+  cmd->add_option("--prompt-len,--prompt_len", opt->load.prompt_len, "Prompt tokens per request")->capture_default_str();
+  cmd->add_option("--gen-len,--gen_len", opt->load.gen_len, "Generated tokens per request")->capture_default_str();
+  cmd->add_option("--concurrency", opt->load.concurrency, "Concurrency levels")->delimiter(',')->capture_default_str();
+  cmd->add_option("--arrival-rate,--arrival_rate", opt->load.arrival_rate,
+                  "Poisson arrivals per second (0: closed loop, level-many requests in flight)")->capture_default_str();
+  cmd->add_option("--chunk-size,--chunk_size", opt->load.chunk_size, "Tokens per step")->capture_default_str();
+  cmd->add_option("--page-size,--page_size", opt->load.page_size, "KV page size")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--json-out,--json_out", opt->json_out, "Write the results as JSON here");
+  cmd->callback([opt, &exit_code] {
+    auto loaded = load_model(opt->gguf, opt->model_path);
+    if (!loaded) {
+      fmt::print(stderr, "error: {}\n", loaded.status().message());
+      exit_code = 1;
+      return;
+    }
+    CpuBackend backend(opt->threads);
+    fmt::print("model: {}; backend: {}; {} requests per level, prompt {} tokens, {} generated\n",
+               loaded->model->config().name, backend.describe(), opt->load.requests, opt->load.prompt_len,
+               opt->load.gen_len);
+    const auto results = run_load_bench(*loaded->model, backend, opt->load, [](const std::string& line) {
+      fmt::print(stderr, "\r\033[K{}", line);
+      std::fflush(stderr);
+    });
+    fmt::print(stderr, "\r\033[K");
+    fmt::print("{}", to_table(results));
+    if (!opt->json_out.empty()) {
+      std::ofstream out(opt->json_out);
+      out << to_json(results, opt->load).dump(2) << "\n";
+      if (!out) {
+        fmt::print(stderr, "error: cannot write {}\n", opt->json_out);
+        exit_code = 1;
+      }
+    }
+  });
+}
+
+}  // namespace tandem::app

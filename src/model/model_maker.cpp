@@ -1,0 +1,367 @@
+#include "model/model_maker.h"
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include <fmt/format.h>
+
+#include "core/thread_pool.h"
+#include "gguf/gguf_writer.h"
+#include "kernels/cpu/quant.h"
+
+namespace tandem {
+
+namespace {
+
+// Published hyper-parameters of each preset (Hugging Face config.json of the original models).
+struct Shape {
+  std::string arch, name;
+  int n_layers, n_embd, n_ff, n_head, n_head_kv, vocab;
+  int n_experts, n_used, n_shared, n_ff_exp, n_dense;
+  // deepseek2
+  int q_lora = 0, kv_lora = 0, nope = 0, rope = 0, v_dim = 0;
+  int gating = 1, n_group = 1, topk_group = 1;
+  bool norm_topk = false;
+  double scale = 1.0, yarn_factor = 0, yarn_log_mul = 0;
+  // qwen3moe
+  int head_dim = 0;
+  double rope_base = 10000.0;
+  int64_t context = 4096;
+};
+
+std::optional<Shape> preset_shape(const std::string& preset) {
+  if (preset == "deepseek-v3" || preset == "tiny-deepseek-v3") {
+    Shape s{.arch = "deepseek2", .name = "DeepSeek-V3 (random weights)", .n_layers = 61, .n_embd = 7168, .n_ff = 18432,
+            .n_head = 128, .n_head_kv = 128, .vocab = 129280, .n_experts = 256, .n_used = 8, .n_shared = 1,
+            .n_ff_exp = 2048, .n_dense = 3, .q_lora = 1536, .kv_lora = 512, .nope = 128, .rope = 64, .v_dim = 128,
+            .gating = 2, .n_group = 8, .topk_group = 4, .norm_topk = true, .scale = 2.5, .yarn_factor = 40,
+            .yarn_log_mul = 0.1, .context = 163840};
+    if (preset == "tiny-deepseek-v3") {  // small enough for a laptop demo, same layout
+      s.name = "Tiny DeepSeek-V3 (random weights)";
+      s.n_layers = 4, s.n_embd = 512, s.n_ff = 1024, s.n_head = 8, s.n_head_kv = 8, s.n_experts = 16, s.n_used = 4;
+      s.n_ff_exp = 256, s.n_dense = 1, s.q_lora = 256, s.kv_lora = 256, s.nope = 64, s.rope = 32, s.v_dim = 64;
+      s.n_group = 4, s.topk_group = 2;
+    }
+    return s;
+  }
+  if (preset == "deepseek-v2-lite") {
+    return Shape{.arch = "deepseek2", .name = "DeepSeek-V2-Lite (random weights)", .n_layers = 27, .n_embd = 2048,
+                 .n_ff = 10944, .n_head = 16, .n_head_kv = 16, .vocab = 102400, .n_experts = 64, .n_used = 6,
+                 .n_shared = 2, .n_ff_exp = 1408, .n_dense = 1, .q_lora = 0, .kv_lora = 512, .nope = 128, .rope = 64,
+                 .v_dim = 128, .gating = 1, .n_group = 1, .topk_group = 1, .norm_topk = false, .scale = 1.0,
+                 .yarn_factor = 40, .yarn_log_mul = 0.0707, .context = 163840};
+  }
+  if (preset == "qwen3-30b-a3b") {
+    return Shape{.arch = "qwen3moe", .name = "Qwen3-30B-A3B (random weights)", .n_layers = 48, .n_embd = 2048,
+                 .n_ff = 6144, .n_head = 32, .n_head_kv = 4, .vocab = 151936, .n_experts = 128, .n_used = 8,
+                 .n_shared = 0, .n_ff_exp = 768, .n_dense = 0, .norm_topk = true, .head_dim = 128,
+                 .rope_base = 1000000.0, .context = 40960};
+  }
+  return std::nullopt;
+}
+
+// K-quants need rows that are whole 256-value super-blocks; like llama.cpp, fall back otherwise.
+GgmlType fit_type(GgmlType t, int64_t cols) {
+  if (cols % ggml_type_info(t).block_size == 0) return t;
+  switch (t) {
+    case GgmlType::Q4_K: return GgmlType::Q5_0;
+    case GgmlType::Q5_K: return GgmlType::Q5_1;
+    case GgmlType::Q6_K: return GgmlType::Q8_0;
+    default: return GgmlType::Q4_0;
+  }
+}
+
+uint64_t splitmix(uint64_t& state) {
+  state += 0x9e3779b97f4a7c15ull;
+  uint64_t z = state;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Deterministic per-row random values: approximately normal (sum of four uniforms), std `sigma`.
+void random_row(uint64_t seed, float sigma, float* out, int64_t n) {
+  uint64_t state = seed;
+  const float to_unit = 1.0f / 65536.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t r = splitmix(state);
+    float s = 0;
+    for (int k = 0; k < 4; ++k) s += static_cast<float>((r >> (16 * k)) & 0xffff) * to_unit;
+    out[i] = (s - 2.0f) * 1.7320508f * sigma;  // four uniforms: variance 1/3
+  }
+}
+
+constexpr float kSigma = 0.02f;  // standard deviation of the random weights
+
+uint64_t name_seed(uint64_t seed, const std::string& name) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (char c : name) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  return h;
+}
+
+// Offsets of the float16 scale fields (d, and dmin where the format has one) inside a block.
+std::vector<size_t> scale_field_offsets(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return {0};
+    case GgmlType::Q4_1: case GgmlType::Q5_1: return {0, 2};
+    case GgmlType::Q2_K: return {80, 82};
+    case GgmlType::Q3_K: return {108};
+    case GgmlType::Q4_K: case GgmlType::Q5_K: return {0, 2};
+    case GgmlType::Q6_K: return {208};
+    default: return {};
+  }
+}
+
+// A quantized row with random codes and every scale field set to `scale`: a valid row of the format,
+// made without running the (slow, search-based) quantizer.
+void random_quant_row(GgmlType type, uint64_t seed, float scale, uint8_t* dst, int64_t n) {
+  const GgmlTypeInfo& info = ggml_type_info(type);
+  const size_t bytes = ggml_row_size(type, n);
+  uint64_t state = seed;
+  for (size_t i = 0; i < bytes; i += 8) {
+    const uint64_t r = splitmix(state);
+    std::memcpy(dst + i, &r, std::min<size_t>(8, bytes - i));
+  }
+  const uint16_t half = cpu::fp32_to_fp16(scale);
+  const auto offsets = scale_field_offsets(type);
+  for (int64_t b = 0; b < n / info.block_size; ++b) {
+    for (size_t off : offsets) std::memcpy(dst + static_cast<size_t>(b) * info.type_size + off, &half, 2);
+  }
+}
+
+// The scale that gives random_quant_row values of standard deviation `sigma` (measured, per type).
+float calibrated_scale(GgmlType type, float sigma) {
+  const int64_t n = ggml_type_info(type).block_size * 64;
+  std::vector<uint8_t> row(ggml_row_size(type, n));
+  std::vector<float> values(static_cast<size_t>(n));
+  random_quant_row(type, 12345, 1.0f, row.data(), n);
+  cpu::dequantize_row(type, row.data(), values.data(), n);
+  double sum = 0, sum2 = 0;
+  for (float v : values) sum += v, sum2 += static_cast<double>(v) * v;
+  const double var = sum2 / static_cast<double>(n) - (sum / static_cast<double>(n)) * (sum / static_cast<double>(n));
+  return var > 0 ? static_cast<float>(sigma / std::sqrt(var)) : sigma;
+}
+
+class TensorFactory {
+ public:
+  TensorFactory(GgufWriter& writer, uint64_t seed, int threads) : writer_(writer), seed_(seed), pool_(threads) {}
+
+  // A random matrix [n_mats][rows][cols] stored as `type` (adjusted to the row length).
+  void matrix(const std::string& name, GgmlType type, std::vector<int64_t> dims) {
+    const int64_t cols = dims[0];
+    int64_t rows = 1;
+    for (size_t i = 1; i < dims.size(); ++i) rows *= dims[i];
+    type = fit_type(type, cols);
+    const size_t row_bytes = ggml_row_size(type, cols);
+    std::vector<uint8_t> data(row_bytes * static_cast<size_t>(rows));
+    const uint64_t base = name_seed(seed_, name);
+    const bool quantized = !scale_field_offsets(type).empty();
+    const float scale = quantized ? calibrated_scale(type, kSigma) : 0.0f;
+    pool_.parallel_for(rows, [&](int64_t begin, int64_t end) {
+      std::vector<float> values(static_cast<size_t>(cols));
+      for (int64_t r = begin; r < end; ++r) {
+        const uint64_t row_seed = base + static_cast<uint64_t>(r) * 0x632be59bd9b4e019ull;
+        uint8_t* dst = data.data() + static_cast<size_t>(r) * row_bytes;
+        if (quantized) {
+          random_quant_row(type, row_seed, scale, dst, cols);
+          continue;
+        }
+        random_row(row_seed, kSigma, values.data(), cols);
+        if (type == GgmlType::F32) {
+          std::memcpy(dst, values.data(), row_bytes);
+        } else {
+          cpu::quantize_row(type, values.data(), dst, cols);  // F16 / BF16: a plain conversion
+        }
+      }
+    });
+    bytes_ += data.size();
+    writer_.add_tensor(name, type, std::move(dims), std::move(data));
+  }
+  // A float32 vector of constant value (norm weights: 1, biases: 0).
+  void constant(const std::string& name, int64_t n, float value) {
+    std::vector<float> v(static_cast<size_t>(n), value);
+    std::vector<uint8_t> data(reinterpret_cast<uint8_t*>(v.data()), reinterpret_cast<uint8_t*>(v.data() + n));
+    bytes_ += data.size();
+    writer_.add_tensor(name, GgmlType::F32, {n}, std::move(data));
+  }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  GgufWriter& writer_;
+  uint64_t seed_;
+  ThreadPool pool_;
+  uint64_t bytes_ = 0;
+};
+
+struct TypePlan {
+  GgmlType base;
+  GgmlType output;
+  bool mixed;  // Q4_K_M / Q5_K_M style: more bits for some ffn_down
+};
+
+Result<TypePlan> parse_weight_type(const std::string& name) {
+  if (name == "Q4_K_M") return TypePlan{GgmlType::Q4_K, GgmlType::Q6_K, true};
+  if (name == "Q5_K_M") return TypePlan{GgmlType::Q5_K, GgmlType::Q6_K, true};
+  for (uint32_t id = 0; id < 64; ++id) {
+    auto info = ggml_type_info(id);
+    if (info && info->name == name) {
+      if (!cpu::is_computable(info->type)) return Status::error("weight type " + name + " is not supported by the kernels");
+      return TypePlan{info->type, info->type, false};
+    }
+  }
+  return Status::error("unknown weight type '" + name + "' (use a GGUF type name such as Q4_K, Q8_0, BF16, or Q4_K_M)");
+}
+
+// llama.cpp's rule for which layers get more bits in the mixed types.
+bool more_bits(int layer, int n_layers) {
+  return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+Status copy_tokenizer(const std::string& source, GgufWriter& writer, int& vocab) {
+  auto gguf = GgufModel::open(source);
+  if (!gguf) return gguf.status();
+  bool any = false;
+  for (const auto& [key, value] : gguf.value()->metadata()) {
+    if (key.rfind("tokenizer.", 0) != 0) continue;
+    writer.set(key, value);
+    any = true;
+    if (key == "tokenizer.ggml.tokens" && value.as_array()) vocab = static_cast<int>(value.as_array()->values.size());
+  }
+  if (!any) return Status::error(source + " has no tokenizer metadata");
+  return Status::ok();
+}
+
+void placeholder_tokenizer(GgufWriter& writer, int vocab) {
+  std::vector<std::string> tokens;
+  tokens.reserve(static_cast<size_t>(vocab));
+  for (int i = 0; i < vocab; ++i) tokens.push_back(fmt::format("<t{}>", i));
+  writer.set("tokenizer.ggml.model", gguf_str("gpt2"));
+  writer.set("tokenizer.ggml.pre", gguf_str("default"));
+  writer.set("tokenizer.ggml.tokens", gguf_str_array(tokens));
+  writer.set("tokenizer.ggml.bos_token_id", gguf_u32(0));
+  writer.set("tokenizer.ggml.eos_token_id", gguf_u32(1));
+}
+
+}  // namespace
+
+std::vector<std::string> model_presets() { return {"deepseek-v3", "deepseek-v2-lite", "qwen3-30b-a3b", "tiny-deepseek-v3"}; }
+
+Result<uint64_t> make_model(const ModelMakerOptions& o, const std::string& path) {
+  auto shape_or = preset_shape(o.preset);
+  if (!shape_or) return Status::error("unknown preset '" + o.preset + "'");
+  Shape s = *shape_or;
+  if (o.n_layers) {
+    if (*o.n_layers < 1) return Status::error("layer count must be positive");
+    s.n_layers = *o.n_layers;
+    s.n_dense = std::max(0, std::min(s.n_dense, s.n_layers - 1));
+  }
+  if (o.n_experts) {
+    if (*o.n_experts < s.n_used || *o.n_experts % s.n_group != 0) {
+      return Status::error(fmt::format("expert count must be at least {} and a multiple of {}", s.n_used, s.n_group));
+    }
+    s.n_experts = *o.n_experts;
+  }
+  auto plan = parse_weight_type(o.weight_type);
+  if (!plan) return plan.status();
+
+  GgufWriter w;
+  const std::string a = s.arch + ".";
+  w.set("general.architecture", gguf_str(s.arch));
+  w.set("general.name", gguf_str(s.name));
+  int vocab = s.vocab;
+  if (!o.tokenizer_source.empty()) {
+    if (Status st = copy_tokenizer(o.tokenizer_source, w, vocab); !st) return st;
+  } else {
+    placeholder_tokenizer(w, vocab);
+  }
+  w.set(a + "block_count", gguf_u32(static_cast<uint32_t>(s.n_layers)));
+  w.set(a + "context_length", gguf_u32(static_cast<uint32_t>(s.context)));
+  w.set(a + "embedding_length", gguf_u32(static_cast<uint32_t>(s.n_embd)));
+  w.set(a + "feed_forward_length", gguf_u32(static_cast<uint32_t>(s.n_ff)));
+  w.set(a + "attention.head_count", gguf_u32(static_cast<uint32_t>(s.n_head)));
+  w.set(a + "attention.head_count_kv", gguf_u32(static_cast<uint32_t>(s.n_head_kv)));
+  w.set(a + "attention.layer_norm_rms_epsilon", gguf_f32(1e-6f));
+  w.set(a + "expert_count", gguf_u32(static_cast<uint32_t>(s.n_experts)));
+  w.set(a + "expert_used_count", gguf_u32(static_cast<uint32_t>(s.n_used)));
+  w.set(a + "expert_feed_forward_length", gguf_u32(static_cast<uint32_t>(s.n_ff_exp)));
+  w.set(a + "rope.freq_base", gguf_f32(static_cast<float>(s.rope_base)));
+  w.set(a + "vocab_size", gguf_u32(static_cast<uint32_t>(vocab)));
+  if (s.arch == "deepseek2") {
+    w.set(a + "leading_dense_block_count", gguf_u32(static_cast<uint32_t>(s.n_dense)));
+    if (s.q_lora > 0) w.set(a + "attention.q_lora_rank", gguf_u32(static_cast<uint32_t>(s.q_lora)));
+    w.set(a + "attention.kv_lora_rank", gguf_u32(static_cast<uint32_t>(s.kv_lora)));
+    w.set(a + "attention.key_length", gguf_u32(static_cast<uint32_t>(s.nope + s.rope)));
+    w.set(a + "attention.value_length", gguf_u32(static_cast<uint32_t>(s.v_dim)));
+    w.set(a + "expert_shared_count", gguf_u32(static_cast<uint32_t>(s.n_shared)));
+    w.set(a + "expert_weights_scale", gguf_f32(static_cast<float>(s.scale)));
+    w.set(a + "expert_weights_norm", gguf_bool(s.norm_topk));
+    w.set(a + "expert_gating_func", gguf_u32(static_cast<uint32_t>(s.gating)));
+    w.set(a + "expert_group_count", gguf_u32(static_cast<uint32_t>(s.n_group)));
+    w.set(a + "expert_group_used_count", gguf_u32(static_cast<uint32_t>(s.topk_group)));
+    w.set(a + "rope.dimension_count", gguf_u32(static_cast<uint32_t>(s.rope)));
+    w.set(a + "rope.scaling.type", gguf_str("yarn"));
+    w.set(a + "rope.scaling.factor", gguf_f32(static_cast<float>(s.yarn_factor)));
+    w.set(a + "rope.scaling.original_context_length", gguf_u32(4096));
+    w.set(a + "rope.scaling.yarn_log_multiplier", gguf_f32(static_cast<float>(s.yarn_log_mul)));
+  } else {
+    w.set(a + "attention.key_length", gguf_u32(static_cast<uint32_t>(s.head_dim)));
+    w.set(a + "attention.value_length", gguf_u32(static_cast<uint32_t>(s.head_dim)));
+    w.set(a + "expert_weights_norm", gguf_bool(s.norm_topk));
+  }
+
+  TensorFactory f(w, o.seed, o.threads);
+  const GgmlType t = plan->base;
+  const int64_t E = s.n_embd;
+  f.matrix("token_embd.weight", t, {E, vocab});
+  f.constant("output_norm.weight", E, 1.0f);
+  f.matrix("output.weight", plan->output, {E, vocab});
+  for (int l = 0; l < s.n_layers; ++l) {
+    const std::string p = fmt::format("blk.{}.", l);
+    const GgmlType down = plan->mixed && more_bits(l, s.n_layers) ? GgmlType::Q6_K : t;
+    f.constant(p + "attn_norm.weight", E, 1.0f);
+    f.constant(p + "ffn_norm.weight", E, 1.0f);
+    if (s.arch == "deepseek2") {
+      const int64_t qk = s.nope + s.rope;
+      if (s.q_lora > 0) {
+        f.matrix(p + "attn_q_a.weight", t, {E, s.q_lora});
+        f.constant(p + "attn_q_a_norm.weight", s.q_lora, 1.0f);
+        f.matrix(p + "attn_q_b.weight", t, {s.q_lora, s.n_head * qk});
+      } else {
+        f.matrix(p + "attn_q.weight", t, {E, s.n_head * qk});
+      }
+      f.matrix(p + "attn_kv_a_mqa.weight", t, {E, s.kv_lora + s.rope});
+      f.constant(p + "attn_kv_a_norm.weight", s.kv_lora, 1.0f);
+      f.matrix(p + "attn_kv_b.weight", t, {s.kv_lora, int64_t{s.n_head} * (s.nope + s.v_dim)});
+      f.matrix(p + "attn_output.weight", t, {int64_t{s.n_head} * s.v_dim, E});
+    } else {
+      f.matrix(p + "attn_q.weight", t, {E, int64_t{s.n_head} * s.head_dim});
+      f.matrix(p + "attn_k.weight", t, {E, int64_t{s.n_head_kv} * s.head_dim});
+      f.matrix(p + "attn_v.weight", plan->mixed && more_bits(l, s.n_layers) ? GgmlType::Q6_K : t, {E, int64_t{s.n_head_kv} * s.head_dim});
+      f.matrix(p + "attn_output.weight", t, {int64_t{s.n_head} * s.head_dim, E});
+      f.constant(p + "attn_q_norm.weight", s.head_dim, 1.0f);
+      f.constant(p + "attn_k_norm.weight", s.head_dim, 1.0f);
+    }
+    if (l < s.n_dense) {
+      f.matrix(p + "ffn_gate.weight", t, {E, s.n_ff});
+      f.matrix(p + "ffn_up.weight", t, {E, s.n_ff});
+      f.matrix(p + "ffn_down.weight", down, {s.n_ff, E});
+      continue;
+    }
+    f.matrix(p + "ffn_gate_inp.weight", GgmlType::F32, {E, s.n_experts});
+    if (s.gating == 2) f.constant(p + "exp_probs_b.bias", s.n_experts, 0.0f);
+    f.matrix(p + "ffn_gate_exps.weight", t, {E, s.n_ff_exp, s.n_experts});
+    f.matrix(p + "ffn_up_exps.weight", t, {E, s.n_ff_exp, s.n_experts});
+    f.matrix(p + "ffn_down_exps.weight", down, {s.n_ff_exp, E, s.n_experts});
+    if (s.n_shared > 0) {
+      const int64_t sh = int64_t{s.n_ff_exp} * s.n_shared;
+      f.matrix(p + "ffn_gate_shexp.weight", t, {E, sh});
+      f.matrix(p + "ffn_up_shexp.weight", t, {E, sh});
+      f.matrix(p + "ffn_down_shexp.weight", down, {sh, E});
+    }
+  }
+  if (Status st = w.write_file(path); !st) return st;
+  return f.bytes();
+}
+
+}  // namespace tandem
