@@ -11,5 +11,7 @@ void register_eval_command(CLI::App& app, int& exit_code);
 void register_make_model_command(CLI::App& app, int& exit_code);
 void register_bench_command(CLI::App& app, int& exit_code);
 void register_tokenize_command(CLI::App& app, int& exit_code);
+void register_serve_command(CLI::App& app, int& exit_code);
+void register_chat_template_command(CLI::App& app, int& exit_code);
 
 }  // namespace tandem::app

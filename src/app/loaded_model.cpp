@@ -1,5 +1,11 @@
 #include "app/loaded_model.h"
 
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace tandem::app {
@@ -20,6 +26,28 @@ Result<LoadedModel> load_model(const std::string& gguf_path, const std::string& 
   auto model = Model::load(gguf.value(), c);
   if (!model) return model.status();
   return LoadedModel{std::move(gguf.value()), std::move(model.value())};
+}
+
+void prefetch_weights(const GgufModel& gguf) {
+  const uint64_t total = gguf.total_tensor_bytes();
+  const bool tty = isatty(fileno(stderr)) != 0;
+  const auto started = std::chrono::steady_clock::now();
+  uint64_t done = 0;
+  int last_shown = -1;
+  volatile uint8_t sink = 0;
+  for (const GgufTensorInfo& t : gguf.tensors()) {
+    for (size_t off = 0; off < t.n_bytes; off += 4096) sink = sink + t.data[off];
+    done += t.n_bytes;
+    const int percent = total ? static_cast<int>(100 * done / total) : 100;
+    if (percent == last_shown || (!tty && percent % 10 != 0)) continue;
+    last_shown = percent;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const int bar = percent / 4;
+    fmt::print(stderr, "{}loading weights [{}{}] {:3d}% {:.1f}/{:.1f} GiB {:.1f} s{}", tty ? "\r" : "",
+               std::string(static_cast<size_t>(bar), '#'), std::string(static_cast<size_t>(25 - bar), '.'), percent,
+               static_cast<double>(done) / (1 << 30), static_cast<double>(total) / (1 << 30), secs, tty ? "" : "\n");
+  }
+  if (tty) fmt::print(stderr, "\n");
 }
 
 }  // namespace tandem::app

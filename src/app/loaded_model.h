@@ -19,4 +19,8 @@ struct LoadedModel {
 // Logs (to stderr) the architecture, sizes and the source of every routing parameter.
 Result<LoadedModel> load_model(const std::string& gguf_path, const std::string& hf_config_dir);
 
+// Reads every tensor's pages once so the first request does not wait on disk, drawing a progress bar on
+// stderr (when it is a terminal, else a line per 10%).
+void prefetch_weights(const GgufModel& gguf);
+
 }  // namespace tandem::app

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   tandem::app::register_make_model_command(app, exit_code);
   tandem::app::register_bench_command(app, exit_code);
   tandem::app::register_tokenize_command(app, exit_code);
+  tandem::app::register_serve_command(app, exit_code);
+  tandem::app::register_chat_template_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -7,8 +7,10 @@
 // arithmetic, string methods counting characters, insertion-ordered dicts, and jinja2's default
 // Undefined (renders empty, is falsy, iterates as empty; an attribute of it, arithmetic on it or a call
 // of it is an error). Differences: integers are 64-bit (overflow is an error); filters that jinja2 makes
-// generators (map, select, ...) give lists; list.append works (the sandbox would refuse it); case
-// mapping beyond Latin, Greek and Cyrillic is identity.
+// generators (map, select, ...), range() and dict.keys()/values()/items() give lists (only their
+// printed form differs); list.append works (the sandbox would refuse it); there is no Markup type
+// (|e escapes every time); case mapping beyond Latin, Greek and Cyrillic is identity. Not supported
+// (an error naming them): extends/block/include/import, recursive loops, the do tag, cycler/lipsum.
 //
 // Errors (syntax, unsupported construct, runtime error, raise_exception) come back as a Status whose
 // message names the line:column in the template.

@@ -527,7 +527,10 @@ std::string format_integer(int64_t v, const FormatSpec& spec) {
   }
   digits = buf;
   if (spec.thousands) digits = group_thousands(digits);
-  return pad_to_width(sign_prefix(negative, spec.sign) + (spec.alternate ? prefix : "") + digits, spec, true);
+  std::string body = sign_prefix(negative, spec.sign);  // appended piecewise: g++ 12 -O3 -Wrestrict false positive
+  if (spec.alternate) body.append(prefix);
+  body.append(digits);
+  return pad_to_width(std::move(body), spec, true);
 }
 
 }  // namespace tandem::chat::jinja

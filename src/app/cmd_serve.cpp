@@ -1,0 +1,154 @@
+// `tandem serve`: the OpenAI-compatible server, with the flags of KTransformers' balance_serve backend.
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "chat/gguf_chat.h"
+#include "engine/engine.h"
+#include "kernels/cpu_backend.h"
+#include "server/http_server.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tandem::app {
+
+namespace {
+
+struct ServeOptions {
+  std::string gguf, model_path, optimize_config, backend_type = "balance_serve";
+  server::ServerConfig server;
+  SchedulerConfig scheduler{.cache_tokens = 16384, .page_size = 16, .max_batch_size = 4, .chunk_size = 512};
+  int threads = 0;
+  double shutdown_grace_seconds = 10;
+};
+
+// Token ids that end a generation: the EOS token and the end-of-turn tokens of known chat formats.
+std::vector<int32_t> stop_tokens(const Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
+  for (const char* text : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<｜end▁of▁sentence｜>"}) {
+    if (auto id = tok.token_to_id(text); id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+  }
+  return ids;
+}
+
+int run_serve(ServeOptions& o) {
+  // Signals go to one waiting thread (below), never to the worker threads created from here on.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
+
+  if (o.backend_type != "balance_serve") {
+    spdlog::warn("--backend_type {}: Tandem implements the balance_serve design only; using it", o.backend_type);
+  }
+  if (!o.optimize_config.empty()) {
+    spdlog::info("--optimize_config_path {}: accepted; placement rules take effect with the GPU backend (all layers run on the CPU now)",
+                 o.optimize_config);
+  }
+  if (o.scheduler.cache_tokens <= int64_t{o.scheduler.max_batch_size} * o.server.max_new_tokens) {
+    spdlog::warn("cache_lens {} <= max_batch_size {} x max_new_tokens {}: pages are allocated as requests grow, so this "
+                 "works, but when all requests grow long at once some are preempted and recomputed",
+                 o.scheduler.cache_tokens, o.scheduler.max_batch_size, o.server.max_new_tokens);
+  }
+  auto loaded = load_model(o.gguf, o.model_path);
+  if (!loaded) {
+    fmt::print(stderr, "error: {}\n", loaded.status().message());
+    return 1;
+  }
+  prefetch_weights(*loaded->gguf);
+  auto tokenizer = Tokenizer::from_gguf(*loaded->gguf);
+  if (!tokenizer) {
+    fmt::print(stderr, "error: {}: {}\n", o.gguf, tokenizer.status().message());
+    return 1;
+  }
+  server::ModelResources resources;
+  resources.tokenizer = tokenizer.value();
+  resources.stop_token_ids = stop_tokens(*tokenizer.value());
+  if (auto chat = chat::read_gguf_chat_info(*loaded->gguf)) {
+    auto tpl = chat::ChatTemplate::parse(chat->chat_template);
+    if (tpl) {
+      resources.chat_template = std::move(tpl.value());
+    } else {
+      spdlog::warn("the chat template does not parse ({}); /v1/chat/completions is disabled", tpl.status().message());
+    }
+    resources.bos_text = chat->bos_token;
+    resources.eos_text = chat->eos_token;
+  } else {
+    spdlog::warn("{}; /v1/chat/completions is disabled", chat.status().message());
+  }
+
+  const ModelConfig& mc = loaded->model->config();
+  o.scheduler.max_context = mc.context_length;
+  CpuBackend backend(o.threads);
+  Engine engine(*loaded->model, backend, EngineConfig{o.scheduler});
+  resources.engine = &engine;
+  o.server.max_batch_size = o.scheduler.max_batch_size;
+  o.server.context_tokens = std::min<int64_t>(mc.context_length, o.scheduler.cache_tokens);
+  if (o.server.model_name.empty()) o.server.model_name = mc.name;
+  server::HttpServer http(o.server, std::move(resources));
+  if (Status s = http.start(); !s) {
+    fmt::print(stderr, "error: {}\n", s.message());
+    return 1;
+  }
+  engine.start();
+  spdlog::info("backend {}; max_batch_size {}, chunk_size {}, cache_lens {} ({} pages of {}), max_new_tokens {}",
+               backend.describe(), o.scheduler.max_batch_size, o.scheduler.chunk_size, o.scheduler.cache_tokens,
+               o.scheduler.cache_tokens / o.scheduler.page_size, o.scheduler.page_size, o.server.max_new_tokens);
+  spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1)", o.server.model_name, o.server.host, http.port());
+
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("{} received: finishing in-flight requests (up to {:.0f} s), then stopping", strsignal(received),
+               o.shutdown_grace_seconds);
+  http.shutdown(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_seconds * 1000)));
+  http.wait();
+  engine.stop();
+  const EngineMetrics m = engine.metrics();
+  spdlog::info("stopped: {} tokens generated, {} pages still referenced", m.scheduler.generated_tokens, m.scheduler.pages_used);
+  return 0;
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (KTransformers balance_serve flags)");
+  auto o = std::make_shared<ServeOptions>();
+  cmd->add_option("--gguf_path,--gguf-path,--gguf", o->gguf, "GGUF file, split part, or folder of parts")->required();
+  cmd->add_option("--model_path,--model-path", o->model_path, "Folder with the Hugging Face config.json");
+  cmd->add_option("--port", o->server.port, "Port")->capture_default_str();
+  cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--max_new_tokens,--max-new-tokens", o->server.max_new_tokens, "Default and cap of max_tokens")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--cache_lens,--cache-lens", o->scheduler.cache_tokens, "KV cache tokens shared by all requests")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--chunk_size,--chunk-size", o->scheduler.chunk_size, "Tokens per engine step (prefill chunks)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max_batch_size,--max-batch-size", o->scheduler.max_batch_size, "Requests per engine step")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--page_size,--page-size", o->scheduler.page_size, "KV cache page size in tokens")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--backend_type,--backend-type", o->backend_type, "Only balance_serve")->capture_default_str();
+  cmd->add_option("--optimize_config_path,--optimize-config-path", o->optimize_config, "Placement rules (YAML)");
+  cmd->add_flag("--force_think,--force-think", o->server.force_think, "Start every answer with <think>\\n");
+  cmd->add_option("--threads,--cpu_infer,--cpu-infer", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--api-key,--api_key", o->server.api_key, "Require 'Authorization: Bearer KEY'");
+  cmd->add_option("--served-model-name,--served_model_name,--model_name", o->server.model_name, "Model name in the API");
+  cmd->add_option("--max-queue,--max_queue", o->server.max_queue, "Requests allowed to wait beyond max_batch_size")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--shutdown-grace", o->shutdown_grace_seconds, "Seconds in-flight requests get on SIGINT/SIGTERM")
+      ->capture_default_str();
+  cmd->add_flag("!--no-prefix-cache", o->scheduler.prefix_caching, "Disable prefix reuse");
+  cmd->callback([o, &exit_code] { exit_code = run_serve(*o); });
+}
+
+}  // namespace tandem::app

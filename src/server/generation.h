@@ -1,0 +1,86 @@
+// GenerationSession: one API request's generation, from token ids to text deltas.
+//
+// It submits the prompt to the Engine, receives token events on the engine thread and queues them; the
+// HTTP thread calls next() to take the text produced so far (detokenized incrementally, cut at stop
+// strings, split into reasoning and content for chat). When a stop string is seen the engine request is
+// cancelled at once. cancel() (a client that went away) cancels it too. Thread-safe between the engine
+// thread (producer) and one consumer thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "server/reasoning_splitter.h"
+#include "tokenizer/detokenizer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tandem::server {
+
+struct TokenLogprobInfo {
+  std::string token;   // the token's text (decoded piece)
+  float logprob = 0;
+  std::vector<std::pair<std::string, float>> top;  // alternatives, best first
+};
+
+// Text produced since the last next() call.
+struct GenerationDelta {
+  std::string reasoning;
+  std::string content;
+  std::vector<TokenLogprobInfo> logprobs;
+  bool finished = false;
+  std::string finish_reason;  // "stop" | "length" when finished
+};
+
+struct SessionOptions {
+  GenerationRequest request;
+  std::vector<std::string> stop_strings;
+  bool split_reasoning = false;     // chat: separate <think> blocks
+  bool starts_in_reasoning = false; // the prompt opened a <think> block
+  bool logprobs = false;
+};
+
+class GenerationSession : public std::enable_shared_from_this<GenerationSession> {
+ public:
+  // Submits to the engine; fails with the engine's reason (e.g. the prompt does not fit).
+  static Result<std::shared_ptr<GenerationSession>> start(Engine& engine, std::shared_ptr<const Tokenizer> tokenizer,
+                                                          SessionOptions options);
+  // Waits up to `timeout` for new output; returns what is there (possibly empty, not finished).
+  GenerationDelta next(std::chrono::milliseconds timeout);
+  void cancel();
+
+  int64_t prompt_tokens() const { return prompt_tokens_; }
+  int64_t completion_tokens() const;
+  double seconds_to_first_token() const;  // -1 before the first token
+
+ private:
+  GenerationSession(Engine& engine, std::shared_ptr<const Tokenizer> tokenizer, SessionOptions options);
+  void on_event(const TokenEvent& event);
+
+  Engine& engine_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  SessionOptions options_;
+  Detokenizer detokenizer_;
+  ReasoningSplitter splitter_;
+  RequestId id_ = 0;
+  int64_t prompt_tokens_ = 0;
+  std::chrono::steady_clock::time_point started_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<TokenEvent> events_;       // guarded by mutex_
+  bool engine_done_ = false;             // guarded by mutex_
+  int64_t generated_ = 0;                // guarded by mutex_
+  double first_token_seconds_ = -1;      // guarded by mutex_
+  std::atomic<bool> finished_{false};    // set by the consumer
+  std::atomic<bool> cancelled_{false};   // cancel() may come from another thread (shutdown)
+};
+
+}  // namespace tandem::server

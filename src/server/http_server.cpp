@@ -1,0 +1,409 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "server/generation.h"
+#include "server/metrics.h"
+#include "server/openai_request.h"
+#include "server/responses.h"
+
+namespace tandem::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kPollInterval = std::chrono::milliseconds(100);
+constexpr auto kKeepAliveAfter = std::chrono::seconds(1);
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(dump(e.to_json()), "application/json");
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// What a generation endpoint needs once the request is parsed: the prompt tokens and the options.
+struct Prepared {
+  ApiKind kind;
+  CommonOptions options;
+  std::vector<int32_t> prompt;
+  bool split_reasoning = false;
+  bool starts_in_reasoning = false;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  ServerConfig config;
+  ModelResources model;
+  httplib::Server http;
+  ServerMetrics metrics;
+  std::thread listener;
+  std::atomic<bool> draining{false};
+  int bound_port = 0;
+  std::mutex sessions_mutex;
+  std::set<std::shared_ptr<GenerationSession>> sessions;  // in flight, for shutdown
+
+  Impl(ServerConfig c, ModelResources m) : config(std::move(c)), model(std::move(m)) {}
+
+  void routes();
+  bool authorized(const httplib::Request& req, httplib::Response& res);
+  std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
+  std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
+  void generate(Prepared p, httplib::Response& res);
+  void track(const std::shared_ptr<GenerationSession>& s, bool add) {
+    std::lock_guard lock(sessions_mutex);
+    if (add) sessions.insert(s); else sessions.erase(s);
+  }
+  void finish_metrics(const GenerationSession& s, Clock::time_point started) {
+    const double total = std::chrono::duration<double>(Clock::now() - started).count();
+    metrics.request_duration.observe(total);
+    if (s.seconds_to_first_token() >= 0) metrics.time_to_first_token.observe(s.seconds_to_first_token());
+    if (s.completion_tokens() > 1) {
+      metrics.time_per_output_token.observe((total - s.seconds_to_first_token()) / static_cast<double>(s.completion_tokens() - 1));
+    }
+  }
+};
+
+bool HttpServer::Impl::authorized(const httplib::Request& req, httplib::Response& res) {
+  if (config.api_key.empty()) return true;
+  const std::string expected = "Bearer " + config.api_key;
+  if (req.get_header_value("Authorization") == expected) return true;
+  metrics.requests_client_error++;
+  send_error(res, ApiError{401, "invalid or missing API key (send 'Authorization: Bearer <key>')", "authentication_error",
+                           "", "invalid_api_key"});
+  return false;
+}
+
+std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
+  if (!model.chat_template) return ApiError{400, "this model has no chat template: use /v1/completions"};
+  nlohmann::ordered_json extra = r.template_kwargs;
+  if (!r.tools.is_null()) extra["tools"] = r.tools;
+  auto rendered = model.chat_template->render_chat(r.messages, true, model.bos_text, model.eos_text, extra);
+  if (!rendered) return ApiError{400, "cannot apply the chat template: " + rendered.status().message()};
+  std::string prompt = rendered.value();
+  if (config.force_think && !prompt.ends_with("<think>\n")) prompt += "<think>\n";
+  p.kind = ApiKind::Chat;
+  p.options = r.options;
+  p.prompt = model.tokenizer->encode(prompt, /*add_special=*/false, /*parse_special=*/true);
+  p.split_reasoning = true;
+  std::string_view tail(prompt);
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.remove_suffix(1);
+  p.starts_in_reasoning = tail.ends_with("<think>");
+  return std::nullopt;
+}
+
+std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionRequest& r, Prepared& p) {
+  p.kind = ApiKind::Completion;
+  p.options = r.options;
+  if (const auto* text = std::get_if<std::string>(&r.prompt)) {
+    p.prompt = model.tokenizer->encode(*text, /*add_special=*/true, /*parse_special=*/true);
+  } else {
+    p.prompt = std::get<std::vector<int32_t>>(r.prompt);
+    for (int32_t id : p.prompt) {
+      if (id >= model.tokenizer->vocab_size()) {
+        return ApiError{400, fmt::format("token id {} is outside the vocabulary of {} tokens", id, model.tokenizer->vocab_size()),
+                        "invalid_request_error", "prompt"};
+      }
+    }
+  }
+  if (p.prompt.empty()) return ApiError{400, "the prompt is empty", "invalid_request_error", "prompt"};
+  return std::nullopt;
+}
+
+void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
+  const auto started = Clock::now();
+  const auto n_prompt = static_cast<int64_t>(p.prompt.size());
+  const int64_t room = config.context_tokens - n_prompt;
+  if (room < 1) {
+    metrics.requests_client_error++;
+    return send_error(res, ApiError{400, fmt::format("the prompt has {} tokens; this server's context allows at most {} "
+                                                     "tokens including at least one generated token",
+                                                     n_prompt, config.context_tokens), "invalid_request_error", "messages",
+                                    "context_length_exceeded"});
+  }
+  int64_t max_tokens = std::min(p.options.max_tokens.value_or(config.max_new_tokens), config.max_new_tokens);
+  if (p.options.max_tokens && max_tokens > room) {
+    metrics.requests_client_error++;
+    return send_error(res, ApiError{400, fmt::format("the context allows {} tokens: the prompt has {} and max_tokens asks for {}",
+                                                     config.context_tokens, n_prompt, max_tokens),
+                                    "invalid_request_error", "max_tokens", "context_length_exceeded"});
+  }
+  max_tokens = std::min(max_tokens, room);
+  if (draining) {
+    res.set_header("Retry-After", "5");
+    return send_error(res, ApiError{503, "the server is shutting down", "server_error"});
+  }
+  if (metrics.in_flight.fetch_add(1) >= config.max_batch_size + config.max_queue) {
+    metrics.in_flight--;
+    metrics.requests_rejected_busy++;
+    res.set_header("Retry-After", "1");
+    return send_error(res, ApiError{503, "the request queue is full; retry later", "server_error"});
+  }
+
+  SessionOptions so;
+  so.request.prompt = std::move(p.prompt);
+  so.request.sampling = p.options.sampling;
+  if (!p.options.has_seed) so.request.sampling.seed = std::random_device{}();
+  so.request.max_new_tokens = max_tokens;
+  so.request.stop_token_ids = model.stop_token_ids;
+  so.request.top_logprobs = p.options.top_logprobs;
+  so.stop_strings = p.options.stop;
+  so.split_reasoning = p.split_reasoning;
+  so.starts_in_reasoning = p.starts_in_reasoning;
+  so.logprobs = p.options.logprobs;
+  auto session_or = GenerationSession::start(*model.engine, model.tokenizer, std::move(so));
+  if (!session_or) {
+    metrics.in_flight--;
+    metrics.requests_client_error++;
+    return send_error(res, ApiError{400, session_or.status().message()});
+  }
+  std::shared_ptr<GenerationSession> session = session_or.value();
+  track(session, true);
+  const ResponseHeader header{p.kind, new_response_id(p.kind), unix_now(),
+                              p.options.model.empty() ? config.model_name : p.options.model};
+
+  if (!p.options.stream) {
+    std::string reasoning, content, finish;
+    std::vector<TokenLogprobInfo> logprobs;
+    for (;;) {
+      GenerationDelta d = session->next(kPollInterval);
+      reasoning += d.reasoning;
+      content += d.content;
+      logprobs.insert(logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+      if (d.finished) {
+        finish = d.finish_reason;
+        break;
+      }
+    }
+    const nlohmann::json lp = p.options.logprobs ? logprobs_json(p.kind, logprobs) : nlohmann::json(nullptr);
+    res.set_content(dump(full_response(header, reasoning, content, finish, lp, session->prompt_tokens(),
+                                       session->completion_tokens())),
+                    "application/json");
+    finish_metrics(*session, started);
+    metrics.requests_ok++;
+    track(session, false);
+    metrics.in_flight--;
+    return;
+  }
+
+  struct StreamState {
+    bool sent_first = false, done = false, completed = false;
+    size_t text_offset = 0;
+    Clock::time_point last_write = Clock::now();
+  };
+  auto state = std::make_shared<StreamState>();
+  const bool include_usage = p.options.include_usage, want_logprobs = p.options.logprobs;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, session, state, header, include_usage, want_logprobs, started](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) {
+          state->last_write = Clock::now();
+          return sink.write(s.data(), s.size());
+        };
+        if (state->done) {
+          sink.done();
+          return true;
+        }
+        GenerationDelta d = session->next(kPollInterval);
+        const bool has_text = !d.reasoning.empty() || !d.content.empty() || !d.logprobs.empty();
+        if (!state->sent_first || has_text) {
+          nlohmann::json lp = nullptr;
+          if (want_logprobs && !d.logprobs.empty()) {
+            lp = logprobs_json(header.kind, d.logprobs, state->text_offset);
+          }
+          state->text_offset += d.content.size();
+          if (!write(sse_event(chunk(header, !state->sent_first, d.reasoning, d.content, "", lp)))) return false;
+          state->sent_first = true;
+        } else if (Clock::now() - state->last_write > kKeepAliveAfter) {
+          if (!write(": keep-alive\n\n")) return false;  // also how a vanished client is noticed while queued
+        }
+        if (d.finished) {
+          std::string tail = sse_event(chunk(header, false, "", "", d.finish_reason, nullptr));
+          if (include_usage) tail += sse_event(usage_chunk(header, session->prompt_tokens(), session->completion_tokens()));
+          tail += "data: [DONE]\n\n";
+          if (!write(tail)) return false;
+          finish_metrics(*session, started);
+          state->completed = true;
+          state->done = true;
+          sink.done();
+        }
+        return true;
+      },
+      [this, session, state](bool success) {
+        if (!success || !state->completed) {
+          session->cancel();
+          metrics.requests_disconnected++;
+        } else {
+          metrics.requests_ok++;
+        }
+        track(session, false);
+        metrics.in_flight--;
+      });
+}
+
+void HttpServer::Impl::routes() {
+  http.set_payload_max_length(8 << 20);
+  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("request failed: {}", what);
+    send_error(res, ApiError{500, what, "server_error"});
+  });
+  http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404) {
+      send_error(res, ApiError{404, fmt::format("no route for {} {}", req.method, req.path), "invalid_request_error", "",
+                               "not_found"});
+    } else if (res.status == 413) {
+      send_error(res, ApiError{413, "the request body is too large"});
+    } else if (res.status >= 400 && res.status < 500) {
+      send_error(res, ApiError{res.status, "malformed request"});
+    }
+    if (res.status >= 400 && res.status < 500) metrics.requests_client_error++;
+  });
+
+  auto chat = [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    auto parsed = parse_chat_request(req.body);
+    if (auto* e = std::get_if<ApiError>(&parsed)) {
+      metrics.requests_client_error++;
+      return send_error(res, *e);
+    }
+    Prepared p;
+    if (auto e = prepare_chat(std::get<ChatRequest>(parsed), p)) {
+      metrics.requests_client_error++;
+      return send_error(res, *e);
+    }
+    generate(std::move(p), res);
+  };
+  auto completion = [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    auto parsed = parse_completion_request(req.body);
+    if (auto* e = std::get_if<ApiError>(&parsed)) {
+      metrics.requests_client_error++;
+      return send_error(res, *e);
+    }
+    Prepared p;
+    if (auto e = prepare_completion(std::get<CompletionRequest>(parsed), p)) {
+      metrics.requests_client_error++;
+      return send_error(res, *e);
+    }
+    generate(std::move(p), res);
+  };
+  http.Post("/v1/chat/completions", chat);
+  http.Post("/chat/completions", chat);
+  http.Post("/v1/completions", completion);
+  http.Post("/completions", completion);
+
+  http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    nlohmann::json m = {{"id", config.model_name}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tandem"},
+                        {"max_model_len", config.context_tokens}};
+    res.set_content(dump({{"object", "list"}, {"data", nlohmann::json::array({m})}}), "application/json");
+  });
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    if (draining) {
+      res.status = 503;
+      res.set_content(R"({"status":"shutting down"})", "application/json");
+      return;
+    }
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.render(model.engine->metrics()), "text/plain; version=0.0.4");
+  });
+  http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    auto parsed = parse_json_object(req.body);
+    if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
+    const nlohmann::json& body = std::get<nlohmann::json>(parsed);
+    const auto text = body.contains("content") ? body["content"] : body.value("prompt", nlohmann::json());
+    if (!text.is_string()) return send_error(res, ApiError{400, "'content' must be a string", "invalid_request_error", "content"});
+    const nlohmann::json add = body.value("add_special", nlohmann::json(false));
+    if (!add.is_boolean()) return send_error(res, ApiError{400, "'add_special' must be a boolean", "invalid_request_error", "add_special"});
+    const auto ids = model.tokenizer->encode(text.get<std::string>(), add.get<bool>(), true);
+    res.set_content(dump({{"tokens", ids}}), "application/json");
+  });
+  http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    auto parsed = parse_json_object(req.body);
+    if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
+    const nlohmann::json& body = std::get<nlohmann::json>(parsed);
+    const auto tokens = body.value("tokens", nlohmann::json());
+    if (!tokens.is_array()) return send_error(res, ApiError{400, "'tokens' must be an array of token ids", "invalid_request_error", "tokens"});
+    std::vector<int32_t> ids;
+    for (const auto& t : tokens) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= model.tokenizer->vocab_size()) {
+        return send_error(res, ApiError{400, "'tokens' must hold ids of the vocabulary", "invalid_request_error", "tokens"});
+      }
+      ids.push_back(t.get<int32_t>());
+    }
+    res.set_content(dump({{"content", model.tokenizer->decode(ids)}}), "application/json");
+  });
+}
+
+HttpServer::HttpServer(ServerConfig config, ModelResources resources)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(resources))) {
+  const size_t threads = static_cast<size_t>(impl_->config.max_batch_size + impl_->config.max_queue + 16);
+  impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  impl_->routes();
+}
+
+HttpServer::~HttpServer() {
+  impl_->http.stop();
+  if (impl_->listener.joinable()) impl_->listener.join();
+}
+
+Status HttpServer::start() {
+  Impl& m = *impl_;
+  if (m.config.port == 0) {
+    m.bound_port = m.http.bind_to_any_port(m.config.host);
+    if (m.bound_port <= 0) return Status::error("cannot bind to " + m.config.host);
+  } else {
+    if (!m.http.bind_to_port(m.config.host, m.config.port)) {
+      return Status::error(fmt::format("cannot bind to {}:{} (in use, or not allowed)", m.config.host, m.config.port));
+    }
+    m.bound_port = m.config.port;
+  }
+  m.listener = std::thread([&m] { m.http.listen_after_bind(); });
+  return Status::ok();
+}
+
+int HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::shutdown(std::chrono::milliseconds grace) {
+  Impl& m = *impl_;
+  m.draining = true;
+  const auto deadline = Clock::now() + grace;
+  while (m.metrics.in_flight.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  {
+    std::lock_guard lock(m.sessions_mutex);
+    for (const auto& s : m.sessions) s->cancel();
+  }
+  const auto cancel_deadline = Clock::now() + std::chrono::seconds(5);
+  while (m.metrics.in_flight.load() > 0 && Clock::now() < cancel_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  m.http.stop();
+}
+
+void HttpServer::wait() {
+  if (impl_->listener.joinable()) impl_->listener.join();
+}
+
+}  // namespace tandem::server

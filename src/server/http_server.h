@@ -1,0 +1,63 @@
+// HttpServer: the OpenAI-compatible HTTP API over one Engine.
+//
+// Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET /health,
+// GET /metrics (Prometheus), POST /tokenize, POST /detokenize. Errors use OpenAI's error object with the
+// HTTP status that fits: 400 for bad requests (including prompts over the context), 401 for a wrong API
+// key, 404 for unknown paths, 413 for oversized bodies, 503 with Retry-After when the queue is full or the
+// server is shutting down. A streaming client that goes away has its request cancelled (pages freed).
+// shutdown() stops taking generation requests, lets in-flight ones finish for a grace period, cancels
+// the rest, and stops the listener.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "core/status.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tandem::server {
+
+struct ServerConfig {
+  std::string host = "0.0.0.0";
+  int port = 10002;
+  std::string api_key;              // empty: no authentication
+  std::string model_name;           // what /v1/models and responses call the model
+  int64_t max_new_tokens = 1024;    // default and upper bound of max_tokens
+  int64_t context_tokens = 4096;    // prompt + completion limit (model context and KV pool)
+  int max_batch_size = 4;
+  int max_queue = 64;               // generation requests allowed beyond max_batch_size
+  bool force_think = false;         // start the assistant turn with "<think>\n"
+};
+
+struct ModelResources {
+  Engine* engine = nullptr;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::optional<chat::ChatTemplate> chat_template;  // nullopt: /v1/chat/completions answers 400
+  std::optional<std::string> bos_text, eos_text;
+  std::vector<int32_t> stop_token_ids;               // end-of-generation tokens (EOS, <|im_end|>, ...)
+};
+
+class HttpServer {
+ public:
+  HttpServer(ServerConfig config, ModelResources resources);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds (port 0: any free port) and serves on background threads.
+  Status start();
+  int port() const;
+  void shutdown(std::chrono::milliseconds grace);
+  void wait();  // returns after shutdown()
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::server

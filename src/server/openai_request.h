@@ -1,0 +1,60 @@
+// Parsing and validating OpenAI-style request bodies (/v1/chat/completions, /v1/completions).
+//
+// parse_*() accept exactly what the OpenAI API accepts for the fields Tandem supports and ignore unknown
+// fields, as OpenAI does. A wrong type, an out-of-range value, a missing required field or n != 1 yields
+// an ApiError naming the parameter (HTTP 400). Defaults that depend on the server (max tokens) are left
+// unset here and filled in by the server.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/sampler.h"
+
+namespace tandem::server {
+
+struct ApiError {
+  int status = 400;
+  std::string message{};
+  std::string type = "invalid_request_error";
+  std::string param{};  // the offending field, if any
+  std::string code{};
+  nlohmann::json to_json() const;
+};
+
+struct CommonOptions {
+  std::string model;
+  std::optional<int64_t> max_tokens;
+  SamplingParams sampling;          // seed defaults to a random value when absent
+  bool has_seed = false;
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;       // stream_options.include_usage
+  bool logprobs = false;
+  int top_logprobs = 0;
+};
+
+struct ChatRequest {
+  CommonOptions options;
+  nlohmann::ordered_json messages;  // normalized: every content a string
+  nlohmann::ordered_json tools;     // null when absent
+  nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
+};
+
+struct CompletionRequest {
+  CommonOptions options;
+  std::variant<std::string, std::vector<int32_t>> prompt;
+  bool echo = false;
+};
+
+std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body);
+std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body);
+// Parses a JSON object body (for /tokenize, /detokenize); ApiError when not an object.
+std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body);
+
+}  // namespace tandem::server

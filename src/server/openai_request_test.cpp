@@ -1,0 +1,65 @@
+#include "server/openai_request.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem::server {
+
+namespace {
+ApiError chat_error(const std::string& body) {
+  auto r = parse_chat_request(body);
+  EXPECT_TRUE(std::holds_alternative<ApiError>(r)) << body;
+  return std::holds_alternative<ApiError>(r) ? std::get<ApiError>(r) : ApiError{};
+}
+}  // namespace
+
+TEST(OpenAiRequest, ChatWithContentPartsAndSampling) {
+  auto r = parse_chat_request(R"({"model":"m","messages":[{"role":"system","content":"be brief"},
+    {"role":"user","content":[{"type":"text","text":"hi "},{"type":"text","text":"there"}]}],
+    "max_completion_tokens":7,"temperature":0.5,"top_p":0.9,"top_k":40,"min_p":0.05,"seed":3,
+    "stop":["\n\n","END"],"stream":true,"stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":2,
+    "unknown_field":{"x":1},"user":"u1"})");
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(r));
+  const ChatRequest& c = std::get<ChatRequest>(r);
+  EXPECT_EQ(c.messages[1]["content"], "hi there");
+  EXPECT_EQ(c.options.max_tokens, 7);
+  EXPECT_FLOAT_EQ(c.options.sampling.temperature, 0.5f);
+  EXPECT_EQ(c.options.sampling.top_k, 40);
+  EXPECT_TRUE(c.options.has_seed);
+  EXPECT_EQ(c.options.stop.size(), 2u);
+  EXPECT_TRUE(c.options.stream && c.options.include_usage && c.options.logprobs);
+  EXPECT_EQ(c.options.top_logprobs, 2);
+}
+
+TEST(OpenAiRequest, ErrorsNameTheParameter) {
+  EXPECT_NE(chat_error("{not json").message.find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(chat_error("[1,2]").status, 400);
+  EXPECT_EQ(chat_error(R"({"model":"m"})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"messages":"hi"})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})").param, "temperature");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"temperature":3})").param, "temperature");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"n":2})").param, "n");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})").param, "max_tokens");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1.5})").param, "max_tokens");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"stop":[1]})").param, "stop");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"wizard","content":"x"}]})").param, "messages[0].role");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})").param, "messages[0].content");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"seed":18446744073709551615})").param, "seed");
+}
+
+TEST(OpenAiRequest, CompletionPromptForms) {
+  auto text = parse_completion_request(R"({"prompt":"hello","logprobs":3})");
+  ASSERT_TRUE(std::holds_alternative<CompletionRequest>(text));
+  EXPECT_EQ(std::get<std::string>(std::get<CompletionRequest>(text).prompt), "hello");
+  EXPECT_EQ(std::get<CompletionRequest>(text).options.top_logprobs, 3);
+  auto ids = parse_completion_request(R"({"prompt":[1,2,3]})");
+  ASSERT_TRUE(std::holds_alternative<CompletionRequest>(ids));
+  EXPECT_EQ(std::get<std::vector<int32_t>>(std::get<CompletionRequest>(ids).prompt), (std::vector<int32_t>{1, 2, 3}));
+  auto nested = parse_completion_request(R"({"prompt":[[4,5]]})");
+  ASSERT_TRUE(std::holds_alternative<CompletionRequest>(nested));
+  EXPECT_TRUE(std::holds_alternative<ApiError>(parse_completion_request(R"({"prompt":["a","b"]})")));
+  EXPECT_TRUE(std::holds_alternative<ApiError>(parse_completion_request(R"({"prompt":[-1]})")));
+  EXPECT_TRUE(std::holds_alternative<ApiError>(parse_completion_request(R"({"prompt":7})")));
+  EXPECT_TRUE(std::holds_alternative<ApiError>(parse_completion_request(R"({})")));
+}
+
+}  // namespace tandem::server

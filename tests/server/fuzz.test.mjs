@@ -1,0 +1,403 @@
+// Request-parser fuzz of `tandem serve`: >= FUZZ_CASES (10,000) malformed requests over raw TCP sockets,
+// FUZZ_CONCURRENCY (16) at a time, from a seeded generator (FUZZ_SEED) so a failure can be replayed.
+//
+// Every case carries an invalid body (bad JSON, wrong types, huge numbers, deep nesting, invalid UTF-8,
+// non-JSON under another content type, ...) and/or broken framing (request line, headers, Content-Length,
+// chunked encoding), so whatever the server makes of the framing, the only right answers are a 4xx or,
+// for framing errors, closing the connection. A few "tolerant" cases (semantically odd but well-typed
+// values) may also succeed; they only must not get a 5xx. The server must stay alive, keep serving the
+// same greedy text, and not leak file descriptors or threads.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import * as H from './lib/harness.mjs';
+
+const CASES = Number(process.env.FUZZ_CASES || 10_000);
+const CONCURRENCY = Number(process.env.FUZZ_CONCURRENCY || 16);
+const SEED = Number(process.env.FUZZ_SEED || 1234567);
+const TIMEOUT_MS = 15_000;
+const FLAGS = ['--max_new_tokens', '16', '--cache_lens', '2048', '--max_batch_size', '8', '--page_size', '16'];
+
+const CHAT = '/v1/chat/completions';
+const CMPL = '/v1/completions';
+const enc = (s) => Buffer.from(s, 'utf8');
+
+// ---- the raw client -------------------------------------------------------------------------------
+// Resolves to { status, headers, body, closed, reset, timedOut, raw }.
+function exchange(port, bytes, { halfClose = false, pieces = 1 } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const finish = (extra) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ ...parse(buf), raw: buf, ...extra });
+    };
+    const timer = setTimeout(() => finish({ timedOut: true }), TIMEOUT_MS);
+    sock.on('connect', () => {
+      if (pieces <= 1) sock.write(bytes);
+      else {
+        // Split the request into several writes (exercises incremental parsing).
+        const step = Math.max(1, Math.ceil(bytes.length / pieces));
+        for (let i = 0; i < bytes.length; i += step) sock.write(bytes.subarray(i, i + step));
+      }
+      if (halfClose) sock.end();
+    });
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const p = parse(buf);
+      if (p.complete) finish({});
+    });
+    sock.on('end', () => finish({ closed: true }));
+    sock.on('close', () => finish({ closed: true }));
+    sock.on('error', (e) => finish({ reset: true, error: e.code }));
+  });
+}
+
+function parse(buf) {
+  // Skip interim 1xx responses (100 Continue).
+  while (/^HTTP\/1\.[01] 1\d\d /.test(buf.subarray(0, 16).toString('latin1'))) {
+    const e = buf.indexOf('\r\n\r\n');
+    if (e < 0) return { status: null, complete: false };
+    buf = buf.subarray(e + 4);
+  }
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return { status: null, complete: false };
+  const head = buf.subarray(0, end).toString('latin1');
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+  const status = m ? Number(m[1]) : NaN;
+  const headers = {};
+  for (const line of head.split('\r\n').slice(1)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  const body = buf.subarray(end + 4);
+  let complete = false;
+  if (headers['content-length'] !== undefined) complete = body.length >= Number(headers['content-length']);
+  else if (/chunked/i.test(headers['transfer-encoding'] || '')) complete = body.includes('0\r\n\r\n');
+  return { status, headers, body: body.toString('utf8'), complete };
+}
+
+// ---- request builders ----------------------------------------------------------------------------
+function httpRequest({ method = 'POST', path = CHAT, version = 'HTTP/1.1', headers, body = Buffer.alloc(0),
+  contentLength = 'auto', contentType = 'application/json', extraHeaderLines = [] }) {
+  const b = Buffer.isBuffer(body) ? body : enc(body);
+  const lines = [`${method} ${path} ${version}`, 'Host: 127.0.0.1', 'Connection: close'];
+  if (contentType !== null) lines.push(`Content-Type: ${contentType}`);
+  if (contentLength === 'auto') lines.push(`Content-Length: ${b.length}`);
+  else if (contentLength !== null) lines.push(`Content-Length: ${contentLength}`);
+  for (const [k, v] of headers || []) lines.push(`${k}: ${v}`);
+  lines.push(...extraHeaderLines);
+  return Buffer.concat([enc(lines.join('\r\n') + '\r\n\r\n'), b]);
+}
+
+const MSGS = [{ role: 'user', content: 'hi' }];
+const validChat = () => ({ model: H.MODEL_NAME, messages: MSGS, max_tokens: 1 });
+const validCmpl = () => ({ model: H.MODEL_NAME, prompt: 'hi', max_tokens: 1 });
+
+// Raw JSON snippets (text), since some cannot come out of JSON.stringify.
+const HUGE_INTS = ['1e400', '-1e400', '99999999999999999999999', '-99999999999999999999999', '1e30', '18446744073709551616'];
+const WRONG = {
+  int: ['"5"', 'true', '[]', '{}', '1.5', '"x"', '[1]', ...HUGE_INTS],
+  posint: ['-1', '-2147483649'],  // for fields that must be positive: max_tokens, n, top_logprobs
+  num: ['"0.5"', 'true', '[]', '{}', '"x"', '[0.5]', '1e400', '-1e400'],
+  string: ['5', 'true', '[]', '{}', '1.5'],
+  bool: ['"true"', '1', '0', '[]', '{}', '"yes"'],
+  stop: ['5', 'true', '{}', '[5]', '[[]]', '[null]', '[{"a":1}]', '["a", 5]'],
+  stream_options: ['"x"', '5', '[]', 'true', '{"include_usage":"yes"}', '{"include_usage":5}'],
+  messages: ['"x"', '5', '{}', 'true', 'null', '[]', '[5]', '["x"]', '[[]]', '[{}]', '[null]',
+    '[{"role":5,"content":"hi"}]', '[{"role":"user","content":true}]', '[{"role":"user","content":{}}]',
+    '[{"role":"user","content":[5]}]', '[{"role":"user","content":[{"type":"text"}]}]',
+    '[{"role":"user","content":[{"type":"text","text":[]}]}]', '[{"role":"user","content":[{"type":5,"text":"a"}]}]',
+    '[{"role":"user"}]', '[{"content":"hi"}]', '[{"role":[],"content":"hi"}]', '[{"role":"user","content":"hi","name":5}]',
+    '[{"role":"nobody","content":"hi"}]', '[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]'],
+  prompt: ['5', 'true', '{}', 'null', '[true]', '[1.5]', '[-1]', '[1e12]', '["a","b"]', '[null]', '[{}]', '[1,"a"]',
+    '[]', '[[1],[2]]', '1e400', '[99999999999999999999999]', '[129280]'],
+  tokens: ['"x"', '5', '{}', '[true]', '["a"]', '[-1]', '[1.5]', '[1e12]', 'null', '[null]', '[[1]]', '[129280]',
+    '[99999999999999999999999]'],
+  content: ['5', '[]', '{}', 'true', 'null', '[1,2]'],
+};
+const FIELDS_COMMON = {
+  model: 'string', max_tokens: 'int+', max_completion_tokens: 'int+', temperature: 'num', top_p: 'num', top_k: 'int',
+  min_p: 'num', presence_penalty: 'num', frequency_penalty: 'num', repetition_penalty: 'num', seed: 'int',
+  stop: 'stop', stream: 'bool', stream_options: 'stream_options', top_logprobs: 'int+', n: 'int+', user: 'string',
+};
+const FIELDS = {
+  [CHAT]: { ...FIELDS_COMMON, messages: 'messages', logprobs: 'bool' },
+  [CMPL]: { ...FIELDS_COMMON, prompt: 'prompt', logprobs: 'int+' },
+};
+function wrongValues(kind) {
+  if (kind === 'int+') return [...WRONG.int, ...WRONG.posint];
+  return WRONG[kind];
+}
+
+// A JSON object text with `field` set to the raw `valueText`; the rest valid.
+function withField(base, field, valueText) {
+  const obj = { ...base };
+  delete obj[field];
+  const rest = JSON.stringify(obj).slice(1, -1);
+  return `{${rest}${rest ? ',' : ''}${JSON.stringify(field)}:${valueText}}`;
+}
+
+// ---- the generator ---------------------------------------------------------------------------------
+// Each case: { name, bytes, halfClose?, pieces?, framing (a closed connection is an acceptable answer),
+//              tolerant (2xx allowed), extraOk: [statuses besides 4xx], envelope (check the JSON error body) }
+function makeCase(r, i) {
+  const route = r.pick([CHAT, CHAT, CMPL]);
+  const base = route === CHAT ? validChat() : validCmpl();
+  const stream = r.next() < 0.3;
+  if (stream) base.stream = true;
+  const kind = r.int(0, 17);
+  const body = (b, o = {}) => httpRequest({ path: route, body: b, ...o });
+  switch (kind) {
+    case 0: {  // random bytes
+      const n = r.pick([1, 2, 8, 64, 512, 4096]);
+      return { name: 'random-bytes', bytes: body(r.bytes(n)), envelope: false };
+    }
+    case 1: {  // truncated valid JSON
+      const t = JSON.stringify({ ...base, temperature: 0.5, stop: ['x'], messages: route === CHAT ? MSGS : undefined });
+      return { name: 'truncated-json', bytes: body(t.slice(0, r.int(0, t.length - 1))), envelope: true };
+    }
+    case 2: case 3: case 4: {  // a wrong type in one field
+      const fields = FIELDS[route];
+      const field = r.pick(Object.keys(fields));
+      const v = r.pick(wrongValues(fields[field]));
+      return { name: `wrong-type ${field}=${v}`, bytes: body(withField(base, field, v)), envelope: true };
+    }
+    case 5: {  // wrong top-level shapes
+      const t = r.pick(['[]', '"x"', '5', 'null', 'true', '{}', '[{"messages":[]}]', '{"messages":{"role":"user"}}',
+        '{"prompt":{}}', '{"":""}', '{"messages":[{"role":"user","content":"hi"}],"messages":5}']);
+      return { name: `shape ${t}`, bytes: body(t), envelope: true };
+    }
+    case 6: {  // deep nesting
+      const depth = r.pick([64, 1000, 10000, 100000, 400000, 3000000]);
+      const open = r.pick(['[', '[', '{"a":']);
+      const close = open === '[' ? ']' : '}';
+      const closed = r.next() < 0.6;
+      const nest = open.repeat(depth) + (closed ? '1' + close.repeat(depth) : '');
+      const where = r.pick(['top', 'messages', 'stop', 'max_tokens', 'unknown', 'tools', 'message-extra', 'chat_template_kwargs']);
+      let t;
+      if (where === 'top') t = nest;
+      else if (where === 'message-extra') {
+        t = withField(base, route === CHAT ? 'messages' : 'prompt',
+          route === CHAT ? `[{"role":"user","content":"hi","x_extra":${nest}}]` : `["hi",${nest}]`);
+      } else t = withField(base, where === 'unknown' ? 'x_extra' : where, nest);
+      // A deeply nested value where unknown content is ignored is valid: 2xx allowed there, never a crash.
+      // (tools items must be function objects: a nested array there is a 400.)
+      const tolerant = closed && (where === 'unknown' || (where === 'message-extra' && route === CHAT) ||
+        (route === CMPL && (where === 'tools' || where === 'chat_template_kwargs')) ||
+        (route === CHAT && where === 'chat_template_kwargs' && open !== '['));
+      return { name: `nesting ${where} depth ${depth}${closed ? '' : ' unclosed'} ${open}`, bytes: body(t), tolerant, envelope: true };
+    }
+    case 7: {  // invalid UTF-8 / bad escapes inside strings
+      const bad = r.pick([Buffer.from([0xff]), Buffer.from([0xc0, 0x80]), Buffer.from([0xed, 0xa0, 0x80]),
+        Buffer.from([0xe4, 0xb8]), Buffer.from([0xf8, 0x88, 0x80, 0x80, 0x80]), Buffer.from([0x80]),
+        Buffer.from([0xf4, 0x90, 0x80, 0x80]), enc('\\ud800'), enc('\\udc00x'), enc('\\u12'), enc('\\x41'), enc('\\q'),
+        Buffer.from([0x00]), enc('\n')]);
+      const where = r.pick(['content', 'key', 'stop', 'model']);
+      let pre;
+      let post;
+      if (route === CMPL && where === 'content') { pre = '{"max_tokens":1,"prompt":"a'; post = 'b"}'; }
+      else if (where === 'content') { pre = '{"max_tokens":1,"messages":[{"role":"user","content":"a'; post = 'b"}]}'; }
+      else if (where === 'key') { pre = `{"max_tokens":1,${route === CHAT ? '"messages":[{"role":"user","content":"hi"}]' : '"prompt":"hi"'},"k`; post = '":1}'; }
+      else { pre = `{"max_tokens":1,${route === CHAT ? '"messages":[{"role":"user","content":"hi"}]' : '"prompt":"hi"'},"${where}":"a`; post = 'b"}'; }
+      return { name: `bad-utf8/escape in ${where}: ${bad.toString('hex')}`, bytes: body(Buffer.concat([enc(pre), bad, enc(post)])), envelope: true };
+    }
+    case 8: {  // non-JSON bodies under other content types
+      const [ct, b] = r.pick([
+        ['application/x-www-form-urlencoded', 'messages=hi&max_tokens=1'],
+        ['multipart/form-data; boundary=XyZ', '--XyZ\r\nContent-Disposition: form-data; name="messages"\r\n\r\nhi\r\n--XyZ--\r\n'],
+        ['application/xml', '<messages><m role="user">hi</m></messages>'],
+        ['text/plain', 'hello there'],
+        ['application/octet-stream', r.bytes(32)],
+        ['application/json; charset=utf-16', Buffer.from('{"prompt":"hi"}', 'utf16le')],
+        [null, 'messages=hi'],
+        ['', ''],
+      ]);
+      return { name: `content-type ${ct}`, bytes: body(b, { contentType: ct }), envelope: false };
+    }
+    case 9: {  // valid JSON under a wrong content type: lenient servers accept, strict ones answer 415
+      const ct = r.pick(['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream']);
+      return { name: `valid json as ${ct}`, bytes: body(JSON.stringify(base), { contentType: ct }), tolerant: true, envelope: true };
+    }
+    case 10: {  // Content-Length larger than the body, then the client half-closes
+      const t = JSON.stringify(base);
+      const cl = r.pick([t.length + 1, t.length + 1000, 1e6, 1e12, 99999999999999999999, 2 ** 31, 2 ** 32 + 5]);
+      return { name: `content-length ${cl} > body`, bytes: body(t, { contentLength: String(cl) }), halfClose: true, framing: true,
+        extraOk: [413] };
+    }
+    case 11: {  // Content-Length smaller than the body (truncated JSON, then garbage as the next request)
+      const t = JSON.stringify({ ...base, padding: 'p'.repeat(r.int(0, 100)) });
+      return { name: 'content-length < body', bytes: body(t, { contentLength: String(r.int(0, t.length - 2)) }), framing: true };
+    }
+    case 12: {  // malformed Content-Length values, duplicates, and no length at all
+      const t = JSON.stringify(base).slice(0, -1);  // the body is truncated JSON anyway
+      const v = r.pick(['-1', 'abc', '1e3', '+5', '0x10', '', ' ', '12, 13', '18446744073709551617', '5 5', null]);
+      if (r.next() < 0.25) {
+        return { name: 'duplicate content-length', framing: true,
+          bytes: body(t, { contentLength: String(t.length), extraHeaderLines: [`Content-Length: ${t.length + 3}`] }) };
+      }
+      return { name: `content-length "${v}"`, bytes: body(t, { contentLength: v }), framing: true, halfClose: v === null,
+        extraOk: [411] };
+    }
+    case 13: {  // broken chunked encodings
+      const t = JSON.stringify(base).slice(0, -1);
+      const hex = t.length.toString(16);
+      const v = r.pick([
+        `${hex}\r\n${t}\r\n0\r\n\r\n`,                // well framed; truncated JSON inside
+        `zz\r\n${t}\r\n0\r\n\r\n`,                     // bad size
+        `ffffffffffffffffff\r\n${t}\r\n0\r\n\r\n`,     // overflowing size
+        `-5\r\n${t}\r\n0\r\n\r\n`,                     // negative
+        `${hex}\r\n${t}`,                              // no terminating chunk (half-close)
+        `${hex}\r\n${t}XX\r\n0\r\n\r\n`,               // data longer than the size
+        `1;ext=1\r\n{\r\n0\r\n\r\n`,                   // extension + a lone brace
+        '0\r\n\r\n',                                   // empty body
+        `${hex}\n${t}\n0\n\n`,                         // bare LF
+      ]);
+      const withCl = r.next() < 0.3;
+      return { name: `chunked ${JSON.stringify(v.slice(0, 12))}${withCl ? ' +CL' : ''}`, framing: true, halfClose: true,
+        extraOk: [411, 413, 501],
+        bytes: httpRequest({ path: route, body: v, contentLength: withCl ? String(v.length) : null,
+          headers: [['Transfer-Encoding', r.pick(['chunked', 'chunked', 'gzip, chunked', 'identity', 'chunked, chunked'])]] }) };
+    }
+    case 14: {  // broken request lines
+      const t = '{"messages": [';
+      const [line, extraOk] = r.pick([
+        [`POST  ${route} HTTP/1.1`, []], [`POST ${route}`, []], [`POST ${route} HTTP/9.9`, [505]], [`post ${route} HTTP/1.1`, [405, 501]],
+        [`BREW ${route} HTTP/1.1`, [405, 501]], [`POST v1/chat/completions HTTP/1.1`, []], [`POST ${route}%00 HTTP/1.1`, []],
+        [`POST /${'a'.repeat(100000)} HTTP/1.1`, [414]], [`POST ${route} HTTP/1.1 extra`, []], ['', []], ['\x00\x01\x02', []],
+        [`POST http://127.0.0.1${route} HTTP/1.1`, []], [`POST ${route}?x=%zz HTTP/1.1`, []], [`POST ${route}#frag HTTP/1.1`, []],
+        [`POST ${route} HTTP/1.0`, []], [`PUT ${route} HTTP/1.1`, [405]], [`DELETE ${route} HTTP/1.1`, [405]],
+        [`POST /v1/../v1/chat/completions HTTP/1.1`, []],
+      ]);
+      const raw = Buffer.concat([enc(`${line}\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${t.length}\r\n\r\n`), enc(t)]);
+      return { name: `request line ${JSON.stringify(line.slice(0, 40))}`, bytes: raw, framing: true, extraOk: [405, 414, ...extraOk] };
+    }
+    case 15: {  // broken or hostile headers
+      const t = JSON.stringify(base).slice(0, -1);
+      const v = r.pick([
+        ['NoColonHere'], ['Bad Name: x'], ['X-Nul: a\x00b'], ['X-Cr: a\rb'], [' Leading-Space: x'], ['X-Fold: a', '  folded'],
+        [`X-Long: ${'v'.repeat(r.pick([9000, 100000]))}`], Array.from({ length: r.pick([200, 5000]) }, (_, k) => `X-H${k}: ${k}`),
+        [`${r.bytes(20).toString('latin1').replace(/[\r\n]/g, '')}: x`], ['Content-Type: application/json', 'Content-Type: text/plain'],
+        ['Authorization: Bearer \x01\x02'], ['Expect: 100-continue'], ['Expect: nonsense'], ['Connection: keep-alive, upgrade', 'Upgrade: websocket'],
+        ['Host: a', 'Host: b'], [':'], ['X-Empty:'],
+      ]);
+      return { name: `headers ${JSON.stringify(v[0].slice(0, 30))}${v.length > 2 ? ` x${v.length}` : ''}`, framing: true,
+        extraOk: [413, 417, 431], bytes: body(t, { extraHeaderLines: v }) };
+    }
+    case 16: {  // tokenize / detokenize bodies
+      const tok = r.next() < 0.5;
+      const v = r.pick(tok ? WRONG.content : WRONG.tokens);
+      const t = tok ? `{"content":${v}}` : `{"tokens":${v}}`;
+      return { name: `${tok ? '/tokenize' : '/detokenize'} ${v}`, envelope: true,
+        bytes: httpRequest({ path: tok ? '/tokenize' : '/detokenize', body: t }) };
+    }
+    default: {  // semantically odd but well-typed values: 2xx allowed, never 5xx (max_tokens 1 keeps them quick)
+      const odd = r.pick([['temperature', '1e308'], ['temperature', '100'], ['top_p', '0'], ['top_p', '2'], ['top_k', '-1'],
+        ['top_k', '1000000000'], ['min_p', '1'], ['min_p', '-1'], ['presence_penalty', '-1e300'], ['frequency_penalty', '1e300'],
+        ['repetition_penalty', '0'], ['repetition_penalty', '-1'], ['seed', '0'], ['seed', '-1'], ['seed', '9223372036854775807'],
+        ['stop', '[""]'], ['stop', '""'], ['stop', `[${Array(64).fill('"x"').join(',')}]`], ['user', `"${'u'.repeat(10000)}"`],
+        ['model', '"some-other-model"'], ['temperature', '-0.0'], ['logit_bias', '{"5":100}'], ['x_unknown', '[[[[1]]]]']]);
+      return { name: `odd ${odd[0]}=${odd[1].slice(0, 30)}`, bytes: body(withField(base, odd[0], odd[1])), tolerant: true, envelope: true };
+    }
+  }
+}
+
+function judge(c, res) {
+  const s = res.status;
+  if (res.timedOut) return `no answer within ${TIMEOUT_MS} ms (${res.status ? `got status ${s} but the body never completed` : 'connection left open'})`;
+  if (s === null || s === undefined) {
+    if (c.framing) return null;  // the server closed the connection on a framing error
+    if (c.bytes.length > (1 << 20)) return null;  // refusing a large body by closing early is acceptable
+    return `connection closed without a response (${res.error || 'eof'})`;
+  }
+  if (Number.isNaN(s)) return `unparsable status line: ${JSON.stringify(res.raw.subarray(0, 80).toString('latin1'))}`;
+  if (s >= 500 && !(c.extraOk || []).includes(s)) return `HTTP ${s}: ${res.body.slice(0, 200)}`;
+  if (s >= 200 && s < 300) return c.tolerant ? null : `accepted (HTTP ${s}): ${res.body.slice(0, 200)}`;
+  if (s < 400 || s >= 600) return `HTTP ${s}`;
+  if (c.envelope && s >= 400 && s < 500) {
+    let json;
+    try { json = JSON.parse(res.body); } catch { return `HTTP ${s} with a non-JSON body: ${res.body.slice(0, 120)}`; }
+    const p = H.errorEnvelopeProblems(json);
+    if (p.length) return `HTTP ${s} error body: ${p.join(', ')}: ${res.body.slice(0, 200)}`;
+  }
+  return null;
+}
+
+function fdCount(pid) { return readdirSync(`/proc/${pid}/fd`).length; }
+function threadCount(pid) { return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); }
+
+describe('tandem serve request fuzz', { skip: H.SKIP }, () => {
+  let srv;
+  before(async () => { srv = await H.startServer(FLAGS); });
+  after(async () => { await srv?.stop(); });
+
+  test(`${CASES} malformed requests, ${CONCURRENCY} at a time: only 4xx or closed connections; the server survives`, async () => {
+    const probe = { model: H.MODEL_NAME, prompt: H.referenceCases()[0].ids, max_tokens: 8, temperature: 0 };
+    const before = await srv.post('/v1/completions', probe);
+    assert.equal(before.status, 200, before.text);
+    const fds0 = fdCount(srv.pid);
+    const threads0 = threadCount(srv.pid);
+    const rss0 = srv.rssKiB();
+
+    const r = H.rng(SEED);
+    const cases = Array.from({ length: CASES }, (_, i) => ({ i, ...makeCase(r, i) }));
+    for (const c of cases) c.pieces = r.next() < 0.1 ? r.int(2, 5) : 1;
+    const failures = [];
+    const tally = {};
+    let next = 0;
+    const t0 = Date.now();
+    const worker = async () => {
+      while (next < cases.length) {
+        const c = cases[next++];
+        const res = await exchange(srv.port, c.bytes, { halfClose: c.halfClose, pieces: c.pieces });
+        const verdict = judge(c, res);
+        const k = res.status ?? (res.reset ? 'reset' : 'closed');
+        tally[k] = (tally[k] || 0) + 1;
+        if (verdict) {
+          failures.push({ i: c.i, name: c.name, verdict,
+            request: c.bytes.length > 300 ? `${c.bytes.subarray(0, 300).toString('latin1')}... (${c.bytes.length} bytes)` : c.bytes.toString('latin1') });
+        }
+        if (!srv.alive()) break;
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    const secs = (Date.now() - t0) / 1000;
+    console.log(`# ${cases.length} cases in ${secs.toFixed(1)} s (seed ${SEED}); answers: ${JSON.stringify(tally)}`);
+    assert.ok(srv.alive(), `the server died during the fuzz: ${JSON.stringify(srv.exited)}\n${srv.log()}`);
+
+    // Group failures by kind of case for the report.
+    if (failures.length) {
+      const byName = new Map();
+      for (const f of failures) {
+        const k = f.name.replace(/\d{3,}/g, 'N');
+        if (!byName.has(k)) byName.set(k, { n: 0, first: f });
+        byName.get(k).n += 1;
+      }
+      const lines = [...byName.entries()].map(([k, v]) =>
+        `- ${k} (x${v.n}), case ${v.first.i}: ${v.first.verdict}\n    request: ${JSON.stringify(v.first.request)}`);
+      assert.fail(`${failures.length} of ${cases.length} cases got a wrong answer (FUZZ_SEED=${SEED}):\n${lines.join('\n')}`);
+    }
+
+    // Still serving, same greedy text, nothing stuck or leaked.
+    assert.equal((await srv.get('/health')).status, 200);
+    const afterRes = await srv.post('/v1/completions', probe);
+    assert.equal(afterRes.status, 200, afterRes.text);
+    assert.equal(afterRes.json.choices[0].text, before.json.choices[0].text, 'greedy text changed after the fuzz');
+    const { ok, m } = await srv.waitMetrics((x) => x.get('tandem_requests_running') === 0 && x.get('tandem_kv_pages_used') === 0
+      && x.get('tandem_requests_waiting') === 0, 5000);
+    assert.ok(ok, `after the fuzz: running ${m.get('tandem_requests_running')}, pages used ${m.get('tandem_kv_pages_used')}`);
+    let fds = fdCount(srv.pid);
+    for (let k = 0; k < 50 && fds > fds0 + 8; ++k) { await H.sleep(100); fds = fdCount(srv.pid); }
+    assert.ok(fds <= fds0 + 8, `file descriptors: ${fds0} before, ${fds} after the fuzz (leak?)`);
+    const threads = threadCount(srv.pid);
+    assert.ok(threads <= threads0 + 32, `threads: ${threads0} before, ${threads} after the fuzz`);
+    const rss = srv.rssKiB();
+    console.log(`# fds ${fds0} -> ${fds}, threads ${threads0} -> ${threads}, RSS ${(rss0 / 1024).toFixed(1)} -> ${(rss / 1024).toFixed(1)} MiB`);
+  });
+});
