@@ -24,6 +24,8 @@ void register_make_model_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--type", opt->weight_type, "Weight type: a GGUF type (Q4_K, Q8_0, BF16, ...) or Q4_K_M / Q5_K_M")
       ->capture_default_str();
   cmd->add_option("--tokenizer-from,--tokenizer_from", opt->tokenizer_source, "Copy tokenizer metadata from this GGUF");
+  cmd->add_option("--tokenizer-hf,--tokenizer_hf", opt->tokenizer_json_dir,
+                  "Import the tokenizer from a Hugging Face folder (tokenizer.json, tokenizer_config.json)");
   cmd->add_option("--seed", opt->seed, "Random seed")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "Threads used to quantize (default: all cores)");
   cmd->callback([=, &exit_code] {

@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "gguf/gguf_writer.h"
 #include "kernels/cpu/quant.h"
+#include "tokenizer/hf_import.h"
 
 namespace tandem {
 
@@ -270,8 +271,16 @@ Result<uint64_t> make_model(const ModelMakerOptions& o, const std::string& path)
   w.set("general.architecture", gguf_str(s.arch));
   w.set("general.name", gguf_str(s.name));
   int vocab = s.vocab;
+  if (!o.tokenizer_source.empty() && !o.tokenizer_json_dir.empty()) {
+    return Status::error("give a tokenizer GGUF or a tokenizer.json folder, not both");
+  }
   if (!o.tokenizer_source.empty()) {
     if (Status st = copy_tokenizer(o.tokenizer_source, w, vocab); !st) return st;
+  } else if (!o.tokenizer_json_dir.empty()) {
+    auto hf = import_hf_tokenizer(o.tokenizer_json_dir, s.vocab);  // padded to the model's vocab_size
+    if (!hf) return hf.status();
+    write_tokenizer_metadata(hf.value(), w);
+    vocab = static_cast<int>(hf->spec.tokens.size());
   } else {
     placeholder_tokenizer(w, vocab);
   }

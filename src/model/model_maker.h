@@ -6,7 +6,8 @@
 // (normal, std 0.02; norms 1) quantized to `weight_type`: a plain GGUF type name, or a llama.cpp mix
 // (Q4_K_M: Q4_K with Q6_K for the output and some ffn_down). The metadata is what the public converters
 // write, plus the routing keys (expert_group_count, ...) so the file needs no config.json. Tokenizer
-// metadata is copied from `tokenizer_source` (another GGUF) when given, else a placeholder byte vocab.
+// metadata is copied from `tokenizer_source` (another GGUF) or imported from `tokenizer_json_dir` (a Hugging
+// Face tokenizer folder, see tokenizer/hf_import.h) when one is given, else a placeholder byte vocab.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@ struct ModelMakerOptions {
   std::optional<int> n_experts;
   std::string weight_type = "Q4_K_M";
   std::string tokenizer_source;        // GGUF whose tokenizer.* metadata to copy (optional)
+  std::string tokenizer_json_dir;      // folder with tokenizer.json + tokenizer_config.json to import (optional)
   uint64_t seed = 1;
   int threads = 0;
 };

@@ -13,6 +13,7 @@
 
 #include "gguf/gguf_test_util.h"
 #include "gguf/gguf_writer.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/test_fixtures.h"
@@ -44,19 +45,21 @@ json added_token(int id, const std::string& content, bool special) {
           {"normalized", !special}, {"special", special}};
 }
 
-// A small DeepSeek-V3-like tokenizer: ids 0-8 in the vocab (0 and 1 also added tokens), 9 unused, 10-11 added.
+// Ids of the small tokenizer: 0 and 1 BOS/EOS (in the vocab and added), byte b at 2 + b, then two merged tokens,
+// an id no entry names, and two added tokens that are not marked special.
+constexpr int32_t kAb = 258, kSpaceAb = 259, kGap = 260, kUser = 261, kThink = 262;
+int32_t byte_id(char c) { return 2 + static_cast<uint8_t>(c); }
+
 json small_tokenizer() {
+  json vocab = {{kBos, 0}, {kEos, 1}, {"ab", kAb}, {"Ġab", kSpaceAb}};
+  for (int b = 0; b < 256; ++b) vocab[std::string(byte_level::spell(static_cast<uint8_t>(b)))] = 2 + b;
   return {{"version", "1.0"},
           {"added_tokens",
-           {added_token(0, kBos, true), added_token(1, kEos, true), added_token(10, "<｜User｜>", false),
-            added_token(11, "<think>", false)}},
+           {added_token(0, kBos, true), added_token(1, kEos, true), added_token(kUser, "<｜User｜>", false),
+            added_token(kThink, "<think>", false)}},
           {"normalizer", {{"type", "Sequence"}, {"normalizers", json::array()}}},
           {"pre_tokenizer", deepseek_v3_pre_tokenizer()},
-          {"model",
-           {{"type", "BPE"},
-            {"byte_fallback", false},
-            {"vocab", {{kBos, 0}, {kEos, 1}, {"!", 2}, {"a", 3}, {"b", 4}, {"ab", 5}, {"Ġ", 6}, {"Ġab", 7}, {"c", 8}}},
-            {"merges", {"a b", "Ġ ab"}}}}};
+          {"model", {{"type", "BPE"}, {"byte_fallback", false}, {"vocab", vocab}, {"merges", {"a b", "Ġ ab"}}}}};
 }
 
 json small_config() {
@@ -89,19 +92,22 @@ std::string import_error(const json& tokenizer, const json& config) {
 TEST(HfImport, SmallTokenizer) {
   TempDir dir;
   write_folder(dir, small_tokenizer(), small_config());
-  auto imported = import_hf_tokenizer(dir.path(), 14);
+  auto imported = import_hf_tokenizer(dir.path(), kThink + 3);
   ASSERT_TRUE(imported) << imported.status().message();
   const TokenizerSpec& spec = imported->spec;
   EXPECT_EQ(spec.model, "gpt2");
   EXPECT_EQ(spec.pre, "deepseek-v3");
-  const std::vector<std::string> tokens = {kBos, kEos,   "!",      "a",          "b",       "ab",      "Ġ",
-                                           "Ġab", "c",    "[PAD9]", "<｜User｜>", "<think>", "[PAD12]", "[PAD13]"};
+  std::vector<std::string> tokens = {kBos, kEos};
+  for (int b = 0; b < 256; ++b) tokens.emplace_back(byte_level::spell(static_cast<uint8_t>(b)));
+  for (const char* t : {"ab", "Ġab", "[PAD260]", "<｜User｜>", "<think>", "[PAD263]", "[PAD264]"}) {
+    tokens.emplace_back(t);
+  }
   EXPECT_EQ(spec.tokens, tokens);
-  using T = TokenType;
-  // <｜User｜> is not marked special but looks special (a control token, as the converter makes it).
-  const std::vector<TokenType> types = {T::kControl, T::kControl,     T::kNormal, T::kNormal, T::kNormal,
-                                        T::kNormal,  T::kNormal,      T::kNormal, T::kNormal, T::kUnused,
-                                        T::kControl, T::kUserDefined, T::kUnused, T::kUnused};
+  // <｜User｜> is not marked special but looks special: a control token, as the converter makes it.
+  std::vector<TokenType> types(tokens.size(), TokenType::kNormal);
+  types[0] = types[1] = types[kUser] = TokenType::kControl;
+  types[kThink] = TokenType::kUserDefined;
+  types[kGap] = types[kThink + 1] = types[kThink + 2] = TokenType::kUnused;
   EXPECT_EQ(spec.types, types);
   EXPECT_EQ(spec.merges, (std::vector<std::string>{"a b", "Ġ ab"}));
   EXPECT_EQ(spec.bos_id, 0);
@@ -114,8 +120,9 @@ TEST(HfImport, SmallTokenizer) {
 
   auto tok = Tokenizer::from_spec(spec);
   ASSERT_TRUE(tok) << tok.status().message();
-  EXPECT_EQ(tok.value()->encode("ab ab"), (std::vector<int32_t>{5, 7}));
-  EXPECT_EQ(tok.value()->encode("<think>ab<｜User｜>c", true), (std::vector<int32_t>{0, 11, 5, 10, 8}));
+  EXPECT_EQ(tok.value()->encode("ab ab"), (std::vector<int32_t>{kAb, kSpaceAb}));
+  EXPECT_EQ(tok.value()->encode("<think>ab<｜User｜>c", true),
+            (std::vector<int32_t>{0, kThink, kAb, kUser, byte_id('c')}));
 }
 
 TEST(HfImport, VocabularyEndsAtTheLargestIdWithoutMinimum) {
@@ -123,13 +130,14 @@ TEST(HfImport, VocabularyEndsAtTheLargestIdWithoutMinimum) {
   write_folder(dir, small_tokenizer(), small_config());
   auto imported = import_hf_tokenizer(dir.path());
   ASSERT_TRUE(imported) << imported.status().message();
-  EXPECT_EQ(imported->spec.tokens.size(), 12u);
+  EXPECT_EQ(imported->spec.tokens.size(), static_cast<size_t>(kThink + 1));
   EXPECT_EQ(imported->spec.tokens.back(), "<think>");
 }
 
 TEST(HfImport, MergesAsPairs) {
   json tokenizer = small_tokenizer();
-  tokenizer["model"]["merges"] = {{"a", "b"}, {"Ġ", "ab"}, {"x y", "z"}};
+  tokenizer["model"]["merges"] =
+      json::array({json::array({"a", "b"}), json::array({"Ġ", "ab"}), json::array({"x y", "z"})});
   TempDir dir;
   write_folder(dir, tokenizer, small_config());
   auto imported = import_hf_tokenizer(dir.path());
@@ -237,8 +245,8 @@ TEST(HfImport, Errors) {
   EXPECT_NE(import_error(bad_merge, small_config()).find("model.merges[1]"), std::string::npos);
 
   json bad_id = small_tokenizer();
-  bad_id["model"]["vocab"]["c"] = -5;
-  EXPECT_NE(import_error(bad_id, small_config()).find("token 'c' has an invalid id -5"), std::string::npos);
+  bad_id["model"]["vocab"]["ab"] = -5;
+  EXPECT_NE(import_error(bad_id, small_config()).find("token 'ab' has an invalid id -5"), std::string::npos);
 
   json missing_bos = small_config();
   missing_bos["bos_token"] = "<s>";
@@ -289,9 +297,9 @@ TEST(HfImport, WritesGgufMetadata) {
   auto tok = Tokenizer::from_gguf(model);
   ASSERT_TRUE(tok) << tok.status().message();
   EXPECT_EQ(tok.value()->pre_name(), "deepseek-v3");
-  EXPECT_EQ(tok.value()->vocab_size(), 12);
-  EXPECT_EQ(tok.value()->token_type(11), TokenType::kUserDefined);
-  EXPECT_EQ(tok.value()->encode("ab ab", true), (std::vector<int32_t>{0, 5, 7}));
+  EXPECT_EQ(tok.value()->vocab_size(), kThink + 1);
+  EXPECT_EQ(tok.value()->token_type(kThink), TokenType::kUserDefined);
+  EXPECT_EQ(tok.value()->encode("ab ab", true), (std::vector<int32_t>{0, kAb, kSpaceAb}));
 }
 
 // The signature table must describe exactly what PreTokenizer does for each name.
