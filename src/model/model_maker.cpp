@@ -46,6 +46,19 @@ std::optional<Shape> preset_shape(const std::string& preset) {
     }
     return s;
   }
+  if (preset == "tiny-deepseek-v2") {  // DeepSeek-V2 routing (softmax, group-limited greedy), no q-LoRA
+    return Shape{.arch = "deepseek2", .name = "Tiny DeepSeek-V2 (random weights)", .n_layers = 3, .n_embd = 256,
+                 .n_ff = 512, .n_head = 4, .n_head_kv = 4, .vocab = 1024, .n_experts = 8, .n_used = 2,
+                 .n_shared = 2, .n_ff_exp = 256, .n_dense = 1, .q_lora = 0, .kv_lora = 256, .nope = 64, .rope = 32,
+                 .v_dim = 64, .gating = 1, .n_group = 4, .topk_group = 2, .norm_topk = false, .scale = 16.0,
+                 .yarn_factor = 40, .yarn_log_mul = 0.0707, .context = 163840};
+  }
+  if (preset == "tiny-qwen3moe") {
+    return Shape{.arch = "qwen3moe", .name = "Tiny Qwen3-MoE (random weights)", .n_layers = 2, .n_embd = 256,
+                 .n_ff = 512, .n_head = 4, .n_head_kv = 2, .vocab = 1024, .n_experts = 8, .n_used = 2,
+                 .n_shared = 0, .n_ff_exp = 256, .n_dense = 0, .norm_topk = true, .head_dim = 64,
+                 .rope_base = 1000000.0, .context = 40960};
+  }
   if (preset == "deepseek-v2-lite") {
     return Shape{.arch = "deepseek2", .name = "DeepSeek-V2-Lite (random weights)", .n_layers = 27, .n_embd = 2048,
                  .n_ff = 10944, .n_head = 16, .n_head_kv = 16, .vocab = 102400, .n_experts = 64, .n_used = 6,
@@ -246,7 +259,9 @@ void placeholder_tokenizer(GgufWriter& writer, int vocab) {
 
 }  // namespace
 
-std::vector<std::string> model_presets() { return {"deepseek-v3", "deepseek-v2-lite", "qwen3-30b-a3b", "tiny-deepseek-v3"}; }
+std::vector<std::string> model_presets() {
+  return {"deepseek-v3", "deepseek-v2-lite", "qwen3-30b-a3b", "tiny-deepseek-v3", "tiny-deepseek-v2", "tiny-qwen3moe"};
+}
 
 Result<uint64_t> make_model(const ModelMakerOptions& o, const std::string& path) {
   auto shape_or = preset_shape(o.preset);

@@ -20,7 +20,7 @@
 namespace tandem {
 
 struct ModelMakerOptions {
-  std::string preset;                  // deepseek-v3 | deepseek-v2-lite | qwen3-30b-a3b | tiny-deepseek-v3
+  std::string preset;                  // one of model_presets()
   std::optional<int> n_layers;
   std::optional<int> n_experts;
   std::string weight_type = "Q4_K_M";
