@@ -114,21 +114,69 @@ uint64_t name_seed(uint64_t seed, const std::string& name) {
   return h;
 }
 
-// Offsets of the float16 scale fields (d, and dmin where the format has one) inside a block.
-std::vector<size_t> scale_field_offsets(GgmlType type) {
+bool has_random_block_layout(GgmlType type) {
   switch (type) {
-    case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return {0};
-    case GgmlType::Q4_1: case GgmlType::Q5_1: return {0, 2};
-    case GgmlType::Q2_K: return {80, 82};
-    case GgmlType::Q3_K: return {108};
-    case GgmlType::Q4_K: case GgmlType::Q5_K: return {0, 2};
-    case GgmlType::Q6_K: return {208};
-    default: return {};
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
   }
 }
 
-// A quantized row with random codes and every scale field set to `scale`: a valid row of the format,
-// made without running the (slow, search-based) quantizer.
+void put_half(uint8_t* block, size_t offset, float value) {
+  const uint16_t half = cpu::fp32_to_fp16(value);
+  std::memcpy(block + offset, &half, 2);
+}
+
+// Makes a block of random codes decode to zero-mean values of magnitude ~`scale`: the scale fields are
+// set, and for formats whose codes are unsigned the per-block minimum is chosen to centre them.
+void centre_block(GgmlType type, uint8_t* block, int64_t block_index, float scale) {
+  switch (type) {
+    case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0:
+      // x = d (q - 8) (or - 16, or int8): codes average -0.5, so the sign of d alternates between blocks.
+      put_half(block, 0, block_index % 2 ? -scale : scale);
+      break;
+    case GgmlType::Q4_1:  // x = d q + m, q in [0, 15]
+      put_half(block, 0, scale);
+      put_half(block, 2, -7.5f * scale);
+      break;
+    case GgmlType::Q5_1:  // q in [0, 31]
+      put_half(block, 0, scale);
+      put_half(block, 2, -15.5f * scale);
+      break;
+    case GgmlType::Q2_K:  // x = d sc q - dmin m, q in [0, 3]: sc 2, m 3
+      std::memset(block, 0x32, 16);
+      put_half(block, 80, scale);
+      put_half(block, 82, scale);
+      break;
+    case GgmlType::Q3_K:  // signed 6-bit scales and signed codes
+      put_half(block, 108, scale);
+      break;
+    case GgmlType::Q4_K: {  // x = d sc q - dmin m, q in [0, 15]: sc 2, m 15 in the 12-byte packing
+      const uint8_t packed[12] = {2, 2, 2, 2, 15, 15, 15, 15, 0xF2, 0xF2, 0xF2, 0xF2};
+      std::memcpy(block + 4, packed, 12);
+      put_half(block, 0, scale);
+      put_half(block, 2, scale);
+      break;
+    }
+    case GgmlType::Q5_K: {  // q in [0, 31]: sc 2, m 31 (its 5th bit in the top bits of bytes 4..7)
+      const uint8_t packed[12] = {2, 2, 2, 2, 95, 95, 95, 95, 0xF2, 0xF2, 0xF2, 0xF2};
+      std::memcpy(block + 4, packed, 12);
+      put_half(block, 0, scale);
+      put_half(block, 2, scale);
+      break;
+    }
+    case GgmlType::Q6_K:  // signed 8-bit scales, codes centred by the format
+      put_half(block, 208, scale);
+      break;
+    default:
+      break;
+  }
+}
+
+// A quantized row with random codes (valid blocks of the format, zero-mean values) made without running the
+// (slow, search-based) quantizer.
 void random_quant_row(GgmlType type, uint64_t seed, float scale, uint8_t* dst, int64_t n) {
   const GgmlTypeInfo& info = ggml_type_info(type);
   const size_t bytes = ggml_row_size(type, n);
@@ -137,11 +185,7 @@ void random_quant_row(GgmlType type, uint64_t seed, float scale, uint8_t* dst, i
     const uint64_t r = splitmix(state);
     std::memcpy(dst + i, &r, std::min<size_t>(8, bytes - i));
   }
-  const uint16_t half = cpu::fp32_to_fp16(scale);
-  const auto offsets = scale_field_offsets(type);
-  for (int64_t b = 0; b < n / info.block_size; ++b) {
-    for (size_t off : offsets) std::memcpy(dst + static_cast<size_t>(b) * info.type_size + off, &half, 2);
-  }
+  for (int64_t b = 0; b < n / info.block_size; ++b) centre_block(type, dst + static_cast<size_t>(b) * info.type_size, b, scale);
 }
 
 // The scale that gives random_quant_row values of standard deviation `sigma` (measured, per type).
@@ -170,7 +214,7 @@ class TensorFactory {
     const size_t row_bytes = ggml_row_size(type, cols);
     std::vector<uint8_t> data(row_bytes * static_cast<size_t>(rows));
     const uint64_t base = name_seed(seed_, name);
-    const bool quantized = !scale_field_offsets(type).empty();
+    const bool quantized = has_random_block_layout(type);
     const float scale = quantized ? calibrated_scale(type, kSigma) : 0.0f;
     pool_.parallel_for(rows, [&](int64_t begin, int64_t end) {
       std::vector<float> values(static_cast<size_t>(cols));

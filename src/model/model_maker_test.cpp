@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/quant.h"
 #include "kernels/cpu_backend.h"
 #include "model/model.h"
 
@@ -76,6 +77,15 @@ TEST_P(ModelMaker, WrittenModelLoadsAndRunsDeterministically) {
   ASSERT_EQ(whole.size(), static_cast<size_t>(config->n_vocab));
   for (float v : whole) ASSERT_TRUE(std::isfinite(v));
   EXPECT_EQ(last_logits(*model.value(), backend, ids, 3), whole);
+  // Random weights must still make the output depend on the input (zero-mean weights, no collapse).
+  const auto other = last_logits(*model.value(), backend, {900, 3, 77, 500, 12}, 64);
+  float mean = 0, spread = 0, diff = 0;
+  for (float v : whole) mean += v / static_cast<float>(whole.size());
+  for (size_t i = 0; i < whole.size(); ++i) {
+    spread = std::max(spread, std::abs(whole[i] - mean));
+    diff = std::max(diff, std::abs(whole[i] - other[i]));
+  }
+  EXPECT_GT(diff, 0.05f * spread) << "the output hardly depends on the prompt";
   std::filesystem::remove(path);
 }
 
@@ -90,6 +100,32 @@ INSTANTIATE_TEST_SUITE_P(Presets, ModelMaker,
                            for (char& ch : name) if (ch == '-') ch = '_';
                            return name;
                          });
+
+TEST(ModelMaker, RandomQuantizedWeightsAreCentred) {
+  for (const char* type : {"Q4_K", "Q5_K", "Q2_K", "Q3_K", "Q6_K", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"}) {
+    const auto path = std::filesystem::temp_directory_path() / fmt::format("tandem-centred-{}-{}.gguf", type, ::getpid());
+    ModelMakerOptions o;
+    o.preset = "tiny-qwen3moe";
+    o.weight_type = type;
+    ASSERT_TRUE(make_model(o, path.string()));
+    auto gguf = GgufModel::open(path.string());
+    ASSERT_TRUE(gguf);
+    const GgufTensorInfo* t = gguf.value()->find_tensor("blk.0.ffn_up_exps.weight");
+    ASSERT_NE(t, nullptr);
+    std::vector<float> row(static_cast<size_t>(t->dims[0]));
+    double sum = 0, sum2 = 0;
+    const size_t row_bytes = ggml_row_size(t->type, t->dims[0]);
+    for (int64_t r = 0; r < 64; ++r) {
+      cpu::dequantize_row(t->type, t->data + static_cast<size_t>(r) * row_bytes, row.data(), t->dims[0]);
+      for (float v : row) sum += v, sum2 += static_cast<double>(v) * v;
+    }
+    const double n = 64.0 * static_cast<double>(row.size());
+    const double mean = sum / n, sd = std::sqrt(sum2 / n - mean * mean);
+    EXPECT_LT(std::abs(mean), 0.05 * sd) << type;
+    EXPECT_NEAR(sd, 0.02, 0.004) << type;
+    std::filesystem::remove(path);
+  }
+}
 
 TEST(ModelMakerOptions, RejectsUnknownPresetsAndTypes) {
   auto with = [](const char* preset, const char* type, std::optional<int> experts) {

@@ -24,8 +24,9 @@ struct ImportError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The split sequences of src/tokenizer/pretokenizer.cpp, spelled as canonical_pattern() writes them. GPT-2's
-// is the regex of HF's ByteLevel pre-tokenizer with use_regex (it has no Split).
+// The split sequences of src/tokenizer/pretokenizer.cpp, spelled as canonical_pattern() writes them (the test
+// HfImport.SignaturesMatchPreTokenizer keeps the two in step). GPT-2's is the regex of HF's ByteLevel
+// pre-tokenizer with use_regex (it has no Split).
 constexpr std::string_view kGpt2 =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kLlama3 =

