@@ -51,15 +51,10 @@ constexpr std::string_view kDeepseekLlmTrailingSpace = R"(\s+$)";
 constexpr std::string_view kDeepseekLlmCjk = R"([\x{4E00}-\x{9FA5}\x{800}-\x{4E00}\x{AC00}-\x{D7FF}]+)";
 constexpr std::string_view kDeepseekLlmDigits = R"(\p{N}+)";
 
-struct Config {
-  std::string_view name;
-  bool nfc;
-  bool ignore_merges;
-  std::vector<std::string_view> patterns;
-};
+}  // namespace
 
-const std::vector<Config>& configs() {
-  static const std::vector<Config> all = {
+const std::vector<PreTokenizerSpec>& pretokenizer_specs() {
+  static const std::vector<PreTokenizerSpec> all = {
       {"gpt2", false, false, {kGpt2}},
       {"llama-bpe", false, true, {kLlama3}},
       {"qwen2", true, false, {kQwen2}},
@@ -74,16 +69,14 @@ const std::vector<Config>& configs() {
   return all;
 }
 
-}  // namespace
-
 std::vector<std::string> PreTokenizer::supported_names() {
   std::vector<std::string> names;
-  for (const Config& c : configs()) names.emplace_back(c.name);
+  for (const PreTokenizerSpec& c : pretokenizer_specs()) names.emplace_back(c.name);
   return names;
 }
 
 Result<std::shared_ptr<const PreTokenizer>> PreTokenizer::create(const std::string& name) {
-  for (const Config& c : configs()) {
+  for (const PreTokenizerSpec& c : pretokenizer_specs()) {
     if (c.name != name) continue;
     std::shared_ptr<PreTokenizer> pre(new PreTokenizer());
     pre->name_ = name;

@@ -16,6 +16,16 @@
 
 namespace tandem {
 
+// A supported family as tokenizer.json files define it: the split regexes (Oniguruma spelling, non-ASCII as
+// \x{...}) in order, whether NFC precedes them, and HF's ignore_merges.
+struct PreTokenizerSpec {
+  std::string_view name;  // tokenizer.ggml.pre
+  bool nfc;
+  bool ignore_merges;
+  std::vector<std::string_view> patterns;
+};
+const std::vector<PreTokenizerSpec>& pretokenizer_specs();
+
 class PreTokenizer {
  public:
   static Result<std::shared_ptr<const PreTokenizer>> create(const std::string& name);
