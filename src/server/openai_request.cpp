@@ -142,6 +142,14 @@ nlohmann::ordered_json parse_messages(const nlohmann::json& body) {
     if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer") {
       fail(fmt::format("messages[{}].role", i), "unknown role '" + role + "'");
     }
+    for (const char* key : {"name", "tool_call_id"}) {
+      if (m.contains(key) && !m[key].is_null() && !m[key].is_string()) {
+        fail(fmt::format("messages[{}].{}", i, key), fmt::format("'{}' must be a string", key));
+      }
+    }
+    if (m.contains("tool_calls") && !m["tool_calls"].is_null() && !m["tool_calls"].is_array()) {
+      fail(fmt::format("messages[{}].tool_calls", i), "'tool_calls' must be an array");
+    }
     nlohmann::ordered_json msg = nlohmann::ordered_json::parse(m.dump());  // keep tool_calls etc. in order
     msg["role"] = role == "developer" ? "system" : role;
     if (m.contains("content") && !m["content"].is_null()) {
@@ -156,11 +164,20 @@ nlohmann::ordered_json parse_messages(const nlohmann::json& body) {
   return out;
 }
 
+// Bodies nested deeper than this are refused while parsing: later steps (copies, dumps) recurse per level.
+constexpr int kMaxJsonDepth = 64;
+struct TooDeep {};
+
 template <typename T, typename Fn>
 std::variant<T, ApiError> guarded(const std::string& body, Fn&& parse) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(body);
+    j = nlohmann::json::parse(body, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > kMaxJsonDepth) throw TooDeep{};
+      return true;
+    });
+  } catch (const TooDeep&) {
+    return ApiError{400, fmt::format("the request body is nested deeper than {} levels", kMaxJsonDepth)};
   } catch (const nlohmann::json::exception& e) {
     return ApiError{400, fmt::format("the request body is not valid JSON: {}", e.what())};
   }

@@ -44,6 +44,17 @@ TEST(OpenAiRequest, ErrorsNameTheParameter) {
   EXPECT_EQ(chat_error(R"({"messages":[{"role":"wizard","content":"x"}]})").param, "messages[0].role");
   EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})").param, "messages[0].content");
   EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"seed":18446744073709551615})").param, "seed");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x","name":5}]})").param, "messages[0].name");
+}
+
+TEST(OpenAiRequest, DeeplyNestedBodiesAreRefusedNotRecursedInto) {
+  const std::string deep = std::string(100000, '[') + "1" + std::string(100000, ']');
+  const ApiError e = chat_error(R"({"messages":[{"role":"user","content":"hi"}],"tools":)" + deep + "}");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_NE(e.message.find("nested deeper"), std::string::npos);
+  const std::string ok_depth = std::string(30, '[') + std::string(30, ']');
+  EXPECT_TRUE(std::holds_alternative<ChatRequest>(
+      parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"tools":[)" + ok_depth + "]}")));
 }
 
 TEST(OpenAiRequest, CompletionPromptForms) {

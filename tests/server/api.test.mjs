@@ -7,13 +7,24 @@ import * as H from './lib/harness.mjs';
 
 const { MODEL_NAME, EOS_ID } = H;
 const MAX_NEW = 2048;
-const BASE_FLAGS = ['--max_new_tokens', String(MAX_NEW), '--cache_lens', '4096', '--chunk_size', '256',
-  '--max_batch_size', '4', '--page_size', '16'];
+const BASE = { '--max_new_tokens': String(MAX_NEW), '--cache_lens': '4096', '--chunk_size': '256',
+  '--max_batch_size': '4', '--page_size': '16' };
+// Server flags: BASE with overrides; a null value is a bare switch.
+const flags = (over = {}) => Object.entries({ ...BASE, ...over }).flatMap(([k, v]) => (v === null ? [k] : [k, v]));
+const BASE_FLAGS = flags();
 const REF = H.SKIP ? [] : H.referenceCases();
 const refChat = (i) => REF[i].prompt.messages;  // ref cases 1 and 2 are chat prompts
 
 function client(srv, apiKey = 'no-key') {
   return new OpenAI({ baseURL: `${srv.url}/v1`, apiKey, maxRetries: 0, timeout: 120_000 });
+}
+
+// The text generation shows for `ids`: control tokens (DeepSeek's <｜...｜>) add none, as with vLLM's
+// skip_special_tokens, while /detokenize spells them out.
+async function visibleText(srv, ids) {
+  const kept = [];
+  for (const id of ids) if (!/^<｜[^｜]+｜>$/.test(await srv.detokenize([id]))) kept.push(id);
+  return srv.detokenize(kept);
 }
 
 const nowSec = () => Math.floor(Date.now() / 1000);
@@ -105,7 +116,7 @@ function assertError(r, status, what) {
   assert.match(r.headers.get('content-type') || '', /application\/json/, `${what}: content-type of the error`);
 }
 
-describe('tandem serve: OpenAI API', { skip: H.SKIP }, () => {
+describe('tandem serve: OpenAI API', { skip: H.SKIP, timeout: 200_000 }, () => {
   let srv;
   let oa;
   before(async () => {
@@ -149,14 +160,14 @@ describe('tandem serve: OpenAI API', { skip: H.SKIP }, () => {
     assert.equal(r.usage.prompt_tokens, ref.ids.length, 'prompt_tokens must be the chat template\'s token count');
     const eos = ref.greedy.indexOf(EOS_ID);
     const expectIds = eos >= 0 ? ref.greedy.slice(0, eos) : ref.greedy;
-    const expectText = await srv.detokenize(expectIds);
+    const expectText = await visibleText(srv, expectIds);
     assert.equal(r.choices[0].message.content, expectText, 'greedy chat content differs from the reference ids');
     assert.equal(r.choices[0].finish_reason, eos >= 0 ? 'stop' : 'length');
     // ref case 2: a multi-turn conversation with a system prompt and an assistant turn.
     const r2 = await oa.chat.completions.create({ model: MODEL_NAME, messages: refChat(2), max_tokens: 4, temperature: 0 });
     checkChatCompletion(r2, 4, 'multi-turn chat');
     assert.equal(r2.usage.prompt_tokens, REF[2].ids.length, 'multi-turn prompt_tokens');
-    assert.equal(r2.choices[0].message.content, await srv.detokenize(REF[2].greedy.slice(0, 4)));
+    assert.equal(r2.choices[0].message.content, await visibleText(srv, REF[2].greedy.slice(0, 4)));
   });
 
   test('chat completion, streaming with include_usage equals the non-streaming one', async () => {
@@ -223,11 +234,13 @@ describe('tandem serve: OpenAI API', { skip: H.SKIP }, () => {
     const N = 16;
     const prompts = [...REF.map((c) => c.ids), [0, 128803, 1957, 128804], Array.from({ length: 40 }, (_, i) => 1000 + 37 * i)];
     const greedy = await H.evalGreedy(prompts, N);
+    // Generated text leaves out control tokens (as vLLM's skip_special_tokens); /detokenize keeps them,
+    // so DeepSeek control tokens (<｜...｜>, e.g. placeholders) are dropped before detokenizing.
     const expected = [];
     for (const g of greedy) {
       const eos = g.indexOf(EOS_ID);
       const ids = eos >= 0 ? g.slice(0, eos) : g;
-      expected.push({ text: await srv.detokenize(ids), finish: eos >= 0 ? 'stop' : 'length', n: eos >= 0 ? eos : N });
+      expected.push({ text: await visibleText(srv, ids), finish: eos >= 0 ? 'stop' : 'length', n: eos >= 0 ? eos : N });
     }
     const one = (ids) => srv.post('/v1/completions', { model: MODEL_NAME, prompt: ids, max_tokens: N, temperature: 0 });
     const check = (r, i, how) => {
@@ -561,10 +574,10 @@ describe('tandem serve: OpenAI API', { skip: H.SKIP }, () => {
   });
 });
 
-describe('tandem serve --api-key', { skip: H.SKIP }, () => {
+describe('tandem serve --api-key', { skip: H.SKIP, timeout: 60_000 }, () => {
   let srv;
   const KEY = 'sk-tandem-test-key';
-  before(async () => { srv = await H.startServer([...BASE_FLAGS, '--api-key', KEY]); });
+  before(async () => { srv = await H.startServer(flags({ '--api-key': KEY })); });
   after(async () => { await srv?.stop(); });
 
   test('missing or wrong key: 401 in the OpenAI envelope; right key: 200', async () => {
@@ -590,9 +603,9 @@ describe('tandem serve --api-key', { skip: H.SKIP }, () => {
   });
 });
 
-describe('tandem serve --max-queue 1', { skip: H.SKIP }, () => {
+describe('tandem serve --max-queue 1', { skip: H.SKIP, timeout: 120_000 }, () => {
   let srv;
-  before(async () => { srv = await H.startServer([...BASE_FLAGS, '--max_batch_size', '1', '--max-queue', '1']); });
+  before(async () => { srv = await H.startServer(flags({ '--max_batch_size': '1', '--max-queue': '1' })); });
   after(async () => { await srv?.stop(); });
 
   test('a full queue answers 503 with Retry-After; the others complete; afterwards requests are served again', async () => {
@@ -621,5 +634,31 @@ describe('tandem serve --max-queue 1', { skip: H.SKIP }, () => {
     assert.ok(ok, `queue not drained: ${m.get('tandem_requests_running')} running, ${m.get('tandem_requests_waiting')} waiting`);
     const again = await srv.post('/v1/completions', { ...body, max_tokens: 2 });
     assert.equal(again.status, 200, again.text);
+  });
+});
+
+describe('tandem serve --force_think', { skip: H.SKIP, timeout: 60_000 }, () => {
+  let srv;
+  before(async () => { srv = await H.startServer(flags({ '--force_think': null })); });
+  after(async () => { await srv?.stop(); });
+
+  test('the answer starts inside <think>: generated text goes to reasoning_content, streamed and not', async () => {
+    // The prompt the server builds: the chat template's text plus "<think>\n".
+    const rendered = await srv.detokenize(REF[1].ids);
+    const ids = await srv.tokenize(`${rendered}<think>\n`);
+    const plain = await srv.post('/v1/completions', { prompt: ids, max_tokens: 12, temperature: 0 });
+    assert.equal(plain.status, 200, plain.text);
+    const generated = plain.json.choices[0].text;
+    assert.ok(!generated.includes('</think>'), 'the greedy text closes the think block: pick another prompt');
+    const oa = client(srv);
+    const r = await oa.chat.completions.create({ model: MODEL_NAME, messages: refChat(1), max_tokens: 12, temperature: 0 });
+    assert.equal(r.usage.prompt_tokens, ids.length, 'prompt_tokens with --force_think');
+    const msg = r.choices[0].message;
+    assert.equal(msg.reasoning_content, generated, 'reasoning_content');
+    assert.ok(msg.content === '' || msg.content === null, `content should be empty, got ${JSON.stringify(msg.content)}`);
+    const s = await collectChatStream(await oa.chat.completions.create({ model: MODEL_NAME, messages: refChat(1),
+      max_tokens: 12, temperature: 0, stream: true }), 'force_think stream');
+    assert.equal(s.reasoning, generated, 'streamed reasoning_content');
+    assert.equal(s.content, '');
   });
 });

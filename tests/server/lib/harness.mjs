@@ -109,6 +109,7 @@ export class Server {
     this.exitPromise = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
         this.exited = { code, signal };
+        this.exitedAt = Date.now();
         running.delete(this);
         resolve(this.exited);
       });
