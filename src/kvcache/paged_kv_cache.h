@@ -3,7 +3,7 @@
 // The cache holds `n_pages` pages of `page_size` token slots for each of `n_layers` layers; a slot stores
 // `floats_per_token` float32 values (for MLA the compressed latent + rope key; for GQA K then V). Which
 // pages belong to which sequence is not known here: a sequence is described by its page table (page ids
-// in position order), owned by whoever allocates pages (PageAllocator below, or the scheduler). Position p
+// in position order), owned by whoever allocates pages (the scheduler's PagePool). Position p
 // of a sequence lives in page table[p / page_size], slot p % page_size.
 #pragma once
 
@@ -53,22 +53,6 @@ class PagedKvCache {
 
   KvCacheConfig config_;
   std::vector<std::vector<float>> layer_data_;  // [n_layers][n_pages * page_size * floats_per_token]
-};
-
-// PageAllocator: hands out page ids of a pool of n_pages; free pages are reused lowest id first.
-class PageAllocator {
- public:
-  explicit PageAllocator(int n_pages);
-  int n_pages() const { return n_pages_; }
-  int n_free() const { return static_cast<int>(free_.size()); }
-  // Appends pages to `table` until it covers `n_tokens` positions; false (and no change) if too few free.
-  bool grow(std::vector<int32_t>& table, int64_t n_tokens, int page_size);
-  void release(std::vector<int32_t>& table);  // returns all of table's pages and clears it
-  void release_page(int32_t page);
-
- private:
-  int n_pages_;
-  std::vector<int32_t> free_;  // kept sorted descending so that back() is the lowest id
 };
 
 }  // namespace tandem

@@ -4,23 +4,6 @@
 
 namespace tandem {
 
-TEST(PageAllocator, GrowsByWholePagesAndReleases) {
-  PageAllocator alloc(4);
-  std::vector<int32_t> a, b;
-  EXPECT_TRUE(alloc.grow(a, 17, 16));  // 2 pages
-  EXPECT_EQ(a, (std::vector<int32_t>{0, 1}));
-  EXPECT_TRUE(alloc.grow(a, 32, 16));  // still 2
-  EXPECT_EQ(a.size(), 2u);
-  EXPECT_FALSE(alloc.grow(b, 49, 16));  // needs 4, only 2 free: no change
-  EXPECT_TRUE(b.empty());
-  EXPECT_EQ(alloc.n_free(), 2);
-  alloc.release(a);
-  EXPECT_TRUE(a.empty());
-  EXPECT_EQ(alloc.n_free(), 4);
-  EXPECT_TRUE(alloc.grow(b, 64, 16));
-  EXPECT_EQ(b, (std::vector<int32_t>{0, 1, 2, 3}));
-}
-
 TEST(PagedKvCache, SlotsOfDifferentSequencesDoNotAlias) {
   PagedKvCache cache({.n_layers = 2, .floats_per_token = 3, .page_size = 4, .n_pages = 4});
   std::vector<int32_t> s0{2, 0}, s1{1, 3};

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -21,8 +22,8 @@ namespace {
 
 std::vector<float> last_logits(Model& model, Backend& backend, const std::vector<int32_t>& ids, int chunk) {
   PagedKvCache cache(model.kv_cache_config(8, 16));
-  std::vector<int32_t> table;
-  PageAllocator(16).grow(table, static_cast<int64_t>(ids.size()), 8);
+  std::vector<int32_t> table((ids.size() + 7) / 8);  // pages 0, 1, ... of 8 tokens
+  std::iota(table.begin(), table.end(), 0);
   std::vector<float> logits;
   for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(chunk)) {
     ForwardBatch b;

@@ -42,9 +42,8 @@ std::vector<int32_t> prompt(int n, int salt) {
 // Runs `ids` as one sequence, in chunks of `chunk` tokens, and returns the last position's logits.
 std::vector<float> run_solo(Model& model, Backend& backend, const std::vector<int32_t>& ids, int chunk) {
   PagedKvCache cache(model.kv_cache_config(4, 64));
-  PageAllocator alloc(64);
-  std::vector<int32_t> table;
-  alloc.grow(table, static_cast<int64_t>(ids.size()), 4);
+  std::vector<int32_t> table((ids.size() + 3) / 4);  // pages 0, 1, ... of 4 tokens
+  std::iota(table.begin(), table.end(), 0);
   std::vector<float> logits;
   for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(chunk)) {
     const size_t end = std::min(ids.size(), begin + static_cast<size_t>(chunk));
@@ -117,10 +116,8 @@ TEST_P(ModelInvariance, MixedBatchEqualsSoloRunsBitwise) {
 
   // One step: all of a, then b's first 6 tokens; next step: the rest of b. Tokens interleaved.
   PagedKvCache cache(m.model->kv_cache_config(4, 64));
-  PageAllocator alloc(64);
-  std::vector<int32_t> ta, tb;
-  alloc.grow(tb, 14, 4);  // b gets the lower pages: placement must not matter either
-  alloc.grow(ta, 9, 4);
+  const std::vector<int32_t> tb{0, 1, 2, 3};  // b gets the lower pages: placement must not matter either
+  const std::vector<int32_t> ta{4, 5, 6};
   ForwardBatch step1;
   step1.page_tables = {ta, tb};
   for (int i = 0; i < 9; ++i) {

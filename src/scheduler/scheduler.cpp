@@ -195,8 +195,6 @@ StepPlan Scheduler::schedule() {
     Request& r = it->second;
     const int64_t pending = static_cast<int64_t>(r.tokens.size()) - r.n_computed;
     if (is_decode(r) || pending <= 0) continue;
-    const bool in_plan = std::any_of(plan.entries.begin(), plan.entries.end(), [&](const StepEntry& e) { return e.id == r.id; });
-    if (in_plan) continue;
     int64_t n = std::min<int64_t>(pending, budget);
     if (!make_room(r, r.n_computed + n, plan, budget, slots)) {
       n = std::min(n, take_available_pages(r, r.n_computed + n) - r.n_computed);

@@ -279,34 +279,27 @@ void HttpServer::Impl::routes() {
     if (res.status >= 400 && res.status < 500) metrics.requests_client_error++;
   });
 
-  auto chat = [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
-    auto parsed = parse_chat_request(req.body);
-    if (auto* e = std::get_if<ApiError>(&parsed)) {
-      metrics.requests_client_error++;
-      return send_error(res, *e);
-    }
-    Prepared p;
-    if (auto e = prepare_chat(std::get<ChatRequest>(parsed), p)) {
-      metrics.requests_client_error++;
-      return send_error(res, *e);
-    }
-    generate(std::move(p), res);
+  // Parse, turn into prompt tokens, generate: the same for both generation endpoints.
+  auto endpoint = [this](auto parse, auto prepare) {
+    return [this, parse, prepare](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      auto parsed = parse(req.body);
+      Prepared p;
+      std::optional<ApiError> error;
+      if (auto* e = std::get_if<ApiError>(&parsed)) {
+        error = *e;
+      } else {
+        error = (this->*prepare)(std::get<0>(parsed), p);
+      }
+      if (error) {
+        metrics.requests_client_error++;
+        return send_error(res, *error);
+      }
+      generate(std::move(p), res);
+    };
   };
-  auto completion = [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
-    auto parsed = parse_completion_request(req.body);
-    if (auto* e = std::get_if<ApiError>(&parsed)) {
-      metrics.requests_client_error++;
-      return send_error(res, *e);
-    }
-    Prepared p;
-    if (auto e = prepare_completion(std::get<CompletionRequest>(parsed), p)) {
-      metrics.requests_client_error++;
-      return send_error(res, *e);
-    }
-    generate(std::move(p), res);
-  };
+  const auto chat = endpoint(parse_chat_request, &Impl::prepare_chat);
+  const auto completion = endpoint(parse_completion_request, &Impl::prepare_completion);
   http.Post("/v1/chat/completions", chat);
   http.Post("/chat/completions", chat);
   http.Post("/v1/completions", completion);
