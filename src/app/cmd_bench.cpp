@@ -6,21 +6,19 @@
 
 #include "app/commands.h"
 #include "app/load_bench.h"
-#include "app/loaded_model.h"
-#include "kernels/cpu_backend.h"
+#include "app/runtime.h"
 
 namespace tandem::app {
 
 void register_bench_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("bench", "Run N requests at concurrency levels; print tokens/s, TTFT, TPOT");
   struct Options {
-    std::string gguf, model_path, json_out;
-    int threads = 0;
+    RuntimeOptions runtime;
+    std::string json_out;
     LoadBenchOptions load;
   };
   auto opt = std::make_shared<Options>();
-  cmd->add_option("--gguf,--gguf-path,--gguf_path", opt->gguf, "GGUF file, split part, or folder")->required();
-  cmd->add_option("--model-path,--model_path", opt->model_path, "Folder with a Hugging Face config.json");
+  add_runtime_options(*cmd, opt->runtime, /*with_scheduler=*/false);
   cmd->add_option("--requests,-n", opt->load.requests, "Requests per concurrency level")->capture_default_str();
   cmd->add_option("--prompt-len,--prompt_len", opt->load.prompt_len, "Prompt tokens per request")->capture_default_str();
   cmd->add_option("--gen-len,--gen_len", opt->load.gen_len, "Generated tokens per request")->capture_default_str();
@@ -29,20 +27,18 @@ void register_bench_command(CLI::App& app, int& exit_code) {
                   "Poisson arrivals per second (0: closed loop, level-many requests in flight)")->capture_default_str();
   cmd->add_option("--chunk-size,--chunk_size", opt->load.chunk_size, "Tokens per step")->capture_default_str();
   cmd->add_option("--page-size,--page_size", opt->load.page_size, "KV page size")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "CPU threads (default: all cores)");
   cmd->add_option("--json-out,--json_out", opt->json_out, "Write the results as JSON here");
   cmd->callback([opt, &exit_code] {
-    auto loaded = load_model(opt->gguf, opt->model_path);
-    if (!loaded) {
-      fmt::print(stderr, "error: {}\n", loaded.status().message());
+    auto runtime = build_runtime(opt->runtime);
+    if (!runtime) {
+      fmt::print(stderr, "error: {}\n", runtime.status().message());
       exit_code = 1;
       return;
     }
-    CpuBackend backend(opt->threads);
     fmt::print("model: {}; backend: {}; {} requests per level, prompt {} tokens, {} generated\n",
-               loaded->model->config().name, backend.describe(), opt->load.requests, opt->load.prompt_len,
+               runtime->model->config().name, runtime->describe(), opt->load.requests, opt->load.prompt_len,
                opt->load.gen_len);
-    const auto results = run_load_bench(*loaded->model, backend, opt->load, [](const std::string& line) {
+    const auto results = run_load_bench(runtime.value(), opt->load, [](const std::string& line) {
       fmt::print(stderr, "\r\033[K{}", line);
       std::fflush(stderr);
     });

@@ -9,20 +9,17 @@
 #include <spdlog/spdlog.h>
 
 #include "app/commands.h"
-#include "app/loaded_model.h"
+#include "app/runtime.h"
 #include "engine/engine.h"
-#include "kernels/cpu_backend.h"
 
 namespace tandem::app {
 
 namespace {
 
 struct EvalOptions {
-  std::string gguf, model_path, cases, json_out, logits_out;
+  RuntimeOptions runtime;
+  std::string cases, json_out, logits_out;
   int greedy = 0;
-  int threads = 0;
-  SchedulerConfig scheduler{.cache_tokens = 4096, .page_size = 16, .max_batch_size = 4, .chunk_size = 512,
-                            .max_context = 0, .prefix_caching = true};
 };
 
 Result<std::vector<std::vector<int32_t>>> read_cases(const std::string& path, int n_vocab) {
@@ -55,27 +52,32 @@ Result<std::vector<std::vector<int32_t>>> read_cases(const std::string& path, in
 }
 
 int run_eval(const EvalOptions& opt) {
-  auto loaded = load_model(opt.gguf, opt.model_path);
-  if (!loaded) {
-    fmt::print(stderr, "error: {}\n", loaded.status().message());
+  auto runtime = build_runtime(opt.runtime);
+  if (!runtime) {
+    fmt::print(stderr, "error: {}\n", runtime.status().message());
     return 1;
   }
-  Model& model = *loaded->model;
+  const Model& model = *runtime->model;
   auto cases = read_cases(opt.cases, model.config().n_vocab);
   if (!cases) {
     fmt::print(stderr, "error: {}\n", cases.status().message());
     return 1;
   }
-  CpuBackend backend(opt.threads);
+  const SchedulerConfig& sc = opt.runtime.scheduler;
   spdlog::info("backend: {}; scheduler: max_batch_size {}, chunk_size {}, cache_lens {}, page_size {}",
-               backend.describe(), opt.scheduler.max_batch_size, opt.scheduler.chunk_size, opt.scheduler.cache_tokens,
-               opt.scheduler.page_size);
-  Engine engine(model, backend, EngineConfig{opt.scheduler});
+               runtime->describe(), sc.max_batch_size, sc.chunk_size, sc.cache_tokens, sc.page_size);
+  auto engine_or = runtime->make_engine(sc);
+  if (!engine_or) {
+    fmt::print(stderr, "error: {}\n", engine_or.status().message());
+    return 1;
+  }
+  Engine& engine = *engine_or.value();
 
   // Every case is submitted at once and runs concurrently; results are collected per case.
   struct CaseResult {
     std::vector<int32_t> greedy;
     std::vector<float> logits;
+    std::string error;
   };
   std::vector<CaseResult> results(cases->size());
   for (size_t i = 0; i < cases->size(); ++i) {
@@ -86,6 +88,7 @@ int run_eval(const EvalOptions& opt) {
     auto submitted = engine.submit(std::move(request), [&results, i](const TokenEvent& e) {
       if (!e.logits.empty()) results[i].logits = e.logits;
       if (e.token >= 0) results[i].greedy.push_back(e.token);
+      if (e.finish == FinishReason::Error) results[i].error = e.error;
     });
     if (!submitted) {
       fmt::print(stderr, "error: case {}: {}\n", i, submitted.status().message());
@@ -95,6 +98,12 @@ int run_eval(const EvalOptions& opt) {
   while (engine.step()) {
   }
   const EngineMetrics m = engine.metrics();
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (!results[i].error.empty()) {
+      fmt::print(stderr, "error: case {}: {}\n", i, results[i].error);
+      return 1;
+    }
+  }
   spdlog::info("{} steps, {} tokens run, {} preemptions, {} prefix-hit tokens, pages in use at the end: {}",
                m.scheduler.steps, m.batch_tokens, m.scheduler.preemptions, m.scheduler.prefix_hit_tokens,
                m.scheduler.pages_used);
@@ -123,22 +132,11 @@ int run_eval(const EvalOptions& opt) {
 void register_eval_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("eval", "Run prompt ids through the model: last-position logits + greedy ids");
   auto opt = std::make_shared<EvalOptions>();
-  cmd->add_option("--gguf,--gguf-path,--gguf_path", opt->gguf, "GGUF file, split part, or folder")->required();
-  cmd->add_option("--model-path,--model_path", opt->model_path, "Folder with a Hugging Face config.json");
+  add_runtime_options(*cmd, opt->runtime);
   cmd->add_option("--cases", opt->cases, "JSON file {\"cases\":[{\"ids\":[...]}]}")->required();
   cmd->add_option("--greedy", opt->greedy, "Greedy tokens to generate per case")->check(CLI::NonNegativeNumber);
   cmd->add_option("--json-out,--json_out", opt->json_out, "Where to write {\"cases\":[{\"greedy\":[...]}]}")->required();
   cmd->add_option("--logits-out,--logits_out", opt->logits_out, "Where to write last-position logits (f32)")->required();
-  cmd->add_option("--threads", opt->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--max-batch-size,--max_batch_size", opt->scheduler.max_batch_size, "Requests per step")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--chunk-size,--chunk_size", opt->scheduler.chunk_size, "Tokens per step (prefill chunking)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--cache-lens,--cache_lens", opt->scheduler.cache_tokens, "KV cache size in tokens, all requests")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--page-size,--page_size", opt->scheduler.page_size, "KV cache page size in tokens")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_flag("!--no-prefix-cache", opt->scheduler.prefix_caching, "Disable prefix reuse");
   cmd->callback([opt, &exit_code] { exit_code = run_eval(*opt); });
 }
 

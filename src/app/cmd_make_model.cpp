@@ -6,7 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "app/commands.h"
-#include "model/model_maker.h"
+#include "app/model_maker.h"
 
 namespace tandem::app {
 

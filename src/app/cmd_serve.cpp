@@ -10,10 +10,9 @@
 #include <spdlog/spdlog.h>
 
 #include "app/commands.h"
-#include "app/loaded_model.h"
+#include "app/runtime.h"
 #include "chat/gguf_chat.h"
 #include "engine/engine.h"
-#include "kernels/cpu_backend.h"
 #include "server/http_server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -22,10 +21,9 @@ namespace tandem::app {
 namespace {
 
 struct ServeOptions {
-  std::string gguf, model_path, optimize_config, backend_type = "balance_serve";
+  RuntimeOptions runtime;
+  std::string backend_type = "balance_serve";
   server::ServerConfig server;
-  SchedulerConfig scheduler{.cache_tokens = 16384, .page_size = 16, .max_batch_size = 4, .chunk_size = 512};
-  int threads = 0;
   double shutdown_grace_seconds = 10;
 };
 
@@ -51,30 +49,27 @@ int run_serve(ServeOptions& o) {
   if (o.backend_type != "balance_serve") {
     spdlog::warn("--backend_type {}: Tandem implements the balance_serve design only; using it", o.backend_type);
   }
-  if (!o.optimize_config.empty()) {
-    spdlog::info("--optimize_config_path {}: accepted; placement rules take effect with the GPU backend (all layers run on the CPU now)",
-                 o.optimize_config);
-  }
-  if (o.scheduler.cache_tokens <= int64_t{o.scheduler.max_batch_size} * o.server.max_new_tokens) {
+  SchedulerConfig& scheduler = o.runtime.scheduler;
+  if (scheduler.cache_tokens <= int64_t{scheduler.max_batch_size} * o.server.max_new_tokens) {
     spdlog::warn("cache_lens {} <= max_batch_size {} x max_new_tokens {}: pages are allocated as requests grow, so this "
                  "works, but when all requests grow long at once some are preempted and recomputed",
-                 o.scheduler.cache_tokens, o.scheduler.max_batch_size, o.server.max_new_tokens);
+                 scheduler.cache_tokens, scheduler.max_batch_size, o.server.max_new_tokens);
   }
-  auto loaded = load_model(o.gguf, o.model_path);
-  if (!loaded) {
-    fmt::print(stderr, "error: {}\n", loaded.status().message());
+  o.runtime.prefetch = true;
+  auto runtime = build_runtime(o.runtime);
+  if (!runtime) {
+    fmt::print(stderr, "error: {}\n", runtime.status().message());
     return 1;
   }
-  prefetch_weights(*loaded->gguf);
-  auto tokenizer = Tokenizer::from_gguf(*loaded->gguf);
+  auto tokenizer = Tokenizer::from_gguf(*runtime->gguf);
   if (!tokenizer) {
-    fmt::print(stderr, "error: {}: {}\n", o.gguf, tokenizer.status().message());
+    fmt::print(stderr, "error: {}: {}\n", o.runtime.gguf_path, tokenizer.status().message());
     return 1;
   }
   server::ModelResources resources;
   resources.tokenizer = tokenizer.value();
   resources.stop_token_ids = stop_tokens(*tokenizer.value());
-  if (auto chat = chat::read_gguf_chat_info(*loaded->gguf)) {
+  if (auto chat = chat::read_gguf_chat_info(*runtime->gguf)) {
     auto tpl = chat::ChatTemplate::parse(chat->chat_template);
     if (tpl) {
       resources.chat_template = std::move(tpl.value());
@@ -87,13 +82,17 @@ int run_serve(ServeOptions& o) {
     spdlog::warn("{}; /v1/chat/completions is disabled", chat.status().message());
   }
 
-  const ModelConfig& mc = loaded->model->config();
-  o.scheduler.max_context = mc.context_length;
-  CpuBackend backend(o.threads);
-  Engine engine(*loaded->model, backend, EngineConfig{o.scheduler});
+  const ModelConfig& mc = runtime->model->config();
+  scheduler.max_context = mc.context_length;
+  auto engine_or = runtime->make_engine(scheduler);
+  if (!engine_or) {
+    fmt::print(stderr, "error: {}\n", engine_or.status().message());
+    return 1;
+  }
+  Engine& engine = *engine_or.value();
   resources.engine = &engine;
-  o.server.max_batch_size = o.scheduler.max_batch_size;
-  o.server.context_tokens = std::min<int64_t>(mc.context_length, o.scheduler.cache_tokens);
+  o.server.max_batch_size = scheduler.max_batch_size;
+  o.server.context_tokens = std::min<int64_t>(mc.context_length, scheduler.cache_tokens);
   if (o.server.model_name.empty()) o.server.model_name = mc.name;
   server::HttpServer http(o.server, std::move(resources));
   if (Status s = http.start(); !s) {
@@ -102,8 +101,8 @@ int run_serve(ServeOptions& o) {
   }
   engine.start();
   spdlog::info("backend {}; max_batch_size {}, chunk_size {}, cache_lens {} ({} pages of {}), max_new_tokens {}",
-               backend.describe(), o.scheduler.max_batch_size, o.scheduler.chunk_size, o.scheduler.cache_tokens,
-               o.scheduler.cache_tokens / o.scheduler.page_size, o.scheduler.page_size, o.server.max_new_tokens);
+               runtime->describe(), scheduler.max_batch_size, scheduler.chunk_size, scheduler.cache_tokens,
+               scheduler.page_count(), scheduler.page_size, o.server.max_new_tokens);
   spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1)", o.server.model_name, o.server.host, http.port());
 
   int received = 0;
@@ -123,31 +122,19 @@ int run_serve(ServeOptions& o) {
 void register_serve_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (KTransformers balance_serve flags)");
   auto o = std::make_shared<ServeOptions>();
-  cmd->add_option("--gguf_path,--gguf-path,--gguf", o->gguf, "GGUF file, split part, or folder of parts")->required();
-  cmd->add_option("--model_path,--model-path", o->model_path, "Folder with the Hugging Face config.json");
+  add_runtime_options(*cmd, o->runtime);
   cmd->add_option("--port", o->server.port, "Port")->capture_default_str();
   cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--max_new_tokens,--max-new-tokens", o->server.max_new_tokens, "Default and cap of max_tokens")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--cache_lens,--cache-lens", o->scheduler.cache_tokens, "KV cache tokens shared by all requests")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--chunk_size,--chunk-size", o->scheduler.chunk_size, "Tokens per engine step (prefill chunks)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--max_batch_size,--max-batch-size", o->scheduler.max_batch_size, "Requests per engine step")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--page_size,--page-size", o->scheduler.page_size, "KV cache page size in tokens")
-      ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--backend_type,--backend-type", o->backend_type, "Only balance_serve")->capture_default_str();
-  cmd->add_option("--optimize_config_path,--optimize-config-path", o->optimize_config, "Placement rules (YAML)");
   cmd->add_flag("--force_think,--force-think", o->server.force_think, "Start every answer with <think>\\n");
-  cmd->add_option("--threads,--cpu_infer,--cpu-infer", o->threads, "CPU threads (default: all cores)");
   cmd->add_option("--api-key,--api_key", o->server.api_key, "Require 'Authorization: Bearer KEY'");
   cmd->add_option("--served-model-name,--served_model_name,--model_name", o->server.model_name, "Model name in the API");
   cmd->add_option("--max-queue,--max_queue", o->server.max_queue, "Requests allowed to wait beyond max_batch_size")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--shutdown-grace", o->shutdown_grace_seconds, "Seconds in-flight requests get on SIGINT/SIGTERM")
       ->capture_default_str();
-  cmd->add_flag("!--no-prefix-cache", o->scheduler.prefix_caching, "Disable prefix reuse");
   cmd->callback([o, &exit_code] { exit_code = run_serve(*o); });
 }
 

@@ -31,7 +31,7 @@ struct Timing {
   int64_t tokens = 0;
 };
 
-LevelResult run_level(Model& model, Backend& backend, const LoadBenchOptions& o, int concurrency,
+LevelResult run_level(const Runtime& runtime, const LoadBenchOptions& o, int concurrency,
                       const std::function<void(const std::string&)>& progress) {
   SchedulerConfig sc;
   sc.max_batch_size = concurrency;
@@ -40,16 +40,20 @@ LevelResult run_level(Model& model, Backend& backend, const LoadBenchOptions& o,
   const int64_t per_request = o.prompt_len + o.gen_len;
   sc.cache_tokens = (int64_t{concurrency} * ((per_request + o.page_size - 1) / o.page_size) + 1) * o.page_size;
   sc.prefix_caching = false;  // distinct random prompts: measure the engine, not the cache
-  Engine engine(model, backend, EngineConfig{sc});
+  auto made = runtime.make_engine(sc);
+  if (!made) throw std::runtime_error(made.status().message());
+  Engine& engine = *made.value();
+  const Model& model = *runtime.model;
 
   std::mutex mu;
   std::condition_variable done_cv;
-  double decode_seconds = 0, prefill_seconds = 0, forward_seconds = 0, expert_seconds = 0;
+  double decode_seconds = 0, prefill_seconds = 0, forward_seconds = 0, expert_seconds = 0, expert_wait_seconds = 0;
   int64_t decode_tokens = 0, prefill_tokens = 0;
   engine.set_step_observer([&](const StepStats& s) {
     std::lock_guard lock(mu);
     forward_seconds += s.seconds;
     expert_seconds += s.expert_seconds;
+    expert_wait_seconds += s.expert_wait_seconds;
     if (s.prefill_tokens == 0) {
       decode_seconds += s.seconds;
       decode_tokens += s.decode_tokens;
@@ -139,15 +143,16 @@ LevelResult run_level(Model& model, Backend& backend, const LoadBenchOptions& o,
   r.tpot_p50_ms = percentile(tpot, 0.5);
   r.tpot_p99_ms = percentile(tpot, 0.99);
   r.expert_share = forward_seconds > 0 ? expert_seconds / forward_seconds : 0;
+  r.expert_wait_share = forward_seconds > 0 ? expert_wait_seconds / forward_seconds : 0;
   return r;
 }
 
 }  // namespace
 
-std::vector<LevelResult> run_load_bench(Model& model, Backend& backend, const LoadBenchOptions& options,
+std::vector<LevelResult> run_load_bench(const Runtime& runtime, const LoadBenchOptions& options,
                                         const std::function<void(const std::string&)>& progress) {
   std::vector<LevelResult> results;
-  for (int c : options.concurrency) results.push_back(run_level(model, backend, options, c, progress));
+  for (int c : options.concurrency) results.push_back(run_level(runtime, options, c, progress));
   return results;
 }
 
@@ -158,21 +163,21 @@ nlohmann::json to_json(const std::vector<LevelResult>& results, const LoadBenchO
                       {"decode_tokens_per_s", r.decode_tokens_per_s}, {"prefill_tokens_per_s", r.prefill_tokens_per_s},
                       {"output_tokens_per_s", r.output_tokens_per_s}, {"ttft_ms_p50", r.ttft_p50_ms},
                       {"ttft_ms_p99", r.ttft_p99_ms}, {"tpot_ms_p50", r.tpot_p50_ms}, {"tpot_ms_p99", r.tpot_p99_ms},
-                      {"expert_share", r.expert_share}});
+                      {"expert_share", r.expert_share}, {"expert_wait_share", r.expert_wait_share}});
   }
   return {{"prompt_len", o.prompt_len}, {"gen_len", o.gen_len}, {"requests_per_level", o.requests},
           {"arrival_rate", o.arrival_rate}, {"levels", levels}};
 }
 
 std::string to_table(const std::vector<LevelResult>& results) {
-  std::string out = fmt::format("{:>5} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}\n", "conc", "requests",
-                                "decode tok/s", "prefill t/s", "output t/s", "TTFT p50", "TTFT p99", "TPOT p50",
-                                "TPOT p99", "experts");
+  std::string out = fmt::format("{:>5} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n", "conc",
+                                "requests", "decode tok/s", "prefill t/s", "output t/s", "TTFT p50", "TTFT p99",
+                                "TPOT p50", "TPOT p99", "experts", "wait");
   const double base = results.empty() ? 0 : results.front().decode_tokens_per_s;
   for (const LevelResult& r : results) {
-    out += fmt::format("{:>5} {:>8} {:>12.2f} {:>12.1f} {:>12.2f} {:>8.0f}ms {:>8.0f}ms {:>8.1f}ms {:>8.1f}ms {:>7.0f}%", r.concurrency,
+    out += fmt::format("{:>5} {:>8} {:>12.2f} {:>12.1f} {:>12.2f} {:>8.0f}ms {:>8.0f}ms {:>8.1f}ms {:>8.1f}ms {:>7.0f}% {:>7.0f}%", r.concurrency,
                        r.requests, r.decode_tokens_per_s, r.prefill_tokens_per_s, r.output_tokens_per_s, r.ttft_p50_ms,
-                       r.ttft_p99_ms, r.tpot_p50_ms, r.tpot_p99_ms, 100 * r.expert_share);
+                       r.ttft_p99_ms, r.tpot_p50_ms, r.tpot_p99_ms, 100 * r.expert_share, 100 * r.expert_wait_share);
     if (base > 0) out += fmt::format("  (decode x{:.2f})", r.decode_tokens_per_s / base);
     out += "\n";
   }

@@ -3,7 +3,7 @@
 //
 // At level c the engine batches up to c requests per step and c requests are kept in flight (closed
 // loop: a finished request is replaced at once), or requests arrive as a Poisson process of the given
-// rate. Decode throughput counts tokens of steps that only decode, over those steps' time; prefill
+// rate. Each level gets its own engine (make_engine). Decode throughput counts tokens of steps that only decode, over those steps' time; prefill
 // throughput the prompt tokens of steps with prefill work over those steps' time.
 #pragma once
 
@@ -13,8 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/model.h"
-#include "kernels/backend.h"
+#include "app/runtime.h"
 
 namespace tandem::app {
 
@@ -38,11 +37,12 @@ struct LevelResult {
   double output_tokens_per_s = 0;   // all generated tokens over wall time
   double ttft_p50_ms = 0, ttft_p99_ms = 0;
   double tpot_p50_ms = 0, tpot_p99_ms = 0;
-  double expert_share = 0;          // fraction of forward time in routed experts
+  double expert_share = 0;          // ExpertRunner compute time over forward time (it overlaps other work)
+  double expert_wait_share = 0;     // forward time blocked waiting for the ExpertRunner
 };
 
 // `progress` receives one status line now and then (may be empty).
-std::vector<LevelResult> run_load_bench(Model& model, Backend& backend, const LoadBenchOptions& options,
+std::vector<LevelResult> run_load_bench(const Runtime& runtime, const LoadBenchOptions& options,
                                         const std::function<void(const std::string&)>& progress);
 nlohmann::json to_json(const std::vector<LevelResult>& results, const LoadBenchOptions& options);
 std::string to_table(const std::vector<LevelResult>& results);

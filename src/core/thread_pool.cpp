@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <exception>
 
 namespace tandem {
 
@@ -14,7 +15,8 @@ std::pair<int64_t, int64_t> slice(int64_t n, int index, int count) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(n_threads > 0 ? n_threads : std::max(1u, std::thread::hardware_concurrency())) {
+    : n_threads_(n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+  error_.reserve(256);
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -27,42 +29,56 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  if (n_threads_ == 1 || n == 1) {
-    fn(0, n);
-    return;
-  }
-  {
+void ThreadPool::run_slice(int index, int count) {
+  auto [b, e] = slice(job_size_, index, count);
+  if (b >= e) return;
+  try {
+    (*job_)(b, e, index);
+  } catch (const std::exception& ex) {
     std::lock_guard lock(mutex_);
-    job_ = &fn;
-    job_size_ = n;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    if (!failed_) error_.assign(ex.what(), std::min<size_t>(std::char_traits<char>::length(ex.what()), error_.capacity()));
+    failed_ = true;
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    if (!failed_) error_.assign("unknown exception in a parallel loop");
+    failed_ = true;
   }
-  work_ready_.notify_all();
-  auto [b, e] = slice(n, 0, n_threads_);
-  if (b < e) fn(b, e);
-  std::unique_lock lock(mutex_);
-  work_done_.wait(lock, [this] { return pending_ == 0; });
+}
+
+Status ThreadPool::parallel_for(int64_t n, Body fn) {
+  if (n <= 0) return Status::ok();
+  std::lock_guard call_lock(call_mutex_);
+  job_ = &fn;
+  job_size_ = n;
+  failed_ = false;
+  if (n_threads_ > 1 && n > 1) {
+    {
+      std::lock_guard lock(mutex_);
+      pending_ = n_threads_ - 1;
+      ++generation_;
+    }
+    work_ready_.notify_all();
+    run_slice(0, n_threads_);
+    std::unique_lock lock(mutex_);
+    work_done_.wait(lock, [this] { return pending_ == 0; });
+  } else {
+    run_slice(0, 1);  // one thread (or one item): the whole range here, as thread 0
+  }
   job_ = nullptr;
+  if (failed_) return Status::error(error_);
+  return Status::ok();
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t n;
     {
       std::unique_lock lock(mutex_);
       work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
       if (stopping_) return;
       seen = generation_;
-      job = job_;
-      n = job_size_;
     }
-    auto [b, e] = slice(n, index, n_threads_);
-    if (b < e) (*job)(b, e);
+    run_slice(index, n_threads_);
     {
       std::lock_guard lock(mutex_);
       if (--pending_ == 0) work_done_.notify_one();

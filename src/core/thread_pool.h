@@ -1,43 +1,63 @@
 // ThreadPool: a fixed set of worker threads running data-parallel loops.
 //
-// parallel_for(n, fn) calls fn(begin, end) over a static partition of [0, n) into contiguous ranges, one
-// per thread (the caller's thread takes part), and returns when all ranges are done. The partition depends
-// only on n and the thread count, never on timing, so results that depend on which thread computed what
-// are reproducible. Not re-entrant: fn must not call parallel_for on the same pool.
+// parallel_for(n, fn) calls fn(begin, end, thread) over a static partition of [0, n) into contiguous ranges,
+// one per thread (the caller's thread takes part as thread 0), and returns when all ranges are done. The
+// partition depends only on n and the thread count, never on timing, so results that depend on which
+// thread computed what are reproducible; `thread` (< size()) lets fn use per-thread scratch memory.
+//
+// Safe to call from several threads at once: calls are serialized. Not re-entrant: fn must not call
+// parallel_for on the same pool. An exception thrown by fn on any thread is caught there and returned as
+// the call's Status (the first one); it never crosses a thread. Nothing is allocated per call.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "core/function_ref.h"
+#include "core/status.h"
 
 namespace tandem {
 
 class ThreadPool {
  public:
+  using Body = FunctionRef<void(int64_t begin, int64_t end, int thread)>;
+
   explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+  Status parallel_for(int64_t n, Body fn);
+  // The same with a body that does not need the thread index.
+  template <typename F>
+    requires std::is_invocable_v<F&, int64_t, int64_t>
+  Status parallel_for(int64_t n, F&& fn) {
+    auto body = [&fn](int64_t begin, int64_t end, int) { fn(begin, end); };
+    return parallel_for(n, Body(body));
+  }
 
  private:
   void worker_loop(int index);
+  void run_slice(int index, int count);
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  std::mutex call_mutex_;  // one parallel_for at a time
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable work_done_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  const Body* job_ = nullptr;
   int64_t job_size_ = 0;
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stopping_ = false;
+  bool failed_ = false;
+  std::string error_;  // capacity reserved at construction: recording an error does not allocate
 };
 
 }  // namespace tandem

@@ -11,14 +11,12 @@ const char* to_string(FinishReason reason) {
     case FinishReason::Stop: return "stop";
     case FinishReason::Length: return "length";
     case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Error: return "error";
   }
   return "?";
 }
 
 namespace {
-KvCacheConfig cache_config(const Model& model, const SchedulerConfig& s) {
-  return model.kv_cache_config(s.page_size, static_cast<int>(s.cache_tokens / s.page_size));
-}
 SchedulerConfig with_model_context(SchedulerConfig s, const Model& model) {
   s.max_context = std::min<int64_t>(s.max_context > 0 ? s.max_context : model.config().context_length,
                                     model.config().context_length);
@@ -26,11 +24,35 @@ SchedulerConfig with_model_context(SchedulerConfig s, const Model& model) {
 }
 }  // namespace
 
-Engine::Engine(Model& model, Backend& backend, const EngineConfig& config)
-    : model_(model),
-      backend_(backend),
-      cache_(cache_config(model, config.scheduler)),
-      scheduler_(with_model_context(config.scheduler, model)) {}
+Engine::Engine(Model& model, const EngineConfig& config)
+    : model_(model), scheduler_(with_model_context(config.scheduler, model)) {}
+
+Result<std::unique_ptr<Engine>> Engine::create(Model& model, const EngineConfig& config) {
+  const SchedulerConfig& sc = config.scheduler;
+  if (sc.page_size <= 0 || sc.max_batch_size <= 0 || sc.chunk_size <= 0 || sc.cache_tokens < sc.page_size) {
+    return Status::error("engine: page_size, max_batch_size and chunk_size must be positive and cache_lens >= page_size");
+  }
+  std::unique_ptr<Engine> engine(new Engine(model, config));
+  const SchedulerConfig& s = engine->scheduler_.config();
+  const KvCacheConfig cache_config = model.kv_cache_config(s.page_size, s.page_count());
+  auto cache = PagedKvCache::create(*model.devices().main, cache_config);
+  if (!cache) return Status::error("engine: " + cache.status().message());
+  engine->cache_ = std::move(cache.value());
+  // A step holds every decode plus prefill chunks up to chunk_size tokens in all, of up to max_batch_size requests.
+  const StepLimits limits{.max_tokens = std::max<int64_t>(s.chunk_size, s.max_batch_size),
+                          .max_sequences = s.max_batch_size,
+                          .max_context = std::min<int64_t>(s.max_context, s.cache_tokens)};
+  auto buffers = model.create_step_buffers(limits, cache_config);
+  if (!buffers) return Status::error("engine: " + buffers.status().message());
+  engine->buffers_ = std::move(buffers.value());
+  engine->batch_.tokens.reserve(static_cast<size_t>(limits.max_tokens));
+  engine->batch_.positions.reserve(static_cast<size_t>(limits.max_tokens));
+  engine->batch_.seq_index.reserve(static_cast<size_t>(limits.max_tokens));
+  engine->batch_.page_tables.reserve(static_cast<size_t>(limits.max_sequences));
+  engine->batch_.output_tokens.reserve(static_cast<size_t>(limits.max_sequences));
+  engine->logits_.assign(static_cast<size_t>(limits.max_sequences * model.config().n_vocab), 0.0f);
+  return engine;
+}
 
 Engine::~Engine() { stop(); }
 
@@ -85,7 +107,12 @@ bool Engine::step() {
   }
 
   // The plan's page tables stay valid while unlocked: only this thread changes running requests.
-  ForwardBatch batch;
+  ForwardBatch& batch = batch_;
+  batch.tokens.clear();
+  batch.positions.clear();
+  batch.seq_index.clear();
+  batch.page_tables.clear();
+  batch.output_tokens.clear();
   for (size_t i = 0; i < plan.entries.size(); ++i) {
     const StepEntry& e = plan.entries[i];
     batch.page_tables.push_back(e.pages);
@@ -96,16 +123,28 @@ bool Engine::step() {
     }
     if (e.wants_logits) batch.output_tokens.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
   }
-  const double experts_before = backend_.expert_seconds();
+  ExpertRunner* runner = model_.devices().cpu_experts;
+  const double experts_before = runner ? runner->busy_seconds() : 0.0;
   const auto started = std::chrono::steady_clock::now();
-  std::vector<float> logits;
-  model_.forward(backend_, batch, cache_, logits);
+  ForwardStats forward_stats;
+  const Status forward_status = model_.forward(batch, *cache_, *buffers_, logits_, &forward_stats);
   const double forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-  StepStats stats{.seconds = forward_seconds, .expert_seconds = backend_.expert_seconds() - experts_before,
+  StepStats stats{.seconds = forward_seconds,
+                  .expert_seconds = runner ? runner->busy_seconds() - experts_before : 0.0,
+                  .expert_wait_seconds = forward_stats.expert_wait_seconds,
                   .n_requests = static_cast<int>(plan.entries.size())};
   for (const StepEntry& e : plan.entries) {
     (e.is_decode ? stats.decode_tokens : stats.prefill_tokens) += static_cast<int64_t>(e.tokens.size());
+  }
+  if (!forward_status) {
+    {
+      std::lock_guard lock(mutex_);
+      fail_step(plan, forward_status, events);
+    }
+    if (observer_) observer_(stats);
+    for (auto& [callback, event] : events) callback(event);
+    return true;
   }
   const int64_t n_vocab = model_.config().n_vocab;
   std::vector<StepResult> results;
@@ -113,11 +152,12 @@ bool Engine::step() {
     std::lock_guard lock(mutex_);
     totals_.forward_seconds += forward_seconds;
     totals_.expert_seconds += stats.expert_seconds;
+    totals_.expert_wait_seconds += stats.expert_wait_seconds;
     totals_.batch_tokens += batch.size();
     size_t row = 0;
     for (const StepEntry& e : plan.entries) {
       if (!e.wants_logits) continue;
-      std::span<float> row_logits(logits.data() + static_cast<int64_t>(row++) * n_vocab, static_cast<size_t>(n_vocab));
+      std::span<float> row_logits(logits_.data() + static_cast<int64_t>(row++) * n_vocab, static_cast<size_t>(n_vocab));
       auto it = active_.find(e.id);
       if (it == active_.end()) continue;
       Active& a = *it->second;
@@ -149,6 +189,22 @@ bool Engine::step() {
   if (observer_) observer_(stats);
   for (auto& [callback, event] : events) callback(event);
   return true;
+}
+
+void Engine::fail_step(const StepPlan& plan, const Status& status,
+                       std::vector<std::pair<TokenCallback, TokenEvent>>& events) {
+  // The step's cache slots may hold garbage now: its requests end here, with the error, and free their pages.
+  ++totals_.failed_steps;
+  for (const StepEntry& e : plan.entries) {
+    auto it = active_.find(e.id);
+    if (it == active_.end()) continue;
+    scheduler_.cancel(e.id);
+    TokenEvent ev{.id = e.id, .finish = FinishReason::Error,
+                  .prompt_tokens = static_cast<int64_t>(it->second->request.prompt.size()),
+                  .generated_tokens = it->second->generated, .error = status.message()};
+    events.emplace_back(std::move(it->second->on_token), std::move(ev));
+    active_.erase(it);
+  }
 }
 
 void Engine::start() {

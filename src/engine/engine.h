@@ -7,6 +7,11 @@
 // and batch jobs). Callbacks run on the stepping thread, outside the engine's lock: they may call
 // cancel() but must not block. A cancelled request gets a final event with FinishReason::Cancelled and
 // its pages are freed before the next step is planned.
+//
+// Engine::create() builds the paged KV cache and the step buffers on the model's main backend once, sized
+// from the scheduler's limits; steps then allocate no device memory. A step whose forward pass fails (a
+// backend or expert-runner error) fails the requests of that step only: each gets a final event with
+// FinishReason::Error and the message, its pages are released, and the engine goes on with the others.
 #pragma once
 
 #include <condition_variable>
@@ -14,19 +19,19 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "core/status.h"
 #include "engine/sampler.h"
-#include "kernels/backend.h"
 #include "kvcache/paged_kv_cache.h"
 #include "model/model.h"
 #include "scheduler/scheduler.h"
 
 namespace tandem {
 
-enum class FinishReason { None, Stop, Length, Cancelled };
+enum class FinishReason { None, Stop, Length, Cancelled, Error };
 const char* to_string(FinishReason reason);
 
 struct GenerationRequest {
@@ -47,6 +52,7 @@ struct TokenEvent {
   FinishReason finish = FinishReason::None;  // set on the request's last event
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
+  std::string error{};  // FinishReason::Error: what failed
 };
 using TokenCallback = std::function<void(const TokenEvent&)>;
 
@@ -56,8 +62,9 @@ struct EngineConfig {
 
 // What one step did, for observers (benchmarks, latency histograms).
 struct StepStats {
-  double seconds = 0;         // the forward pass
-  double expert_seconds = 0;  // of which in the routed experts
+  double seconds = 0;              // the forward pass
+  double expert_seconds = 0;       // time the ExpertRunner computed during it (overlaps other work)
+  double expert_wait_seconds = 0;  // time the forward pass was blocked waiting for the ExpertRunner
   int64_t prefill_tokens = 0;
   int64_t decode_tokens = 0;
   int n_requests = 0;
@@ -66,14 +73,17 @@ using StepObserver = std::function<void(const StepStats&)>;
 
 struct EngineMetrics {
   SchedulerMetrics scheduler;
-  double forward_seconds = 0;  // all forward passes
-  double expert_seconds = 0;   // of which in the routed experts (CPU)
-  int64_t batch_tokens = 0;    // tokens run in all steps
+  double forward_seconds = 0;       // all forward passes
+  double expert_seconds = 0;        // ExpertRunner compute time (overlaps the forward passes)
+  double expert_wait_seconds = 0;   // forward time blocked on the ExpertRunner
+  int64_t batch_tokens = 0;         // tokens run in all steps
+  int64_t failed_steps = 0;         // steps whose forward pass failed
 };
 
 class Engine {
  public:
-  Engine(Model& model, Backend& backend, const EngineConfig& config);
+  // Fails when the KV cache or the step buffers do not fit on the model's devices.
+  static Result<std::unique_ptr<Engine>> create(Model& model, const EngineConfig& config);
   ~Engine();
 
   // Queues a request; fails (nothing queued) if it can never run. Thread-safe.
@@ -96,11 +106,15 @@ class Engine {
     TokenCallback on_token;
     int64_t generated = 0;
   };
+  Engine(Model& model, const EngineConfig& config);
   void loop();
+  void fail_step(const StepPlan& plan, const Status& status, std::vector<std::pair<TokenCallback, TokenEvent>>& events);
 
   Model& model_;
-  Backend& backend_;
-  PagedKvCache cache_;
+  std::unique_ptr<PagedKvCache> cache_;
+  StepBuffersPtr buffers_;
+  ForwardBatch batch_;        // reused every step
+  std::vector<float> logits_;  // [max_batch_size, n_vocab], reused every step
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   Scheduler scheduler_;                          // guarded by mutex_

@@ -8,27 +8,26 @@
 #include <map>
 #include <random>
 
-#include "kernels/cpu_backend.h"
 #include "testing/fixtures.h"
+#include "testing/model_harness.h"
 
 namespace tandem {
 
 namespace {
 
-struct Fixture {
-  std::shared_ptr<GgufModel> gguf;
-  std::unique_ptr<Model> model;
-};
+using Fixture = testing::LoadedModel;
 
-Fixture load_fixture(const std::string& name) {
+Fixture load_fixture(const std::string& name, int threads = 2) {
   const auto dir = testing::fixture_model_dir(name);
-  auto gguf = GgufModel::open((dir / "model.gguf").string());
-  EXPECT_TRUE(gguf);
-  auto config = load_model_config(*gguf.value(), dir.string());
-  EXPECT_TRUE(config);
-  auto model = Model::load(gguf.value(), config.value());
-  EXPECT_TRUE(model);
-  return {gguf.value(), std::move(model.value())};
+  auto m = testing::load_model(dir / "model.gguf", dir, threads);
+  EXPECT_TRUE(m) << m.status().message();
+  return m ? std::move(m.value()) : Fixture{};
+}
+
+std::unique_ptr<Engine> make_engine(Model& model, const SchedulerConfig& sc) {
+  auto engine = Engine::create(model, EngineConfig{sc});
+  EXPECT_TRUE(engine) << engine.status().message();
+  return engine ? std::move(engine.value()) : nullptr;
 }
 
 struct Job {
@@ -43,8 +42,9 @@ struct RunResult {
   EngineMetrics metrics;
 };
 
-RunResult run(Model& model, Backend& backend, const SchedulerConfig& sc, const std::vector<Job>& jobs) {
-  Engine engine(model, backend, EngineConfig{sc});
+RunResult run(Model& model, const SchedulerConfig& sc, const std::vector<Job>& jobs) {
+  auto made = make_engine(model, sc);
+  Engine& engine = *made;
   RunResult out;
   std::map<size_t, RequestId> ids;
   size_t next = 0;
@@ -73,7 +73,6 @@ TEST(Engine, ConcurrentRequestsEqualSoloRunsUnderRandomLoads) {
   TANDEM_REQUIRE_FIXTURES();
   for (const char* name : {"tiny-qwen3moe-bf16", "tiny-dsv3-bf16"}) {
     Fixture f = load_fixture(name);
-    CpuBackend backend(2);
     std::mt19937 rng(7);
     const std::vector<int32_t> shared_prefix{100, 200, 300, 400, 500, 600, 700, 800, 900};
     for (int trial = 0; trial < 2; ++trial) {
@@ -97,14 +96,14 @@ TEST(Engine, ConcurrentRequestsEqualSoloRunsUnderRandomLoads) {
         if (rng() % 5 == 0) job.cancel_step = arrival + static_cast<int>(rng() % 6);
         jobs.push_back(job);
       }
-      const RunResult together = run(*f.model, backend, sc, jobs);
+      const RunResult together = run(*f.model, sc, jobs);
       EXPECT_EQ(together.metrics.scheduler.pages_used, 0) << name << " trial " << trial << ": pages leaked";
       for (size_t j = 0; j < jobs.size(); ++j) {
         Job solo_job = jobs[j];
         solo_job.arrival_step = 0;
         solo_job.cancel_step = -1;
         SchedulerConfig solo_sc{.cache_tokens = 512, .page_size = 16, .max_batch_size = 1, .chunk_size = 512};
-        const RunResult solo = run(*f.model, backend, solo_sc, {solo_job});
+        const RunResult solo = run(*f.model, solo_sc, {solo_job});
         if (together.finish.at(j) == FinishReason::Cancelled) {
           const auto& got = together.tokens.count(j) ? together.tokens.at(j) : std::vector<int32_t>();
           ASSERT_LE(got.size(), solo.tokens.at(0).size());
@@ -120,22 +119,22 @@ TEST(Engine, ConcurrentRequestsEqualSoloRunsUnderRandomLoads) {
 
 TEST(Engine, StopTokenEndsTheRequestAndCancelFreesPagesAtOnce) {
   TANDEM_REQUIRE_FIXTURES();
-  Fixture f = load_fixture("tiny-qwen3moe-bf16");
-  CpuBackend backend(1);
+  Fixture f = load_fixture("tiny-qwen3moe-bf16", 1);
   GenerationRequest probe;
   probe.prompt = {1, 2, 3, 4};
   probe.max_new_tokens = 4;
-  const RunResult first = run(*f.model, backend, {.cache_tokens = 64, .page_size = 4}, {{probe}});
+  const RunResult first = run(*f.model, {.cache_tokens = 64, .page_size = 4}, {{probe}});
   ASSERT_EQ(first.tokens.at(0).size(), 4u);
   // Using the third generated token as a stop token ends generation right after it.
   GenerationRequest stopped = probe;
   stopped.max_new_tokens = 20;
   stopped.stop_token_ids = {first.tokens.at(0)[2]};
-  const RunResult second = run(*f.model, backend, {.cache_tokens = 64, .page_size = 4}, {{stopped}});
+  const RunResult second = run(*f.model, {.cache_tokens = 64, .page_size = 4}, {{stopped}});
   EXPECT_EQ(second.finish.at(0), FinishReason::Stop);
   EXPECT_LE(second.tokens.at(0).size(), 3u);
 
-  Engine engine(*f.model, backend, EngineConfig{{.cache_tokens = 64, .page_size = 4}});
+  auto made = make_engine(*f.model, {.cache_tokens = 64, .page_size = 4});
+  Engine& engine = *made;
   GenerationRequest longer = probe;
   longer.max_new_tokens = 40;
   FinishReason finish = FinishReason::None;
@@ -152,9 +151,9 @@ TEST(Engine, StopTokenEndsTheRequestAndCancelFreesPagesAtOnce) {
 
 TEST(Engine, RejectsRequestsThatCannotFit) {
   TANDEM_REQUIRE_FIXTURES();
-  Fixture f = load_fixture("tiny-qwen3moe-bf16");
-  CpuBackend backend(1);
-  Engine engine(*f.model, backend, EngineConfig{{.cache_tokens = 64, .page_size = 4}});
+  Fixture f = load_fixture("tiny-qwen3moe-bf16", 1);
+  auto made = make_engine(*f.model, {.cache_tokens = 64, .page_size = 4});
+  Engine& engine = *made;
   GenerationRequest r;
   r.prompt = std::vector<int32_t>(60, 5);
   r.max_new_tokens = 10;

@@ -5,13 +5,8 @@
 // up-projection is absorbed into the query (q_lat = W_UK^T q_nope) and the value up-projection applied
 // once to the attention-weighted latent (v = W_UV o_lat). Every token, prefill or decode, takes this same
 // path, so a token's result does not depend on how its prompt was chunked.
-#include <cmath>
-#include <vector>
-
 #include <fmt/format.h>
 
-#include "kernels/cpu/gemm.h"
-#include "kernels/ops.h"
 #include "model/layers.h"
 
 namespace tandem {
@@ -20,152 +15,104 @@ namespace {
 
 class MlaAttention final : public Attention {
  public:
-  MlaAttention(const ModelConfig& c, const WeightStore& w, int layer, const RopeTable& rope)
-      : c_(c), layer_(layer), rope_(rope) {
-    const std::string p = fmt::format("blk.{}.", layer);
+  MlaAttention(const ModelConfig& c, WeightLoader& w, int layer) : c_(c) {
     const int64_t n_embd = c.n_embd, qk = c.head_dim_k, n_head = c.n_head, lora = c.kv_lora_rank;
     if (c.q_lora_rank > 0) {
-      q_a_ = w.matrix(p + "attn_q_a.weight", {n_embd, c.q_lora_rank});
-      q_a_norm_ = w.vector(p + "attn_q_a_norm.weight", c.q_lora_rank);
-      q_b_ = w.matrix(p + "attn_q_b.weight", {c.q_lora_rank, n_head * qk});
+      q_a_ = w.matrix(TensorKind::AttnQA, layer, {n_embd, c.q_lora_rank});
+      q_a_norm_ = w.vector(TensorKind::AttnQANorm, layer, c.q_lora_rank);
+      q_b_ = w.matrix(TensorKind::AttnQB, layer, {c.q_lora_rank, n_head * qk});
     } else {
-      q_ = w.matrix(p + "attn_q.weight", {n_embd, n_head * qk});
+      q_ = w.matrix(TensorKind::AttnQ, layer, {n_embd, n_head * qk});
     }
-    kv_a_ = w.matrix(p + "attn_kv_a_mqa.weight", {n_embd, lora + c.qk_rope_dim});
-    kv_a_norm_ = w.vector(p + "attn_kv_a_norm.weight", lora);
-    output_ = w.matrix(p + "attn_output.weight", {n_head * c.head_dim_v, n_embd});
-    load_up_projections(w, p);
+    kv_a_ = w.matrix(TensorKind::AttnKvAMqa, layer, {n_embd, lora + c.qk_rope_dim});
+    kv_a_norm_ = w.vector(TensorKind::AttnKvANorm, layer, lora);
+    output_ = w.matrix(TensorKind::AttnOutput, layer, {n_head * c.head_dim_v, n_embd});
+    load_up_projections(w, layer);
   }
 
-  void forward(Backend& backend, const float* x, const ForwardBatch& batch, PagedKvCache& cache,
-               float* out) override {
-    const int64_t n = batch.size(), n_head = c_.n_head, qk = c_.head_dim_k, nope = c_.qk_nope_dim;
-    const int64_t rope_dim = c_.qk_rope_dim, lora = c_.kv_lora_rank, vdim = c_.head_dim_v;
-    const int64_t kv_width = lora + rope_dim;
+  void forward(LayerStep& s, const Tensor& cache, const Tensor& x, const Tensor& out) override {
+    Backend& b = s.backend;
+    StepBuffers& ws = s.buffers;
+    const int64_t n = s.n, n_head = c_.n_head, nope = c_.qk_nope_dim, rope = c_.qk_rope_dim;
+    const int64_t lora = c_.kv_lora_rank, width = lora + rope;
+    const auto eps = static_cast<float>(c_.rms_eps);
 
-    std::vector<float> q(static_cast<size_t>(n * n_head * qk));  // [n, n_head, qk]
+    const Tensor q = ws.q.row_range(0, n);  // {n_head * qk, n}
     if (q_b_.valid()) {
-      std::vector<float> qa(static_cast<size_t>(n * c_.q_lora_rank));  // [n, q_lora_rank]
-      backend.matmul(q_a_, 0, x, n, qa.data());
-      for (int64_t t = 0; t < n; ++t) {
-        float* row = qa.data() + t * c_.q_lora_rank;
-        rms_norm(row, q_a_norm_.data(), row, c_.q_lora_rank, static_cast<float>(c_.rms_eps));
-      }
-      backend.matmul(q_b_, 0, qa.data(), n, q.data());
+      const Tensor qa = ws.q_lora.row_range(0, n);  // {q_lora_rank, n}
+      b.matmul(q_a_, 0, x, qa);
+      b.rms_norm(qa, q_a_norm_, eps, qa);
+      b.matmul(q_b_, 0, qa, q);
     } else {
-      backend.matmul(q_, 0, x, n, q.data());
+      b.matmul(q_, 0, x, q);
     }
 
-    std::vector<float> kv(static_cast<size_t>(n * kv_width));  // [n, lora + rope]
-    backend.matmul(kv_a_, 0, x, n, kv.data());
-    for (int64_t t = 0; t < n; ++t) {
-      const float* src = kv.data() + t * kv_width;
-      float* slot = cache.slot(layer_, batch.pages_of(t), batch.positions[static_cast<size_t>(t)]);
-      rms_norm(src, kv_a_norm_.data(), slot, lora, static_cast<float>(c_.rms_eps));
-      std::copy(src + lora, src + kv_width, slot + lora);
-      rope_.apply(slot + lora, batch.positions[static_cast<size_t>(t)]);
-    }
+    // This step's cache rows: [RMSNorm(c) | roped k_pe].
+    const Tensor kv = ws.kv.row_range(0, n);  // {width, n}
+    b.matmul(kv_a_, 0, x, kv);
+    b.rms_norm(kv.col_range(0, lora), kv_a_norm_, eps, kv.col_range(0, lora));
+    b.rope(kv.col_range(lora, rope).heads(1), s.batch.positions, s.rope);
+    b.store_kv(kv, cache, 0, s.batch);
 
-    // Queries in latent space: [q_lat = W_UK^T q_nope | roped q_pe] per token and head, [n, n_head, kv_width].
-    std::vector<float> q_abs(static_cast<size_t>(n * n_head * kv_width));
-    backend.parallel_for(n_head, [&](int64_t h_begin, int64_t h_end) {
-      for (int64_t h = h_begin; h < h_end; ++h) {
-        cpu::gemm_f32(w_uk_t_.data() + h * lora * nope, nope, lora, q.data() + h * qk, n_head * qk, n, nope,
-                      q_abs.data() + h * kv_width, n_head * kv_width);
-      }
-    });
-    for (int64_t t = 0; t < n; ++t) {
-      for (int64_t h = 0; h < n_head; ++h) {
-        float* pe = q_abs.data() + (t * n_head + h) * kv_width + lora;
-        std::copy(q.data() + (t * n_head + h) * qk + nope, q.data() + (t * n_head + h + 1) * qk, pe);
-        rope_.apply(pe, batch.positions[static_cast<size_t>(t)]);
-      }
-    }
+    // Queries in latent space: [q_lat = W_UK^T q_nope | roped q_pe] per token and head.
+    const Tensor q_heads = q.heads(n_head);                         // {qk, n_head, n}
+    const Tensor q_latent = ws.q_latent.row_range(0, n).heads(n_head);  // {width, n_head, n}
+    b.matmul_heads(w_uk_t_, q_heads.col_range(0, nope), q_latent.col_range(0, lora));
+    b.copy(q_heads.col_range(nope, rope), q_latent.col_range(lora, rope));
+    b.rope(q_latent.col_range(lora, rope), s.batch.positions, s.rope);
 
-    // Attention over each token's cached latents: o_lat = softmax(scale * q_abs . slot) . c, [n, n_head, lora].
-    std::vector<float> o_lat(static_cast<size_t>(n * n_head * lora));
-    const auto scale = static_cast<float>(c_.kq_scale);
-    backend.parallel_for(n * n_head, [&](int64_t begin, int64_t end) {
-      std::vector<float> scores;
-      for (int64_t th = begin; th < end; ++th) {
-        const int64_t t = th / n_head;
-        const int64_t n_pos = batch.positions[static_cast<size_t>(t)] + 1;
-        const auto pages = batch.pages_of(t);
-        const float* query = q_abs.data() + th * kv_width;
-        scores.resize(static_cast<size_t>(n_pos));
-        cache.for_each_run(layer_, pages, n_pos, [&](int64_t first, const float* slots, int64_t count) {
-          cpu::gemm_f32(slots, kv_width, count, query, kv_width, 1, kv_width, scores.data() + first, count);
-        });
-        for (float& s : scores) s *= scale;
-        softmax(scores.data(), n_pos);
-        float* o = o_lat.data() + th * lora;
-        std::fill(o, o + lora, 0.0f);
-        cache.for_each_run(layer_, pages, n_pos, [&](int64_t first, const float* slots, int64_t count) {
-          for (int64_t j = 0; j < count; ++j) {
-            const float wp = scores[static_cast<size_t>(first + j)];
-            const float* c = slots + j * kv_width;
-            for (int64_t i = 0; i < lora; ++i) o[i] += wp * c[i];
-          }
-        });
-      }
-    });
+    // o_lat = softmax(scale * q_latent . slot) . c over each token's cached positions.
+    const KvLayout layout{.n_kv_heads = 1, .key_offset = 0, .key_head_stride = 0, .key_dim = width,
+                          .value_offset = 0, .value_head_stride = 0, .value_dim = lora};
+    const Tensor o_latent = ws.o_latent.row_range(0, n).heads(n_head);  // {lora, n_head, n}
+    b.attention(q_latent, cache, layout, s.batch, static_cast<float>(c_.kq_scale), o_latent);
 
-    // Values: v = W_UV[h] o_lat per head, [n, n_head, vdim].
-    std::vector<float> heads(static_cast<size_t>(n * n_head * vdim));
-    backend.parallel_for(n_head, [&](int64_t h_begin, int64_t h_end) {
-      for (int64_t h = h_begin; h < h_end; ++h) {
-        cpu::gemm_f32(w_uv_.data() + h * vdim * lora, lora, vdim, o_lat.data() + h * lora, n_head * lora, n, lora,
-                      heads.data() + h * vdim, n_head * vdim);
-      }
-    });
-    backend.matmul(output_, 0, heads.data(), n, out);
+    // v = W_UV[h] o_lat per head, then the output projection.
+    const Tensor heads = ws.heads.row_range(0, n);  // {n_head * vdim, n}
+    b.matmul_heads(w_uv_, o_latent, heads.heads(n_head));
+    b.matmul(output_, 0, heads, out);
   }
 
  private:
-  // W_UK^T [n_head][lora][nope] and W_UV [n_head][vdim][lora], from attn_kv_b (rows per head: nope key rows
-  // then vdim value rows) or, in files that only carry them, from the split attn_k_b / attn_v_b.
-  void load_up_projections(const WeightStore& w, const std::string& p) {
+  // W_UK^T {nope, lora, n_head} and W_UV {lora, vdim, n_head} in float32, from attn_kv_b (rows per head:
+  // nope key rows then vdim value rows) or, in files that only carry them, from the split attn_k_b / attn_v_b.
+  void load_up_projections(WeightLoader& w, int layer) {
     const int64_t n_head = c_.n_head, nope = c_.qk_nope_dim, vdim = c_.head_dim_v, lora = c_.kv_lora_rank;
-    w_uk_t_.resize(static_cast<size_t>(n_head * lora * nope));
-    w_uv_.resize(static_cast<size_t>(n_head * vdim * lora));
-    if (w.has(p + "attn_kv_b.weight")) {
-      const std::vector<float> kv_b = w.dequantized(w.matrix(p + "attn_kv_b.weight", {lora, n_head * (nope + vdim)}));
+    std::vector<float> uk_t(static_cast<size_t>(n_head * lora * nope)), uv(static_cast<size_t>(n_head * vdim * lora));
+    if (w.has(TensorKind::AttnKvB, layer)) {
+      const std::vector<float> kv_b = w.host_values(TensorKind::AttnKvB, layer, {lora, n_head * (nope + vdim)});
       for (int64_t h = 0; h < n_head; ++h) {
         const float* head = kv_b.data() + h * (nope + vdim) * lora;  // [nope + vdim, lora]
         for (int64_t j = 0; j < nope; ++j) {
-          for (int64_t i = 0; i < lora; ++i) w_uk_t_[static_cast<size_t>((h * lora + i) * nope + j)] = head[j * lora + i];
+          for (int64_t i = 0; i < lora; ++i) uk_t[static_cast<size_t>((h * lora + i) * nope + j)] = head[j * lora + i];
         }
-        std::copy(head + nope * lora, head + (nope + vdim) * lora, w_uv_.data() + h * vdim * lora);
+        std::copy(head + nope * lora, head + (nope + vdim) * lora, uv.data() + h * vdim * lora);
       }
-      return;
+    } else {
+      // Split layout (MLA-native converters): k_b holds W_UK transposed per head, ne = [nope, lora, n_head]
+      // (ik_llama.cpp writes it 2-D as [nope, n_head * lora], the same bytes); v_b holds W_UV as
+      // ne = [lora, vdim, n_head] (or 2-D [lora, n_head * vdim]).
+      const auto k_dims = w.dims(TensorKind::AttnKB, layer).size() == 2 ? std::vector<int64_t>{nope, n_head * lora}
+                                                                        : std::vector<int64_t>{nope, lora, n_head};
+      const auto v_dims = w.dims(TensorKind::AttnVB, layer).size() == 2 ? std::vector<int64_t>{lora, n_head * vdim}
+                                                                        : std::vector<int64_t>{lora, vdim, n_head};
+      uk_t = w.host_values(TensorKind::AttnKB, layer, k_dims);  // already [n_head][lora][nope]
+      uv = w.host_values(TensorKind::AttnVB, layer, v_dims);
     }
-    // Split layout (MLA-native converters): k_b holds W_UK transposed per head, ne = [nope, lora, n_head]
-    // (ik_llama.cpp writes it 2-D as [nope, n_head * lora], the same bytes); v_b holds W_UV as
-    // ne = [lora, vdim, n_head] (or 2-D [lora, n_head * vdim]).
-    const std::string k_name = p + "attn_k_b.weight", v_name = p + "attn_v_b.weight";
-    const auto k_dims = w.dims(k_name).size() == 2 ? std::vector<int64_t>{nope, n_head * lora}
-                                                   : std::vector<int64_t>{nope, lora, n_head};
-    const auto v_dims = w.dims(v_name).size() == 2 ? std::vector<int64_t>{lora, n_head * vdim}
-                                                   : std::vector<int64_t>{lora, vdim, n_head};
-    const std::vector<float> k_b = w.dequantized(w.matrix(k_name, k_dims));
-    const std::vector<float> v_b = w.dequantized(w.matrix(v_name, v_dims));
-    std::copy(k_b.begin(), k_b.end(), w_uk_t_.begin());  // already [n_head][lora][nope]
-    std::copy(v_b.begin(), v_b.end(), w_uv_.begin());
+    w_uk_t_ = w.upload(uk_t, {nope, lora, n_head}, fmt::format("blk.{}.attn_uk_t (absorbed, f32)", layer));
+    w_uv_ = w.upload(uv, {lora, vdim, n_head}, fmt::format("blk.{}.attn_uv (absorbed, f32)", layer));
   }
 
   const ModelConfig& c_;
-  int layer_;
-  const RopeTable& rope_;
-  WeightTensor q_, q_a_, q_b_, kv_a_, output_;
-  std::vector<float> q_a_norm_, kv_a_norm_;
-  std::vector<float> w_uk_t_, w_uv_;
+  Tensor q_, q_a_, q_b_, kv_a_, output_;
+  Tensor q_a_norm_, kv_a_norm_;
+  Tensor w_uk_t_, w_uv_;
 };
 
 }  // namespace
 
-std::unique_ptr<Attention> make_mla_attention(const ModelConfig& config, const WeightStore& weights, int layer,
-                                              const RopeTable& rope) {
-  return std::make_unique<MlaAttention>(config, weights, layer, rope);
+std::unique_ptr<Attention> make_mla_attention(const ModelConfig& config, WeightLoader& weights, int layer) {
+  return std::make_unique<MlaAttention>(config, weights, layer);
 }
 
 }  // namespace tandem

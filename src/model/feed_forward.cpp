@@ -1,40 +1,43 @@
 // Feed-forward blocks: dense SwiGLU, and the routed mixture of experts with optional shared experts.
-#include <vector>
+//
+// The routed experts run on the ExpertRunner when their weights are in host memory: the block hands the
+// runner this layer's inputs, computes the shared expert on the main backend meanwhile, then waits and adds
+// the two. Otherwise (all weights on the main device) the backend's moe() computes them in its stream.
+#include <chrono>
 
 #include <fmt/format.h>
 
-#include "kernels/ops.h"
 #include "model/layers.h"
-#include "model/router.h"
 
 namespace tandem {
 
 namespace {
 
 struct SwiGlu {
-  WeightTensor gate, up, down;
+  Tensor gate, up, down;  // {n_embd, n_ff}, {n_embd, n_ff}, {n_ff, n_embd}
 
-  // x: [n, n_embd] -> out: [n, n_embd]
-  void forward(Backend& backend, const float* x, int64_t n, float* out) const {
-    std::vector<float> g(static_cast<size_t>(n * gate.rows)), u(g.size());  // [n, n_ff]
-    backend.matmul(gate, 0, x, n, g.data());
-    backend.matmul(up, 0, x, n, u.data());
-    swiglu(g.data(), u.data(), g.data(), static_cast<int64_t>(g.size()));
-    backend.matmul(down, 0, g.data(), n, out);
+  // x: {n_embd, n} -> out: {n_embd, n}, through the step's {max_ff, n} gate / up buffers.
+  void forward(LayerStep& s, const Tensor& x, const Tensor& out) const {
+    const Tensor g = s.buffers.ffn_gate.col_range(0, gate.rows()).row_range(0, s.n);
+    const Tensor u = s.buffers.ffn_up.col_range(0, up.rows()).row_range(0, s.n);
+    s.backend.matmul(gate, 0, x, g);
+    s.backend.matmul(up, 0, x, u);
+    s.backend.swiglu(g, u, g);
+    s.backend.matmul(down, 0, g, out);
   }
 };
 
-SwiGlu load_swiglu(const WeightStore& w, const std::string& prefix, const std::string& suffix, int64_t n_embd,
+SwiGlu load_swiglu(WeightLoader& w, int layer, TensorKind gate, TensorKind up, TensorKind down, int64_t n_embd,
                    int64_t n_ff) {
-  return {w.matrix(prefix + "ffn_gate" + suffix, {n_embd, n_ff}), w.matrix(prefix + "ffn_up" + suffix, {n_embd, n_ff}),
-          w.matrix(prefix + "ffn_down" + suffix, {n_ff, n_embd})};
+  return {w.matrix(gate, layer, {n_embd, n_ff}), w.matrix(up, layer, {n_embd, n_ff}), w.matrix(down, layer, {n_ff, n_embd})};
 }
 
 class DenseFeedForward final : public FeedForward {
  public:
   explicit DenseFeedForward(SwiGlu mlp) : mlp_(std::move(mlp)) {}
-  void forward(Backend& backend, const float* x, int64_t n_tokens, float* out) override {
-    mlp_.forward(backend, x, n_tokens, out);
+  Status forward(LayerStep& s, const Tensor& x, const Tensor& out) override {
+    mlp_.forward(s, x, out);
+    return Status::ok();
   }
 
  private:
@@ -43,53 +46,77 @@ class DenseFeedForward final : public FeedForward {
 
 class MoeFeedForward final : public FeedForward {
  public:
-  MoeFeedForward(const ModelConfig& c, const WeightStore& w, int layer) : router_(c.router) {
-    const std::string p = fmt::format("blk.{}.", layer);
+  MoeFeedForward(const ModelConfig& c, WeightLoader& w, int layer) : router_(c.router) {
     const int64_t n_embd = c.n_embd, n_ff = c.n_ff_expert, n_exp = c.router.n_experts;
-    gate_inp_ = w.matrix(p + "ffn_gate_inp.weight", {n_embd, n_exp});
-    if (w.has(p + "exp_probs_b.bias")) bias_ = w.vector(p + "exp_probs_b.bias", n_exp);
-    gate_ = w.matrix(p + "ffn_gate_exps.weight", {n_embd, n_ff, n_exp});
-    up_ = w.matrix(p + "ffn_up_exps.weight", {n_embd, n_ff, n_exp});
-    down_ = w.matrix(p + "ffn_down_exps.weight", {n_ff, n_embd, n_exp});
+    gate_inp_ = w.matrix(TensorKind::FfnGateInp, layer, {n_embd, n_exp});
+    if (w.has(TensorKind::ExpProbsB, layer)) bias_ = w.vector(TensorKind::ExpProbsB, layer, n_exp);
+    bool gate_on_runner = false, up_on_runner = false, down_on_runner = false;
+    experts_.gate = w.experts(TensorKind::FfnGateExps, layer, {n_embd, n_ff, n_exp}, gate_on_runner);
+    experts_.up = w.experts(TensorKind::FfnUpExps, layer, {n_embd, n_ff, n_exp}, up_on_runner);
+    experts_.down = w.experts(TensorKind::FfnDownExps, layer, {n_ff, n_embd, n_exp}, down_on_runner);
+    if (gate_on_runner != up_on_runner || up_on_runner != down_on_runner) {
+      throw ModelLoadError(fmt::format("layer {}: the gate, up and down experts must be placed on one device", layer));
+    }
+    on_runner_ = gate_on_runner;
     if (c.router.n_shared_experts > 0) {
-      shared_ = load_swiglu(w, p, "_shexp.weight", n_embd, n_ff * c.router.n_shared_experts);
+      shared_ = load_swiglu(w, layer, TensorKind::FfnGateShexp, TensorKind::FfnUpShexp, TensorKind::FfnDownShexp,
+                            n_embd, n_ff * c.router.n_shared_experts);
       has_shared_ = true;
     }
   }
 
-  void forward(Backend& backend, const float* x, int64_t n, float* out) override {
-    const int k = router_.n_experts_used;
-    std::vector<float> logits(static_cast<size_t>(n * router_.n_experts));  // [n, n_experts]
-    backend.matmul(gate_inp_, 0, x, n, logits.data());
-    std::vector<int32_t> ids(static_cast<size_t>(n * k));
-    std::vector<float> weights(static_cast<size_t>(n * k));
-    for (int64_t t = 0; t < n; ++t) {
-      route_token(router_, logits.data() + t * router_.n_experts, bias_.empty() ? nullptr : bias_.data(),
-                  ids.data() + t * k, weights.data() + t * k);
+  Status forward(LayerStep& s, const Tensor& x, const Tensor& out) override {
+    Backend& b = s.backend;
+    StepBuffers& ws = s.buffers;
+    const int64_t n = s.n, k = router_.n_experts_used;
+    const Tensor logits = ws.router_logits.row_range(0, n);                 // {n_experts, n}
+    const Tensor ids = ws.expert_ids.col_range(0, k).row_range(0, n);       // I32 {k, n}
+    const Tensor weights = ws.expert_weights.col_range(0, k).row_range(0, n);  // {k, n}
+    b.matmul(gate_inp_, 0, x, logits);
+    b.route(logits, bias_, router_, ids, weights);
+    const Tensor routed = has_shared_ ? ws.routed_out.row_range(0, n) : out;
+
+    if (!on_runner_) {
+      b.moe(experts_, x, ids, weights, routed);
+      if (has_shared_) {
+        shared_.forward(s, x, ws.shared_out.row_range(0, n));
+        b.add(routed, ws.shared_out.row_range(0, n), out);
+      }
+      return Status::ok();
     }
-    ExpertWeights experts{&gate_, &up_, &down_};
-    backend.moe(experts, x, n, k, ids.data(), weights.data(), out);
-    if (has_shared_) {
-      const int64_t n_embd = gate_.cols;
-      std::vector<float> shared_out(static_cast<size_t>(n * n_embd));
-      shared_.forward(backend, x, n, shared_out.data());
-      for (size_t i = 0; i < shared_out.size(); ++i) out[i] += shared_out[i];
-    }
+
+    // Routed experts on the CPU runner, the shared expert on the backend at the same time.
+    const ExpertJob job{experts_, ws.host_expert_x.row_range(0, n), ws.host_expert_ids.col_range(0, k).row_range(0, n),
+                        ws.host_expert_weights.col_range(0, k).row_range(0, n), ws.host_expert_out.row_range(0, n)};
+    b.download(x, job.x.data);
+    b.download(ids, job.ids.data);
+    b.download(weights, job.weights.data);
+    s.experts->submit(job);
+    if (has_shared_) shared_.forward(s, x, ws.shared_out.row_range(0, n));
+    const auto waited_from = std::chrono::steady_clock::now();
+    Status status = s.experts->wait();
+    ws.expert_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_from).count();
+    if (!status) return status;
+    b.upload(job.out.data, routed);
+    if (has_shared_) b.add(routed, ws.shared_out.row_range(0, n), out);
+    return Status::ok();
   }
 
  private:
   RouterConfig router_;
-  WeightTensor gate_inp_, gate_, up_, down_;
-  std::vector<float> bias_;
+  Tensor gate_inp_, bias_;
+  ExpertWeights experts_;
+  bool on_runner_ = false;
   SwiGlu shared_;
   bool has_shared_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<FeedForward> make_feed_forward(const ModelConfig& c, const WeightStore& w, int layer) {
+std::unique_ptr<FeedForward> make_feed_forward(const ModelConfig& c, WeightLoader& w, int layer) {
   if (c.is_moe_layer(layer)) return std::make_unique<MoeFeedForward>(c, w, layer);
-  return std::make_unique<DenseFeedForward>(load_swiglu(w, fmt::format("blk.{}.", layer), ".weight", c.n_embd, c.n_ff));
+  return std::make_unique<DenseFeedForward>(
+      load_swiglu(w, layer, TensorKind::FfnGate, TensorKind::FfnUp, TensorKind::FfnDown, c.n_embd, c.n_ff));
 }
 
 }  // namespace tandem

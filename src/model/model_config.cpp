@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include "model/arch_names.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -11,15 +13,6 @@
 namespace tandem {
 
 const char* to_string(Arch arch) { return arch == Arch::Deepseek2 ? "deepseek2" : "qwen3moe"; }
-const char* to_string(ScoringFunc f) { return f == ScoringFunc::Softmax ? "softmax" : "sigmoid"; }
-const char* to_string(TopkMethod m) {
-  switch (m) {
-    case TopkMethod::Greedy: return "greedy";
-    case TopkMethod::GroupLimitedGreedy: return "group_limited_greedy";
-    case TopkMethod::NoauxTc: return "noaux_tc";
-  }
-  return "?";
-}
 
 namespace {
 
@@ -102,11 +95,11 @@ Result<nlohmann::json> read_hf_config(const std::string& dir) {
 double yarn_mscale(double factor, double mscale) { return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0; }
 
 int vocab_size(const GgufModel& gguf, const std::string& prefix) {
-  if (auto v = gguf.get_int(prefix + "vocab_size")) return static_cast<int>(*v);
-  if (const GgufValue* tokens = gguf.find("tokenizer.ggml.tokens"); tokens && tokens->as_array()) {
+  if (auto v = gguf.get_int(prefix + arch_key::kVocabSize)) return static_cast<int>(*v);
+  if (const GgufValue* tokens = gguf.find(gguf_key::kTokens); tokens && tokens->as_array()) {
     return static_cast<int>(tokens->as_array()->values.size());
   }
-  if (const GgufTensorInfo* t = gguf.find_tensor("token_embd.weight"); t && t->dims.size() >= 2) {
+  if (const GgufTensorInfo* t = gguf.find_tensor(tensor_name(TensorKind::TokenEmbd)); t && t->dims.size() >= 2) {
     return static_cast<int>(t->dims[1]);
   }
   return 0;
@@ -114,26 +107,26 @@ int vocab_size(const GgufModel& gguf, const std::string& prefix) {
 
 Status load_deepseek2(ParamReader& p, const nlohmann::json& hf, ModelConfig& c) {
   Status s;
-  if (!(s = p.require_int("attention.kv_lora_rank", c.kv_lora_rank))) return s;
-  if (!(s = p.require_int("rope.dimension_count", c.qk_rope_dim))) return s;
-  if (!(s = p.require_int("expert_feed_forward_length", c.n_ff_expert))) return s;
-  c.q_lora_rank = static_cast<int>(p.gguf_int("attention.q_lora_rank").value_or(0));
+  if (!(s = p.require_int(arch_key::kKvLoraRank, c.kv_lora_rank))) return s;
+  if (!(s = p.require_int(arch_key::kRopeDimensionCount, c.qk_rope_dim))) return s;
+  if (!(s = p.require_int(arch_key::kExpertFeedForwardLength, c.n_ff_expert))) return s;
+  c.q_lora_rank = static_cast<int>(p.gguf_int(arch_key::kQLoraRank).value_or(0));
   // Files converted for MLA-native runtimes store the absorbed sizes in key_length/value_length and the
   // per-head sizes in *_mla; prefer the per-head sizes.
-  c.head_dim_k = static_cast<int>(p.gguf_int("attention.key_length_mla").value_or(p.gguf_int("attention.key_length").value_or(0)));
-  c.head_dim_v = static_cast<int>(p.gguf_int("attention.value_length_mla").value_or(p.gguf_int("attention.value_length").value_or(0)));
+  c.head_dim_k = static_cast<int>(p.gguf_int(arch_key::kKeyLengthMla).value_or(p.gguf_int(arch_key::kKeyLength).value_or(0)));
+  c.head_dim_v = static_cast<int>(p.gguf_int(arch_key::kValueLengthMla).value_or(p.gguf_int(arch_key::kValueLength).value_or(0)));
   if (c.head_dim_k <= c.qk_rope_dim || c.head_dim_v <= 0) {
     return Status::error("deepseek2: attention.key_length/value_length missing or inconsistent with rope dims");
   }
   c.qk_nope_dim = c.head_dim_k - c.qk_rope_dim;
-  c.n_leading_dense = static_cast<int>(p.gguf_int("leading_dense_block_count").value_or(hf.value("first_k_dense_replace", 0)));
+  c.n_leading_dense = static_cast<int>(p.gguf_int(arch_key::kLeadingDenseBlockCount).value_or(hf.value("first_k_dense_replace", 0)));
 
   RouterConfig& r = c.router;
-  r.n_shared_experts = p.routing<int>("n_shared_experts", "expert_shared_count", "n_shared_experts", 0, "default");
-  r.routed_scaling_factor = p.routing<double>("routed_scaling_factor", "expert_weights_scale", "routed_scaling_factor", 1.0, "default");
+  r.n_shared_experts = p.routing<int>("n_shared_experts", arch_key::kExpertSharedCount, "n_shared_experts", 0, "default");
+  r.routed_scaling_factor = p.routing<double>("routed_scaling_factor", arch_key::kExpertWeightsScale, "routed_scaling_factor", 1.0, "default");
   // expert_gating_func: 1 = softmax, 2 = sigmoid (llama.cpp's numbering).
   std::string scoring = "softmax", scoring_src = "default for deepseek2 (V2)";
-  if (auto g = p.gguf_int("expert_gating_func")) {
+  if (auto g = p.gguf_int(arch_key::kExpertGatingFunc)) {
     scoring = *g == 2 ? "sigmoid" : "softmax";
     scoring_src = "GGUF deepseek2.expert_gating_func";
   } else if (hf.contains("scoring_func") && hf["scoring_func"].is_string()) {
@@ -143,9 +136,9 @@ Status load_deepseek2(ParamReader& p, const nlohmann::json& hf, ModelConfig& c) 
   if (scoring != "softmax" && scoring != "sigmoid") return Status::error("deepseek2: unknown scoring_func '" + scoring + "'");
   r.scoring = scoring == "sigmoid" ? ScoringFunc::Sigmoid : ScoringFunc::Softmax;
   p.note("scoring_func", scoring, scoring_src);
-  r.norm_topk_prob = p.routing<bool>("norm_topk_prob", "expert_weights_norm", "norm_topk_prob", false, "default");
-  r.n_group = p.routing<int>("n_group", "expert_group_count", "n_group", 1, "default: no groups");
-  r.topk_group = p.routing<int>("topk_group", "expert_group_used_count", "topk_group", r.n_group, "default: all groups");
+  r.norm_topk_prob = p.routing<bool>("norm_topk_prob", arch_key::kExpertWeightsNorm, "norm_topk_prob", false, "default");
+  r.n_group = p.routing<int>("n_group", arch_key::kExpertGroupCount, "n_group", 1, "default: no groups");
+  r.topk_group = p.routing<int>("topk_group", arch_key::kExpertGroupUsedCount, "topk_group", r.n_group, "default: all groups");
   // topk_method has no GGUF key.
   std::string method;
   std::string method_src = "config.json topk_method";
@@ -165,23 +158,23 @@ Status load_deepseek2(ParamReader& p, const nlohmann::json& hf, ModelConfig& c) 
   RopeConfig& rope = c.rope;
   rope.n_dims = c.qk_rope_dim;
   rope.adjacent_pairs = true;
-  rope.freq_base = p.gguf_float("rope.freq_base").value_or(hf.value("rope_theta", 10000.0));
+  rope.freq_base = p.gguf_float(arch_key::kRopeFreqBase).value_or(hf.value("rope_theta", 10000.0));
   nlohmann::json hf_rope = hf.contains("rope_scaling") && hf["rope_scaling"].is_object() ? hf["rope_scaling"] : nlohmann::json::object();
   double log_mul = 0.0;
   c.kq_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim_k));
-  const std::string scaling_type = p.gguf_string("rope.scaling.type")
+  const std::string scaling_type = p.gguf_string(arch_key::kRopeScalingType)
                                        .value_or(hf_rope.value("type", hf_rope.value("rope_type", std::string())));
   if (scaling_type == "yarn") {
     rope.yarn = true;
-    rope.yarn_factor = p.gguf_float("rope.scaling.factor").value_or(hf_rope.value("factor", 1.0));
-    rope.yarn_original_ctx = p.gguf_float("rope.scaling.original_context_length")
+    rope.yarn_factor = p.gguf_float(arch_key::kRopeScalingFactor).value_or(hf_rope.value("factor", 1.0));
+    rope.yarn_original_ctx = p.gguf_float(arch_key::kRopeScalingOriginalContext)
                                  .value_or(hf_rope.value("original_max_position_embeddings", 4096.0));
-    rope.yarn_beta_fast = p.gguf_float("rope.scaling.yarn_beta_fast").value_or(hf_rope.value("beta_fast", 32.0));
-    rope.yarn_beta_slow = p.gguf_float("rope.scaling.yarn_beta_slow").value_or(hf_rope.value("beta_slow", 1.0));
+    rope.yarn_beta_fast = p.gguf_float(arch_key::kRopeScalingYarnBetaFast).value_or(hf_rope.value("beta_fast", 32.0));
+    rope.yarn_beta_slow = p.gguf_float(arch_key::kRopeScalingYarnBetaSlow).value_or(hf_rope.value("beta_slow", 1.0));
     const double mscale = hf_rope.value("mscale", 1.0);
     const double mscale_all_dim = hf_rope.value("mscale_all_dim", 1.0);
     rope.attention_factor = yarn_mscale(rope.yarn_factor, mscale) / yarn_mscale(rope.yarn_factor, mscale_all_dim);
-    log_mul = p.gguf_float("rope.scaling.yarn_log_multiplier").value_or(0.1 * mscale_all_dim);
+    log_mul = p.gguf_float(arch_key::kRopeScalingYarnLogMultiplier).value_or(0.1 * mscale_all_dim);
     const double m = rope.yarn_factor <= 1.0 ? 1.0 : 1.0 + log_mul * std::log(rope.yarn_factor);
     c.kq_scale *= m * m;
   }
@@ -191,21 +184,21 @@ Status load_deepseek2(ParamReader& p, const nlohmann::json& hf, ModelConfig& c) 
 
 Status load_qwen3moe(ParamReader& p, const nlohmann::json& hf, ModelConfig& c) {
   Status s;
-  if (!(s = p.require_int("expert_feed_forward_length", c.n_ff_expert))) return s;
-  c.head_dim_k = static_cast<int>(p.gguf_int("attention.key_length").value_or(c.n_embd / c.n_head));
-  c.head_dim_v = static_cast<int>(p.gguf_int("attention.value_length").value_or(c.head_dim_k));
+  if (!(s = p.require_int(arch_key::kExpertFeedForwardLength, c.n_ff_expert))) return s;
+  c.head_dim_k = static_cast<int>(p.gguf_int(arch_key::kKeyLength).value_or(c.n_embd / c.n_head));
+  c.head_dim_v = static_cast<int>(p.gguf_int(arch_key::kValueLength).value_or(c.head_dim_k));
   c.n_leading_dense = 0;
   RouterConfig& r = c.router;
   r.scoring = ScoringFunc::Softmax;
   r.topk_method = TopkMethod::Greedy;
   p.note("scoring_func", "softmax", "qwen3moe architecture");
   p.note("topk_method", "greedy", "qwen3moe architecture");
-  r.norm_topk_prob = p.routing<bool>("norm_topk_prob", "expert_weights_norm", "norm_topk_prob", true, "default for qwen3moe");
+  r.norm_topk_prob = p.routing<bool>("norm_topk_prob", arch_key::kExpertWeightsNorm, "norm_topk_prob", true, "default for qwen3moe");
   r.n_shared_experts = 0;
   r.routed_scaling_factor = 1.0;
-  c.rope.n_dims = static_cast<int>(p.gguf_int("rope.dimension_count").value_or(c.head_dim_k));
+  c.rope.n_dims = static_cast<int>(p.gguf_int(arch_key::kRopeDimensionCount).value_or(c.head_dim_k));
   c.rope.adjacent_pairs = false;
-  c.rope.freq_base = p.gguf_float("rope.freq_base").value_or(hf.value("rope_theta", 1000000.0));
+  c.rope.freq_base = p.gguf_float(arch_key::kRopeFreqBase).value_or(hf.value("rope_theta", 1000000.0));
   c.kq_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim_k));
   return Status::ok();
 }
@@ -218,26 +211,26 @@ Result<ModelConfig> load_model_config(const GgufModel& gguf, const std::string& 
   const nlohmann::json& hf = hf_or.value();
 
   ModelConfig c;
-  auto arch = gguf.get_string("general.architecture");
+  auto arch = gguf.get_string(gguf_key::kArchitecture);
   if (!arch) return Status::error("GGUF metadata lacks general.architecture");
   if (*arch == "deepseek2") c.arch = Arch::Deepseek2;
   else if (*arch == "qwen3moe") c.arch = Arch::Qwen3Moe;
   else return Status::error(fmt::format("unsupported architecture '{}' (supported: deepseek2, qwen3moe)", *arch));
-  c.name = gguf.get_string("general.name").value_or(*arch);
+  c.name = gguf.get_string(gguf_key::kName).value_or(*arch);
 
   const std::string prefix = *arch + ".";
   ParamReader p(gguf, prefix, hf, c.sources);
   Status s;
-  if (!(s = p.require_int("block_count", c.n_layers))) return s;
-  if (!(s = p.require_int("embedding_length", c.n_embd))) return s;
-  if (!(s = p.require_int("attention.head_count", c.n_head))) return s;
-  c.n_head_kv = static_cast<int>(p.gguf_int("attention.head_count_kv").value_or(c.n_head));
-  c.n_ff = static_cast<int>(p.gguf_int("feed_forward_length").value_or(0));
-  c.rms_eps = p.gguf_float("attention.layer_norm_rms_epsilon").value_or(hf.value("rms_norm_eps", 1e-6));
-  c.context_length = p.gguf_int("context_length").value_or(hf.value("max_position_embeddings", 4096));
+  if (!(s = p.require_int(arch_key::kBlockCount, c.n_layers))) return s;
+  if (!(s = p.require_int(arch_key::kEmbeddingLength, c.n_embd))) return s;
+  if (!(s = p.require_int(arch_key::kHeadCount, c.n_head))) return s;
+  c.n_head_kv = static_cast<int>(p.gguf_int(arch_key::kHeadCountKv).value_or(c.n_head));
+  c.n_ff = static_cast<int>(p.gguf_int(arch_key::kFeedForwardLength).value_or(0));
+  c.rms_eps = p.gguf_float(arch_key::kRmsEpsilon).value_or(hf.value("rms_norm_eps", 1e-6));
+  c.context_length = p.gguf_int(arch_key::kContextLength).value_or(hf.value("max_position_embeddings", 4096));
   c.n_vocab = vocab_size(gguf, prefix);
-  c.router.n_experts = p.routing<int>("n_experts", "expert_count", "n_routed_experts", 0, "missing");
-  c.router.n_experts_used = p.routing<int>("n_experts_used", "expert_used_count", "num_experts_per_tok", 0, "missing");
+  c.router.n_experts = p.routing<int>("n_experts", arch_key::kExpertCount, "n_routed_experts", 0, "missing");
+  c.router.n_experts_used = p.routing<int>("n_experts_used", arch_key::kExpertUsedCount, "num_experts_per_tok", 0, "missing");
   if (c.n_layers <= 0 || c.n_embd <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.n_vocab <= 0) {
     return Status::error("GGUF metadata has non-positive model sizes");
   }
@@ -249,6 +242,10 @@ Result<ModelConfig> load_model_config(const GgufModel& gguf, const std::string& 
   if (!s) return s;
 
   const RouterConfig& r = c.router;
+  if (r.n_experts > kMaxExperts || r.n_group > kMaxExpertGroups) {
+    return Status::error(fmt::format("{} experts in {} groups: Tandem supports up to {} experts and {} groups",
+                                     r.n_experts, r.n_group, kMaxExperts, kMaxExpertGroups));
+  }
   if (r.n_group <= 0 || r.n_experts % r.n_group != 0 || r.topk_group <= 0 || r.topk_group > r.n_group) {
     return Status::error(fmt::format("invalid expert groups: n_group {} topk_group {} for {} experts", r.n_group,
                                      r.topk_group, r.n_experts));

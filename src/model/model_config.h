@@ -12,18 +12,13 @@
 
 #include "core/status.h"
 #include "gguf/gguf_file.h"
+#include "kernels/routing.h"
 
 namespace tandem {
 
 enum class Arch { Deepseek2, Qwen3Moe };
-enum class ScoringFunc { Softmax, Sigmoid };
-// greedy: plain top-k. group_limited_greedy (DeepSeek-V2): groups ranked by their best expert.
-// noaux_tc (DeepSeek-V3/R1): groups ranked by the sum of their two best bias-corrected scores.
-enum class TopkMethod { Greedy, GroupLimitedGreedy, NoauxTc };
 
 const char* to_string(Arch arch);
-const char* to_string(ScoringFunc f);
-const char* to_string(TopkMethod m);
 
 struct RopeConfig {
   int n_dims = 0;              // rotated dimensions per head
@@ -37,17 +32,6 @@ struct RopeConfig {
   double attention_factor = 1.0;  // multiplies cos and sin (YaRN mscale / mscale_all_dim)
 };
 
-struct RouterConfig {
-  int n_experts = 0;
-  int n_experts_used = 0;
-  int n_shared_experts = 0;
-  ScoringFunc scoring = ScoringFunc::Softmax;
-  TopkMethod topk_method = TopkMethod::Greedy;
-  int n_group = 1;
-  int topk_group = 1;
-  bool norm_topk_prob = false;
-  double routed_scaling_factor = 1.0;
-};
 
 struct ModelConfig {
   Arch arch = Arch::Deepseek2;

@@ -11,26 +11,21 @@
 #include <numeric>
 
 #include "gguf/gguf_writer.h"
-#include "kernels/cpu_backend.h"
 #include "testing/fixtures.h"
+#include "testing/model_harness.h"
 
 namespace tandem {
 
 namespace {
 
-struct Loaded {
-  std::shared_ptr<GgufModel> gguf;
-  std::unique_ptr<Model> model;
-};
+using testing::LoadedModel;
+using testing::run_solo;
 
-Loaded load(const std::filesystem::path& gguf_path, const std::filesystem::path& config_dir) {
-  auto gguf = GgufModel::open(gguf_path.string());
-  EXPECT_TRUE(gguf) << gguf.status().message();
-  auto config = load_model_config(*gguf.value(), config_dir.string());
-  EXPECT_TRUE(config) << config.status().message();
-  auto model = Model::load(gguf.value(), config.value());
-  EXPECT_TRUE(model) << model.status().message();
-  return {gguf.value(), std::move(model.value())};
+LoadedModel load(const std::filesystem::path& gguf_path, const std::filesystem::path& config_dir,
+                 testing::ExpertPath experts = testing::ExpertPath::Runner) {
+  auto m = testing::load_model(gguf_path, config_dir, 2, experts);
+  EXPECT_TRUE(m) << m.status().message();
+  return m ? std::move(m.value()) : LoadedModel{};
 }
 
 std::vector<int32_t> prompt(int n, int salt) {
@@ -39,33 +34,12 @@ std::vector<int32_t> prompt(int n, int salt) {
   return ids;
 }
 
-// Runs `ids` as one sequence, in chunks of `chunk` tokens, and returns the last position's logits.
-std::vector<float> run_solo(Model& model, Backend& backend, const std::vector<int32_t>& ids, int chunk) {
-  PagedKvCache cache(model.kv_cache_config(4, 64));
-  std::vector<int32_t> table((ids.size() + 3) / 4);  // pages 0, 1, ... of 4 tokens
-  std::iota(table.begin(), table.end(), 0);
-  std::vector<float> logits;
-  for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(chunk)) {
-    const size_t end = std::min(ids.size(), begin + static_cast<size_t>(chunk));
-    ForwardBatch b;
-    b.page_tables = {table};
-    for (size_t i = begin; i < end; ++i) {
-      b.tokens.push_back(ids[i]);
-      b.positions.push_back(static_cast<int64_t>(i));
-      b.seq_index.push_back(0);
-    }
-    b.output_tokens = {static_cast<int32_t>(end - begin - 1)};
-    model.forward(backend, b, cache, logits);
-  }
-  return logits;
-}
-
 }  // namespace
 
 TEST(Model, SplitKbVbLayoutComputesTheSameAsKvb) {
   TANDEM_REQUIRE_FIXTURES();
   const auto dir = testing::fixture_model_dir("tiny-dsv3-bf16");
-  Loaded original = load(dir / "model.gguf", dir);
+  LoadedModel original = load(dir / "model.gguf", dir);
   ASSERT_TRUE(original.model);
 
   // Rewrite the file without attn_kv_b: the model must build its up-projections from attn_k_b / attn_v_b.
@@ -77,14 +51,13 @@ TEST(Model, SplitKbVbLayoutComputesTheSameAsKvb) {
   }
   const auto path = std::filesystem::temp_directory_path() / ("tandem-split-kvb-" + std::to_string(::getpid()) + ".gguf");
   ASSERT_TRUE(writer.write_file(path.string()));
-  Loaded split = load(path, dir);
+  LoadedModel split = load(path, dir);
   ASSERT_TRUE(split.model);
   EXPECT_EQ(split.gguf->find_tensor("blk.1.attn_kv_b.weight"), nullptr);
 
-  CpuBackend backend(2);
   const auto ids = prompt(13, 0);
-  const auto a = run_solo(*original.model, backend, ids, 64);
-  const auto b = run_solo(*split.model, backend, ids, 64);
+  const auto a = run_solo(*original.model, ids, 64);
+  const auto b = run_solo(*split.model, ids, 64);
   ASSERT_EQ(a.size(), b.size());
   float worst = 0;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
@@ -97,25 +70,23 @@ class ModelInvariance : public ::testing::TestWithParam<std::string> {};
 TEST_P(ModelInvariance, ChunkedPrefillEqualsWholePrefillBitwise) {
   TANDEM_REQUIRE_FIXTURES();
   const auto dir = testing::fixture_model_dir(GetParam());
-  Loaded m = load(dir / "model.gguf", dir);
+  LoadedModel m = load(dir / "model.gguf", dir);
   ASSERT_TRUE(m.model);
-  CpuBackend backend(2);
   const auto ids = prompt(23, 1);
-  const auto whole = run_solo(*m.model, backend, ids, 1000);
-  for (int chunk : {1, 5, 16}) EXPECT_EQ(run_solo(*m.model, backend, ids, chunk), whole) << "chunk " << chunk;
+  const auto whole = run_solo(*m.model, ids, 1000);
+  for (int chunk : {1, 5, 16}) EXPECT_EQ(run_solo(*m.model, ids, chunk), whole) << "chunk " << chunk;
 }
 
 TEST_P(ModelInvariance, MixedBatchEqualsSoloRunsBitwise) {
   TANDEM_REQUIRE_FIXTURES();
   const auto dir = testing::fixture_model_dir(GetParam());
-  Loaded m = load(dir / "model.gguf", dir);
+  LoadedModel m = load(dir / "model.gguf", dir);
   ASSERT_TRUE(m.model);
-  CpuBackend backend(2);
   const auto a = prompt(9, 2), b = prompt(14, 3);
-  const auto solo_a = run_solo(*m.model, backend, a, 1000), solo_b = run_solo(*m.model, backend, b, 1000);
+  const auto solo_a = run_solo(*m.model, a, 1000), solo_b = run_solo(*m.model, b, 1000);
 
   // One step: all of a, then b's first 6 tokens; next step: the rest of b. Tokens interleaved.
-  PagedKvCache cache(m.model->kv_cache_config(4, 64));
+  testing::ForwardHarness harness(*m.model, 4, 64);
   const std::vector<int32_t> tb{0, 1, 2, 3};  // b gets the lower pages: placement must not matter either
   const std::vector<int32_t> ta{4, 5, 6};
   ForwardBatch step1;
@@ -131,9 +102,8 @@ TEST_P(ModelInvariance, MixedBatchEqualsSoloRunsBitwise) {
     }
   }
   step1.output_tokens = {static_cast<int32_t>(step1.tokens.size() - 1)};  // a's last token
-  std::vector<float> logits;
-  m.model->forward(backend, step1, cache, logits);
-  EXPECT_EQ(logits, solo_a);
+  ASSERT_TRUE(harness.run(step1));
+  EXPECT_EQ(harness.logits(), solo_a);
   ForwardBatch step2;
   step2.page_tables = {tb};
   for (int i = 6; i < 14; ++i) {
@@ -142,8 +112,8 @@ TEST_P(ModelInvariance, MixedBatchEqualsSoloRunsBitwise) {
     step2.seq_index.push_back(0);
   }
   step2.output_tokens = {7};
-  m.model->forward(backend, step2, cache, logits);
-  EXPECT_EQ(logits, solo_b);
+  ASSERT_TRUE(harness.run(step2));
+  EXPECT_EQ(harness.logits(), solo_b);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ModelInvariance,

@@ -1,16 +1,24 @@
-// WeightStore: typed access to a GGUF model's tensors by name, with shape checks.
+// WeightLoader: the model's tensors, by name, shape-checked and placed on their devices.
 //
-// matrix() returns a view into the mapped file (no copy); vector() returns a float copy (norm weights,
-// biases). Both throw ModelLoadError naming the tensor when it is missing, has other dimensions than the
-// hyper-parameters imply, or has a type the kernels cannot compute; Model::load turns that into a Status.
+// Each tensor goes where the Placement says (the main device when no rule matches). Routed experts placed
+// on the CPU stay in host memory for the ExpertRunner; every other tensor must be on the main device, where
+// the main backend computes with it (the CPU backend uses the mapped file in place, a GPU backend copies
+// it). The loader throws ModelLoadError naming the tensor when it is missing, has other dimensions than
+// the hyper-parameters imply, has a type the kernels cannot compute, or is placed where it cannot run;
+// Model::load turns that into a Status. It records where every tensor went (placement_log()); keep it as
+// long as the tensors it made (their names live in it).
 #pragma once
 
+#include <deque>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "gguf/gguf_file.h"
 #include "kernels/backend.h"
+#include "kernels/expert_runner.h"
+#include "model/arch_names.h"
+#include "model/placement.h"
 
 namespace tandem {
 
@@ -18,21 +26,58 @@ struct ModelLoadError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-class WeightStore {
- public:
-  explicit WeightStore(const GgufModel& gguf) : gguf_(gguf) {}
+// The compute devices a model runs on; not owned, they must outlive the model.
+struct ModelDevices {
+  Backend* main = nullptr;             // activations, attention, dense layers, router, KV cache
+  ExpertRunner* cpu_experts = nullptr;  // routed experts placed on the CPU (optional)
+};
 
-  bool has(const std::string& name) const { return gguf_.find_tensor(name) != nullptr; }
-  // The tensor's dims (ne[0] first); throws when it is missing.
-  const std::vector<int64_t>& dims(const std::string& name) const;
-  // dims: ne[0] (row length) first; a 2-D matrix is {cols, rows}, an expert stack {cols, rows, n_experts}.
-  WeightTensor matrix(const std::string& name, std::vector<int64_t> dims) const;
-  std::vector<float> vector(const std::string& name, int64_t n) const;
-  // All of a matrix's values as floats, [rows][cols] (small matrices that get re-laid out at load).
-  std::vector<float> dequantized(const WeightTensor& w) const;
+// Where one tensor went.
+struct PlacedTensor {
+  std::string name;
+  Device device;
+  bool on_expert_runner = false;
+  size_t bytes = 0;
+  std::string rule;  // the rule that decided, or "" for the default
+};
+
+// Shape dims are given as GGUF orders them: ne[0] (row length) first; a matrix is {cols, rows}, an expert
+// stack {cols, rows, n_experts}.
+class WeightLoader {
+ public:
+  WeightLoader(const GgufModel& gguf, const Placement& placement, const ModelDevices& devices);
+
+  bool has(TensorKind kind, int layer = -1) const;
+  // The tensor's dims; throws when it is missing.
+  const std::vector<int64_t>& dims(TensorKind kind, int layer = -1) const;
+  // A weight on the main device.
+  Tensor matrix(TensorKind kind, int layer, std::vector<int64_t> dims);
+  // A stack of routed experts: in host memory when on_expert_runner() is true after the call, else on the
+  // main device.
+  Tensor experts(TensorKind kind, int layer, std::vector<int64_t> dims, bool& on_expert_runner);
+  // A float32 vector (norm weights, biases) on the main device, converted if stored otherwise.
+  Tensor vector(TensorKind kind, int layer, int64_t n);
+  // Values as float32 in host memory, [slices][rows][cols] (for weights re-laid out at load).
+  std::vector<float> host_values(TensorKind kind, int layer, std::vector<int64_t> dims);
+  // A float32 tensor of shape ne on the main device holding `values`.
+  Tensor upload(const std::vector<float>& values, std::array<int64_t, 3> ne, std::string name);
+
+  const std::vector<PlacedTensor>& placement_log() const { return log_; }
 
  private:
+  // The host view of a checked tensor.
+  Tensor host_tensor(const std::string& name, std::vector<int64_t> dims) const;
+  Device device_for(const std::string& name, std::string& rule) const;
+
   const GgufModel& gguf_;
+  const Placement& placement_;
+  ModelDevices devices_;
+  std::vector<PlacedTensor> log_;
+  std::deque<std::string> names_;  // names of tensors made at load (Tensor::name points here)
 };
+
+// Lines that tell the user where the weights went: one per (tensor group, device), tensors of all layers
+// grouped ("blk.*.ffn_up_exps.weight"), then the bytes each device holds.
+std::vector<std::string> summarize_placement(const std::vector<PlacedTensor>& log);
 
 }  // namespace tandem

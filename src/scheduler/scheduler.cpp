@@ -9,7 +9,7 @@ namespace tandem {
 
 Scheduler::Scheduler(const SchedulerConfig& config)
     : config_(config),
-      pool_(static_cast<int>(config.cache_tokens / std::max(1, config.page_size)), std::max(1, config.page_size)) {
+      pool_(config.page_count(), std::max(1, config.page_size)) {
   if (config.page_size <= 0 || config.max_batch_size <= 0 || config.chunk_size <= 0 || config.cache_tokens < config.page_size) {
     throw std::invalid_argument("Scheduler: page_size, max_batch_size, chunk_size must be positive and cache_lens >= page_size");
   }

@@ -36,6 +36,9 @@ struct SchedulerConfig {
   int chunk_size = 512;         // tokens per step in all
   int64_t max_context = 4096;   // the model's context length
   bool prefix_caching = true;
+
+  // Pages in the pool: the one place the cache geometry is derived (the engine sizes the KV cache from it).
+  int page_count() const { return page_size > 0 ? static_cast<int>(cache_tokens / page_size) : 0; }
 };
 
 using RequestId = uint64_t;

@@ -69,7 +69,9 @@ GenerationDelta GenerationSession::next(std::chrono::milliseconds timeout) {
   }
   std::string text;
   FinishReason finish = FinishReason::None;
+  std::string error;
   for (const TokenEvent& e : events) {
+    if (e.finish == FinishReason::Error) error = e.error;
     if (e.token >= 0 && !detokenizer_.stopped()) {
       text += detokenizer_.push(e.token);
       if (options_.logprobs) {
@@ -91,6 +93,10 @@ GenerationDelta GenerationSession::next(std::chrono::milliseconds timeout) {
     out.finished = true;
     // A request cancelled because of a stop string ends with "stop"; otherwise the engine's reason.
     out.finish_reason = hit_stop_string || finish == FinishReason::Stop ? "stop" : "length";
+    if (finish == FinishReason::Error) {
+      out.finish_reason.clear();
+      out.error = error.empty() ? "generation failed" : error;
+    }
   }
   if (options_.split_reasoning) {
     ReasoningSplitter::Delta d = splitter_.push(text);

@@ -37,6 +37,7 @@ struct GenerationDelta {
   std::vector<TokenLogprobInfo> logprobs;
   bool finished = false;
   std::string finish_reason;  // "stop" | "length" when finished
+  std::string error;          // set when generation failed on the server (finished, no finish_reason)
 };
 
 struct SessionOptions {

@@ -173,7 +173,7 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
                               p.options.model.empty() ? config.model_name : p.options.model};
 
   if (!p.options.stream) {
-    std::string reasoning, content, finish;
+    std::string reasoning, content, finish, error;
     std::vector<TokenLogprobInfo> logprobs;
     for (;;) {
       GenerationDelta d = session->next(kPollInterval);
@@ -182,8 +182,17 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
       logprobs.insert(logprobs.end(), d.logprobs.begin(), d.logprobs.end());
       if (d.finished) {
         finish = d.finish_reason;
+        error = d.error;
         break;
       }
+    }
+    if (!error.empty()) {
+      spdlog::error("request {} failed: {}", header.id, error);
+      send_error(res, ApiError{500, "generation failed: " + error, "server_error"});
+      metrics.requests_server_error++;
+      track(session, false);
+      metrics.in_flight--;
+      return;
     }
     const nlohmann::json lp = p.options.logprobs ? logprobs_json(p.kind, logprobs) : nlohmann::json(nullptr);
     res.set_content(dump(full_response(header, reasoning, content, finish, lp, session->prompt_tokens(),
@@ -197,7 +206,7 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
   }
 
   struct StreamState {
-    bool sent_first = false, done = false, completed = false;
+    bool sent_first = false, done = false, completed = false, failed = false;
     size_t text_offset = 0;
     Clock::time_point last_write = Clock::now();
   };
@@ -229,6 +238,17 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
         } else if (Clock::now() - state->last_write > kKeepAliveAfter) {
           if (!write(": keep-alive\n\n")) return false;  // also how a vanished client is noticed while queued
         }
+        if (d.finished && !d.error.empty()) {
+          // Generation failed mid-stream: an OpenAI-style error event, so clients do not take the cut for a stop.
+          spdlog::error("request {} failed: {}", header.id, d.error);
+          const ApiError e{500, "generation failed: " + d.error, "server_error"};
+          if (!write(sse_event(nlohmann::json{{"error", e.to_json()["error"]}}) + "data: [DONE]\n\n")) return false;
+          metrics.requests_server_error++;
+          state->failed = true;
+          state->done = true;
+          sink.done();
+          return true;
+        }
         if (d.finished) {
           std::string tail = sse_event(chunk(header, false, "", "", d.finish_reason, nullptr));
           if (include_usage) tail += sse_event(usage_chunk(header, session->prompt_tokens(), session->completion_tokens()));
@@ -242,7 +262,9 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
         return true;
       },
       [this, session, state](bool success) {
-        if (!success || !state->completed) {
+        if (state->failed) {
+          // counted when the error event was sent
+        } else if (!success || !state->completed) {
           session->cancel();
           metrics.requests_disconnected++;
         } else {

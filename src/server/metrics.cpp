@@ -60,13 +60,20 @@ std::string ServerMetrics::render(const EngineMetrics& e) const {
   counter(out, "tandem_preemptions_total", "Requests preempted to free KV pages", static_cast<double>(s.preemptions));
   counter(out, "tandem_engine_steps_total", "Engine steps", static_cast<double>(s.steps));
   counter(out, "tandem_step_seconds_total", "Time in forward passes", e.forward_seconds);
-  counter(out, "tandem_step_expert_seconds_total", "Time in routed experts (CPU) within forward passes", e.expert_seconds);
+  counter(out, "tandem_step_expert_seconds_total", "Time the CPU expert runner computed (overlaps forward passes)",
+          e.expert_seconds);
+  counter(out, "tandem_step_expert_wait_seconds_total", "Forward-pass time blocked waiting for the CPU expert runner",
+          e.expert_wait_seconds);
   counter(out, "tandem_requests_ok_total", "Generation requests completed", static_cast<double>(requests_ok.load()));
   counter(out, "tandem_requests_client_error_total", "Requests answered with a 4xx", static_cast<double>(requests_client_error.load()));
   counter(out, "tandem_requests_rejected_busy_total", "Requests refused because the queue was full (503)",
           static_cast<double>(requests_rejected_busy.load()));
   counter(out, "tandem_requests_disconnected_total", "Streaming requests whose client went away",
           static_cast<double>(requests_disconnected.load()));
+  counter(out, "tandem_requests_server_error_total", "Requests whose generation failed on the server",
+          static_cast<double>(requests_server_error.load()));
+  counter(out, "tandem_engine_failed_steps_total", "Engine steps whose forward pass failed",
+          static_cast<double>(e.failed_steps));
   time_to_first_token.render("tandem_time_to_first_token_seconds", "Time from request to first generated token", out);
   time_per_output_token.render("tandem_time_per_output_token_seconds", "Mean time between generated tokens per request", out);
   request_duration.render("tandem_request_duration_seconds", "Time from request to last token", out);

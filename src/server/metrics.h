@@ -36,6 +36,7 @@ class ServerMetrics {
   std::atomic<uint64_t> requests_client_error{0};
   std::atomic<uint64_t> requests_rejected_busy{0};
   std::atomic<uint64_t> requests_disconnected{0};
+  std::atomic<uint64_t> requests_server_error{0};  // generation failed (an engine step failed)
   std::atomic<int64_t> in_flight{0};
 
   std::string render(const EngineMetrics& engine) const;

@@ -1,4 +1,4 @@
-#include "model/model_maker.h"
+#include "app/model_maker.h"
 
 #include <cmath>
 #include <cstring>
@@ -8,6 +8,7 @@
 
 #include "core/thread_pool.h"
 #include "gguf/gguf_writer.h"
+#include "model/arch_names.h"
 #include "kernels/cpu/quant.h"
 #include "tokenizer/hf_import.h"
 
@@ -327,8 +328,8 @@ Result<uint64_t> make_model(const ModelMakerOptions& o, const std::string& path)
 
   GgufWriter w;
   const std::string a = s.arch + ".";
-  w.set("general.architecture", gguf_str(s.arch));
-  w.set("general.name", gguf_str(s.name));
+  w.set(gguf_key::kArchitecture, gguf_str(s.arch));
+  w.set(gguf_key::kName, gguf_str(s.name));
   int vocab = s.vocab;
   if (!o.tokenizer_source.empty() && !o.tokenizer_json_dir.empty()) {
     return Status::error("give a tokenizer GGUF or a tokenizer.json folder, not both");
@@ -343,89 +344,88 @@ Result<uint64_t> make_model(const ModelMakerOptions& o, const std::string& path)
   } else {
     placeholder_tokenizer(w, vocab);
   }
-  w.set(a + "block_count", gguf_u32(static_cast<uint32_t>(s.n_layers)));
-  w.set(a + "context_length", gguf_u32(static_cast<uint32_t>(s.context)));
-  w.set(a + "embedding_length", gguf_u32(static_cast<uint32_t>(s.n_embd)));
-  w.set(a + "feed_forward_length", gguf_u32(static_cast<uint32_t>(s.n_ff)));
-  w.set(a + "attention.head_count", gguf_u32(static_cast<uint32_t>(s.n_head)));
-  w.set(a + "attention.head_count_kv", gguf_u32(static_cast<uint32_t>(s.n_head_kv)));
-  w.set(a + "attention.layer_norm_rms_epsilon", gguf_f32(1e-6f));
-  w.set(a + "expert_count", gguf_u32(static_cast<uint32_t>(s.n_experts)));
-  w.set(a + "expert_used_count", gguf_u32(static_cast<uint32_t>(s.n_used)));
-  w.set(a + "expert_feed_forward_length", gguf_u32(static_cast<uint32_t>(s.n_ff_exp)));
-  w.set(a + "rope.freq_base", gguf_f32(static_cast<float>(s.rope_base)));
-  w.set(a + "vocab_size", gguf_u32(static_cast<uint32_t>(vocab)));
+  w.set(a + arch_key::kBlockCount, gguf_u32(static_cast<uint32_t>(s.n_layers)));
+  w.set(a + arch_key::kContextLength, gguf_u32(static_cast<uint32_t>(s.context)));
+  w.set(a + arch_key::kEmbeddingLength, gguf_u32(static_cast<uint32_t>(s.n_embd)));
+  w.set(a + arch_key::kFeedForwardLength, gguf_u32(static_cast<uint32_t>(s.n_ff)));
+  w.set(a + arch_key::kHeadCount, gguf_u32(static_cast<uint32_t>(s.n_head)));
+  w.set(a + arch_key::kHeadCountKv, gguf_u32(static_cast<uint32_t>(s.n_head_kv)));
+  w.set(a + arch_key::kRmsEpsilon, gguf_f32(1e-6f));
+  w.set(a + arch_key::kExpertCount, gguf_u32(static_cast<uint32_t>(s.n_experts)));
+  w.set(a + arch_key::kExpertUsedCount, gguf_u32(static_cast<uint32_t>(s.n_used)));
+  w.set(a + arch_key::kExpertFeedForwardLength, gguf_u32(static_cast<uint32_t>(s.n_ff_exp)));
+  w.set(a + arch_key::kRopeFreqBase, gguf_f32(static_cast<float>(s.rope_base)));
+  w.set(a + arch_key::kVocabSize, gguf_u32(static_cast<uint32_t>(vocab)));
   if (s.arch == "deepseek2") {
-    w.set(a + "leading_dense_block_count", gguf_u32(static_cast<uint32_t>(s.n_dense)));
-    if (s.q_lora > 0) w.set(a + "attention.q_lora_rank", gguf_u32(static_cast<uint32_t>(s.q_lora)));
-    w.set(a + "attention.kv_lora_rank", gguf_u32(static_cast<uint32_t>(s.kv_lora)));
-    w.set(a + "attention.key_length", gguf_u32(static_cast<uint32_t>(s.nope + s.rope)));
-    w.set(a + "attention.value_length", gguf_u32(static_cast<uint32_t>(s.v_dim)));
-    w.set(a + "expert_shared_count", gguf_u32(static_cast<uint32_t>(s.n_shared)));
-    w.set(a + "expert_weights_scale", gguf_f32(static_cast<float>(s.scale)));
-    w.set(a + "expert_weights_norm", gguf_bool(s.norm_topk));
-    w.set(a + "expert_gating_func", gguf_u32(static_cast<uint32_t>(s.gating)));
-    w.set(a + "expert_group_count", gguf_u32(static_cast<uint32_t>(s.n_group)));
-    w.set(a + "expert_group_used_count", gguf_u32(static_cast<uint32_t>(s.topk_group)));
-    w.set(a + "rope.dimension_count", gguf_u32(static_cast<uint32_t>(s.rope)));
-    w.set(a + "rope.scaling.type", gguf_str("yarn"));
-    w.set(a + "rope.scaling.factor", gguf_f32(static_cast<float>(s.yarn_factor)));
-    w.set(a + "rope.scaling.original_context_length", gguf_u32(4096));
-    w.set(a + "rope.scaling.yarn_log_multiplier", gguf_f32(static_cast<float>(s.yarn_log_mul)));
+    w.set(a + arch_key::kLeadingDenseBlockCount, gguf_u32(static_cast<uint32_t>(s.n_dense)));
+    if (s.q_lora > 0) w.set(a + arch_key::kQLoraRank, gguf_u32(static_cast<uint32_t>(s.q_lora)));
+    w.set(a + arch_key::kKvLoraRank, gguf_u32(static_cast<uint32_t>(s.kv_lora)));
+    w.set(a + arch_key::kKeyLength, gguf_u32(static_cast<uint32_t>(s.nope + s.rope)));
+    w.set(a + arch_key::kValueLength, gguf_u32(static_cast<uint32_t>(s.v_dim)));
+    w.set(a + arch_key::kExpertSharedCount, gguf_u32(static_cast<uint32_t>(s.n_shared)));
+    w.set(a + arch_key::kExpertWeightsScale, gguf_f32(static_cast<float>(s.scale)));
+    w.set(a + arch_key::kExpertWeightsNorm, gguf_bool(s.norm_topk));
+    w.set(a + arch_key::kExpertGatingFunc, gguf_u32(static_cast<uint32_t>(s.gating)));
+    w.set(a + arch_key::kExpertGroupCount, gguf_u32(static_cast<uint32_t>(s.n_group)));
+    w.set(a + arch_key::kExpertGroupUsedCount, gguf_u32(static_cast<uint32_t>(s.topk_group)));
+    w.set(a + arch_key::kRopeDimensionCount, gguf_u32(static_cast<uint32_t>(s.rope)));
+    w.set(a + arch_key::kRopeScalingType, gguf_str("yarn"));
+    w.set(a + arch_key::kRopeScalingFactor, gguf_f32(static_cast<float>(s.yarn_factor)));
+    w.set(a + arch_key::kRopeScalingOriginalContext, gguf_u32(4096));
+    w.set(a + arch_key::kRopeScalingYarnLogMultiplier, gguf_f32(static_cast<float>(s.yarn_log_mul)));
   } else {
-    w.set(a + "attention.key_length", gguf_u32(static_cast<uint32_t>(s.head_dim)));
-    w.set(a + "attention.value_length", gguf_u32(static_cast<uint32_t>(s.head_dim)));
-    w.set(a + "expert_weights_norm", gguf_bool(s.norm_topk));
+    w.set(a + arch_key::kKeyLength, gguf_u32(static_cast<uint32_t>(s.head_dim)));
+    w.set(a + arch_key::kValueLength, gguf_u32(static_cast<uint32_t>(s.head_dim)));
+    w.set(a + arch_key::kExpertWeightsNorm, gguf_bool(s.norm_topk));
   }
 
   TensorFactory f(w, o.seed, o.threads);
   const GgmlType t = plan->base;
   const int64_t E = s.n_embd;
-  f.matrix("token_embd.weight", t, {E, vocab});
-  f.constant("output_norm.weight", E, 1.0f);
-  f.matrix("output.weight", plan->output, {E, vocab});
+  f.matrix(tensor_name(TensorKind::TokenEmbd), t, {E, vocab});
+  f.constant(tensor_name(TensorKind::OutputNorm), E, 1.0f);
+  f.matrix(tensor_name(TensorKind::Output), plan->output, {E, vocab});
   for (int l = 0; l < s.n_layers; ++l) {
-    const std::string p = fmt::format("blk.{}.", l);
     const GgmlType down = plan->mixed && more_bits(l, s.n_layers) ? GgmlType::Q6_K : t;
-    f.constant(p + "attn_norm.weight", E, 1.0f);
-    f.constant(p + "ffn_norm.weight", E, 1.0f);
+    f.constant(tensor_name(TensorKind::AttnNorm, l), E, 1.0f);
+    f.constant(tensor_name(TensorKind::FfnNorm, l), E, 1.0f);
     if (s.arch == "deepseek2") {
       const int64_t qk = s.nope + s.rope;
       if (s.q_lora > 0) {
-        f.matrix(p + "attn_q_a.weight", t, {E, s.q_lora});
-        f.constant(p + "attn_q_a_norm.weight", s.q_lora, 1.0f);
-        f.matrix(p + "attn_q_b.weight", t, {s.q_lora, s.n_head * qk});
+        f.matrix(tensor_name(TensorKind::AttnQA, l), t, {E, s.q_lora});
+        f.constant(tensor_name(TensorKind::AttnQANorm, l), s.q_lora, 1.0f);
+        f.matrix(tensor_name(TensorKind::AttnQB, l), t, {s.q_lora, s.n_head * qk});
       } else {
-        f.matrix(p + "attn_q.weight", t, {E, s.n_head * qk});
+        f.matrix(tensor_name(TensorKind::AttnQ, l), t, {E, s.n_head * qk});
       }
-      f.matrix(p + "attn_kv_a_mqa.weight", t, {E, s.kv_lora + s.rope});
-      f.constant(p + "attn_kv_a_norm.weight", s.kv_lora, 1.0f);
-      f.matrix(p + "attn_kv_b.weight", t, {s.kv_lora, int64_t{s.n_head} * (s.nope + s.v_dim)});
-      f.matrix(p + "attn_output.weight", t, {int64_t{s.n_head} * s.v_dim, E});
+      f.matrix(tensor_name(TensorKind::AttnKvAMqa, l), t, {E, s.kv_lora + s.rope});
+      f.constant(tensor_name(TensorKind::AttnKvANorm, l), s.kv_lora, 1.0f);
+      f.matrix(tensor_name(TensorKind::AttnKvB, l), t, {s.kv_lora, int64_t{s.n_head} * (s.nope + s.v_dim)});
+      f.matrix(tensor_name(TensorKind::AttnOutput, l), t, {int64_t{s.n_head} * s.v_dim, E});
     } else {
-      f.matrix(p + "attn_q.weight", t, {E, int64_t{s.n_head} * s.head_dim});
-      f.matrix(p + "attn_k.weight", t, {E, int64_t{s.n_head_kv} * s.head_dim});
-      f.matrix(p + "attn_v.weight", plan->mixed && more_bits(l, s.n_layers) ? GgmlType::Q6_K : t, {E, int64_t{s.n_head_kv} * s.head_dim});
-      f.matrix(p + "attn_output.weight", t, {int64_t{s.n_head} * s.head_dim, E});
-      f.constant(p + "attn_q_norm.weight", s.head_dim, 1.0f);
-      f.constant(p + "attn_k_norm.weight", s.head_dim, 1.0f);
+      f.matrix(tensor_name(TensorKind::AttnQ, l), t, {E, int64_t{s.n_head} * s.head_dim});
+      f.matrix(tensor_name(TensorKind::AttnK, l), t, {E, int64_t{s.n_head_kv} * s.head_dim});
+      f.matrix(tensor_name(TensorKind::AttnV, l), plan->mixed && more_bits(l, s.n_layers) ? GgmlType::Q6_K : t, {E, int64_t{s.n_head_kv} * s.head_dim});
+      f.matrix(tensor_name(TensorKind::AttnOutput, l), t, {int64_t{s.n_head} * s.head_dim, E});
+      f.constant(tensor_name(TensorKind::AttnQNorm, l), s.head_dim, 1.0f);
+      f.constant(tensor_name(TensorKind::AttnKNorm, l), s.head_dim, 1.0f);
     }
     if (l < s.n_dense) {
-      f.matrix(p + "ffn_gate.weight", t, {E, s.n_ff});
-      f.matrix(p + "ffn_up.weight", t, {E, s.n_ff});
-      f.matrix(p + "ffn_down.weight", down, {s.n_ff, E});
+      f.matrix(tensor_name(TensorKind::FfnGate, l), t, {E, s.n_ff});
+      f.matrix(tensor_name(TensorKind::FfnUp, l), t, {E, s.n_ff});
+      f.matrix(tensor_name(TensorKind::FfnDown, l), down, {s.n_ff, E});
       continue;
     }
-    f.matrix(p + "ffn_gate_inp.weight", GgmlType::F32, {E, s.n_experts});
-    if (s.gating == 2) f.constant(p + "exp_probs_b.bias", s.n_experts, 0.0f);
-    f.matrix(p + "ffn_gate_exps.weight", t, {E, s.n_ff_exp, s.n_experts});
-    f.matrix(p + "ffn_up_exps.weight", t, {E, s.n_ff_exp, s.n_experts});
-    f.matrix(p + "ffn_down_exps.weight", down, {s.n_ff_exp, E, s.n_experts});
+    f.matrix(tensor_name(TensorKind::FfnGateInp, l), GgmlType::F32, {E, s.n_experts});
+    if (s.gating == 2) f.constant(tensor_name(TensorKind::ExpProbsB, l), s.n_experts, 0.0f);
+    f.matrix(tensor_name(TensorKind::FfnGateExps, l), t, {E, s.n_ff_exp, s.n_experts});
+    f.matrix(tensor_name(TensorKind::FfnUpExps, l), t, {E, s.n_ff_exp, s.n_experts});
+    f.matrix(tensor_name(TensorKind::FfnDownExps, l), down, {s.n_ff_exp, E, s.n_experts});
     if (s.n_shared > 0) {
       const int64_t sh = int64_t{s.n_ff_exp} * s.n_shared;
-      f.matrix(p + "ffn_gate_shexp.weight", t, {E, sh});
-      f.matrix(p + "ffn_up_shexp.weight", t, {E, sh});
-      f.matrix(p + "ffn_down_shexp.weight", down, {sh, E});
+      f.matrix(tensor_name(TensorKind::FfnGateShexp, l), t, {E, sh});
+      f.matrix(tensor_name(TensorKind::FfnUpShexp, l), t, {E, sh});
+      f.matrix(tensor_name(TensorKind::FfnDownShexp, l), down, {sh, E});
     }
   }
   if (Status st = w.write_file(path); !st) return st;

@@ -1,7 +1,7 @@
 // Models written by make_model load through the normal path (no config.json needed) and run: this covers
 // the layouts the fixtures do not (DeepSeek-V2 without q-LoRA and with group-limited greedy routing) and
 // the quantized types on real tensor shapes.
-#include "model/model_maker.h"
+#include "app/model_maker.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -13,31 +13,12 @@
 #include <fmt/format.h>
 
 #include "kernels/cpu/quant.h"
-#include "kernels/cpu_backend.h"
 #include "model/model.h"
+#include "testing/model_harness.h"
 
 namespace tandem {
 
 namespace {
-
-std::vector<float> last_logits(Model& model, Backend& backend, const std::vector<int32_t>& ids, int chunk) {
-  PagedKvCache cache(model.kv_cache_config(8, 16));
-  std::vector<int32_t> table((ids.size() + 7) / 8);  // pages 0, 1, ... of 8 tokens
-  std::iota(table.begin(), table.end(), 0);
-  std::vector<float> logits;
-  for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(chunk)) {
-    ForwardBatch b;
-    b.page_tables = {table};
-    for (size_t i = begin; i < std::min(ids.size(), begin + static_cast<size_t>(chunk)); ++i) {
-      b.tokens.push_back(ids[i]);
-      b.positions.push_back(static_cast<int64_t>(i));
-      b.seq_index.push_back(0);
-    }
-    b.output_tokens = {static_cast<int32_t>(b.tokens.size() - 1)};
-    model.forward(backend, b, cache, logits);
-  }
-  return logits;
-}
 
 struct Case {
   const char* preset;
@@ -70,16 +51,16 @@ TEST_P(ModelMaker, WrittenModelLoadsAndRunsDeterministically) {
     EXPECT_EQ(config->router.n_group, 4);
     EXPECT_DOUBLE_EQ(config->router.routed_scaling_factor, 16.0);
   }
-  auto model = Model::load(gguf.value(), config.value());
-  ASSERT_TRUE(model) << model.status().message();
-  CpuBackend backend(2);
+  auto loaded = testing::load_model(path, "");
+  ASSERT_TRUE(loaded) << loaded.status().message();
+  Model& model = *loaded->model;
   const std::vector<int32_t> ids{5, 17, 300, 2, 999, 64, 128, 7, 1, 1000, 42};
-  const auto whole = last_logits(*model.value(), backend, ids, 64);
+  const auto whole = testing::run_solo(model, ids, 64, 8);
   ASSERT_EQ(whole.size(), static_cast<size_t>(config->n_vocab));
   for (float v : whole) ASSERT_TRUE(std::isfinite(v));
-  EXPECT_EQ(last_logits(*model.value(), backend, ids, 3), whole);
+  EXPECT_EQ(testing::run_solo(model, ids, 3, 8), whole);
   // Random weights must still make the output depend on the input (zero-mean weights, no collapse).
-  const auto other = last_logits(*model.value(), backend, {900, 3, 77, 500, 12}, 64);
+  const auto other = testing::run_solo(model, {900, 3, 77, 500, 12}, 64, 8);
   float mean = 0, spread = 0, diff = 0;
   for (float v : whole) mean += v / static_cast<float>(whole.size());
   for (size_t i = 0; i < whole.size(); ++i) {

@@ -1,4 +1,4 @@
-#include "model/router.h"
+#include "kernels/routing.h"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,9 @@
-#include "kernels/ops.h"
+#include "kernels/cpu/ops.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace tandem {
+namespace tandem::cpu {
 
 void rms_norm(const float* x, const float* weight, float* y, int64_t n, float eps) {
   double sum = 0.0;  // double: the mean of squares of large activations loses bits in float
@@ -30,4 +30,4 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-}  // namespace tandem
+}  // namespace tandem::cpu

@@ -1,0 +1,117 @@
+#include "app/runtime.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_expert_runner.h"
+#include "kernels/fault_injection.h"
+
+namespace tandem::app {
+
+namespace {
+
+// Reads every tensor's pages once so the first request does not wait on disk, drawing a progress bar on
+// stderr (when it is a terminal, else a line per 10%).
+void prefetch_weights(const GgufModel& gguf) {
+  const uint64_t total = gguf.total_tensor_bytes();
+  const bool tty = isatty(fileno(stderr)) != 0;
+  const auto started = std::chrono::steady_clock::now();
+  uint64_t done = 0;
+  int last_shown = -1;
+  volatile uint8_t sink = 0;
+  for (const GgufTensorInfo& t : gguf.tensors()) {
+    for (size_t off = 0; off < t.n_bytes; off += 4096) sink = sink + t.data[off];
+    done += t.n_bytes;
+    const int percent = total ? static_cast<int>(100 * done / total) : 100;
+    if (percent == last_shown || (!tty && percent % 10 != 0)) continue;
+    last_shown = percent;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const int bar = percent / 4;
+    fmt::print(stderr, "{}loading weights [{}{}] {:3d}% {:.1f}/{:.1f} GiB {:.1f} s{}", tty ? "\r" : "",
+               std::string(static_cast<size_t>(bar), '#'), std::string(static_cast<size_t>(25 - bar), '.'), percent,
+               static_cast<double>(done) / (1 << 30), static_cast<double>(total) / (1 << 30), secs, tty ? "" : "\n");
+  }
+  if (tty) fmt::print(stderr, "\n");
+}
+
+}  // namespace
+
+void add_runtime_options(CLI::App& cmd, RuntimeOptions& o, bool with_scheduler) {
+  cmd.add_option("--gguf_path,--gguf-path,--gguf", o.gguf_path, "GGUF file, split part, or folder of parts")->required();
+  cmd.add_option("--model_path,--model-path", o.model_path, "Folder with the Hugging Face config.json");
+  cmd.add_option("--threads,--cpu_infer,--cpu-infer", o.threads, "CPU threads of the main backend (default: all cores)");
+  cmd.add_option("--expert-threads,--expert_threads", o.expert_threads,
+                 "CPU threads of the routed-expert runner (default: as --threads)");
+  cmd.add_option("--optimize_config_path,--optimize-config-path", o.placement.rules_file,
+                 "Placement rules (YAML list of {match: {name: REGEX}, device: cpu|cuda[:N]})");
+  cmd.add_option("--override-tensor,--override_tensor", o.placement.overrides,
+                 "REGEX=DEVICE placement rule over GGUF tensor names, e.g. exps=CPU (repeatable)");
+  cmd.add_flag("--cpu-moe,--cpu_moe", o.placement.cpu_moe, "Keep every layer's routed experts on the CPU");
+  cmd.add_option("--n-cpu-moe,--n_cpu_moe", o.placement.n_cpu_moe, "Keep the first N layers' routed experts on the CPU")
+      ->check(CLI::NonNegativeNumber);
+  if (!with_scheduler) return;
+  cmd.add_option("--cache_lens,--cache-lens", o.scheduler.cache_tokens, "KV cache tokens shared by all requests")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--chunk_size,--chunk-size", o.scheduler.chunk_size, "Tokens per engine step (prefill chunks)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--max_batch_size,--max-batch-size", o.scheduler.max_batch_size, "Requests per engine step")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--page_size,--page-size", o.scheduler.page_size, "KV cache page size in tokens")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_flag("!--no-prefix-cache", o.scheduler.prefix_caching, "Disable prefix reuse");
+}
+
+Result<Runtime> build_runtime(const RuntimeOptions& o) {
+  Runtime rt;
+  auto gguf = GgufModel::open(o.gguf_path);
+  if (!gguf) return gguf.status();
+  rt.gguf = gguf.value();
+  auto config = load_model_config(*rt.gguf, o.model_path);
+  if (!config) return Status::error(o.gguf_path + ": " + config.status().message());
+  const ModelConfig& c = config.value();
+  spdlog::info("model '{}': {} with {} layers, hidden {}, {} heads, {} experts ({} used, {} shared), vocab {}",
+               c.name, to_string(c.arch), c.n_layers, c.n_embd, c.n_head, c.router.n_experts,
+               c.router.n_experts_used, c.router.n_shared_experts, c.n_vocab);
+  for (const std::string& line : c.sources) spdlog::info("  routing: {}", line);
+  if (o.model_path.empty() && c.arch == Arch::Deepseek2) {
+    spdlog::warn("no --model-path: routing parameters missing from the GGUF use defaults (see above)");
+  }
+
+  // This build has the CPU backend only; a rule naming a GPU stops here with the reason.
+  const std::vector<Device> available{Device::cpu()};
+  auto placement = build_placement(o.placement, available,
+                                   "this build has no CUDA backend (configure with -DTANDEM_CUDA=ON)");
+  if (!placement) return placement.status();
+
+  rt.backend = std::make_unique<CpuBackend>(o.threads);
+  rt.expert_runner = std::make_unique<CpuExpertRunner>(o.expert_threads > 0 ? o.expert_threads : o.threads);
+  if (const char* fault = std::getenv("TANDEM_INJECT_FAULT"); fault && *fault) {
+    auto plan = parse_fault_plan(fault);
+    if (!plan) return Status::error("TANDEM_INJECT_FAULT: " + plan.status().message());
+    spdlog::warn("fault injection: call {} of '{}' fails{}", plan->nth, plan->op,
+                 plan->period > 0 ? fmt::format(", then every {}th", plan->period) : "");
+    rt.backend = inject_faults(std::move(rt.backend), plan.value());
+    rt.expert_runner = inject_faults(std::move(rt.expert_runner), plan.value());
+  }
+  auto model = Model::load(rt.gguf, c, placement.value(), ModelDevices{rt.backend.get(), rt.expert_runner.get()});
+  if (!model) return model.status();
+  rt.model = std::move(model.value());
+  for (const std::string& line : summarize_placement(rt.model->placement_log())) spdlog::info("placement: {}", line);
+  if (o.prefetch) prefetch_weights(*rt.gguf);
+  return rt;
+}
+
+Result<std::unique_ptr<Engine>> Runtime::make_engine(const SchedulerConfig& scheduler) const {
+  return Engine::create(*model, EngineConfig{scheduler});
+}
+
+std::string Runtime::describe() const { return backend->describe() + ", " + expert_runner->describe(); }
+
+}  // namespace tandem::app

@@ -1,0 +1,35 @@
+// FunctionRef<R(Args...)>: a non-owning reference to a callable, for callbacks that run before the call
+// that receives them returns (parallel loops, per-page visitors).
+//
+// Unlike std::function it never allocates, which keeps the engine's step path allocation-free. The
+// referenced callable must outlive the FunctionRef: pass lambdas directly as arguments, never store one.
+#pragma once
+
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace tandem {
+
+template <typename Signature>
+class FunctionRef;
+
+template <typename R, typename... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <typename F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef> && std::is_invocable_r_v<R, F&, Args...>)
+  FunctionRef(F&& f) noexcept  // NOLINT: implicit by design, like std::function
+      : object_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* object, Args... args) -> R {
+          return (*static_cast<std::remove_reference_t<F>*>(object))(std::forward<Args>(args)...);
+        }) {}
+
+  R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
+
+ private:
+  void* object_;
+  R (*call_)(void*, Args...);
+};
+
+}  // namespace tandem
