@@ -165,4 +165,60 @@ TEST(Engine, RejectsRequestsThatCannotFit) {
   EXPECT_FALSE(engine.submit(r, [](const TokenEvent&) {}));
 }
 
+TEST(Engine, AFailedStepFailsOnlyItsRequestsAndTheEngineGoesOn) {
+  TANDEM_REQUIRE_FIXTURES();
+  const auto dir = testing::fixture_model_dir("tiny-dsv3-q4km");
+  auto clean = testing::load_model(dir / "model.gguf", dir, 2);
+  ASSERT_TRUE(clean);
+  // One failure in the backend (the 3rd attention call) and one in the expert runner (its 40th job).
+  for (const FaultPlan& plan : {FaultPlan{"attention", 3}, FaultPlan{"experts", 40}}) {
+    auto faulty = testing::load_model(dir / "model.gguf", dir, 2, testing::ExpertPath::Runner, Placement(), &plan);
+    ASSERT_TRUE(faulty);
+    auto made = make_engine(*faulty->model, {.cache_tokens = 256, .page_size = 4, .max_batch_size = 2, .chunk_size = 8});
+    Engine& engine = *made;
+    std::map<RequestId, std::vector<int32_t>> tokens;
+    std::map<RequestId, TokenEvent> last;
+    auto submit = [&](std::vector<int32_t> prompt) {
+      GenerationRequest r;
+      r.prompt = std::move(prompt);
+      r.max_new_tokens = 6;
+      auto id = engine.submit(r, [&tokens, &last](const TokenEvent& e) {
+        if (e.token >= 0) tokens[e.id].push_back(e.token);
+        if (e.finish != FinishReason::None) last[e.id] = e;
+      });
+      EXPECT_TRUE(id);
+      return id.value();
+    };
+    std::vector<RequestId> ids;
+    for (int i = 0; i < 6; ++i) ids.push_back(submit({11 + i, 22, 33 + 5 * i, 44, 55, 66, 77 + i, 88, 99}));
+    while (engine.step()) {
+    }
+    const EngineMetrics m = engine.metrics();
+    EXPECT_EQ(m.failed_steps, 1) << plan.op;
+    EXPECT_EQ(m.scheduler.pages_used, 0) << plan.op << ": pages leaked";
+    int failed = 0;
+    for (RequestId id : ids) {
+      ASSERT_TRUE(last.count(id)) << "request " << id << " never finished";
+      if (last[id].finish == FinishReason::Error) {
+        ++failed;
+        EXPECT_NE(last[id].error.find("injected fault"), std::string::npos) << last[id].error;
+        continue;
+      }
+      // Every request that did not share the failed step is exactly what it is alone.
+      auto solo = make_engine(*clean->model, {.cache_tokens = 256, .page_size = 4, .max_batch_size = 1, .chunk_size = 8});
+      GenerationRequest r;
+      r.prompt = {11 + static_cast<int>(id - ids[0]), 22, 33 + 5 * static_cast<int>(id - ids[0]), 44, 55, 66,
+                  77 + static_cast<int>(id - ids[0]), 88, 99};
+      r.max_new_tokens = 6;
+      std::vector<int32_t> want;
+      ASSERT_TRUE(solo->submit(r, [&want](const TokenEvent& e) { if (e.token >= 0) want.push_back(e.token); }));
+      while (solo->step()) {
+      }
+      EXPECT_EQ(tokens[id], want) << plan.op << " request " << id;
+    }
+    EXPECT_GE(failed, 1) << plan.op;
+    EXPECT_LE(failed, 2) << plan.op << ": only the failed step's requests (at most max_batch_size) may fail";
+  }
+}
+
 }  // namespace tandem

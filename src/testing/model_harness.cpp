@@ -6,7 +6,7 @@
 namespace tandem::testing {
 
 Result<LoadedModel> load_model(const std::filesystem::path& gguf_path, const std::filesystem::path& config_dir,
-                               int threads, ExpertPath experts, const Placement& placement) {
+                               int threads, ExpertPath experts, const Placement& placement, const FaultPlan* faults) {
   LoadedModel m;
   auto gguf = GgufModel::open(gguf_path.string());
   if (!gguf) return gguf.status();
@@ -15,6 +15,10 @@ Result<LoadedModel> load_model(const std::filesystem::path& gguf_path, const std
   if (!config) return config.status();
   m.backend = std::make_unique<CpuBackend>(threads);
   if (experts == ExpertPath::Runner) m.runner = std::make_unique<CpuExpertRunner>(threads);
+  if (faults) {
+    m.backend = inject_faults(std::move(m.backend), *faults);
+    if (m.runner) m.runner = inject_faults(std::move(m.runner), *faults);
+  }
   auto model = Model::load(m.gguf, config.value(), placement, ModelDevices{m.backend.get(), m.runner.get()});
   if (!model) return model.status();
   m.model = std::move(model.value());

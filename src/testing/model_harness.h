@@ -10,6 +10,7 @@
 #include "gguf/gguf_file.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_expert_runner.h"
+#include "kernels/fault_injection.h"
 #include "model/model.h"
 
 namespace tandem::testing {
@@ -24,10 +25,11 @@ struct LoadedModel {
   std::unique_ptr<Model> model;  // last: destroyed first
 };
 
-// Loads a GGUF with its config.json folder (may be empty) on a CpuBackend of `threads` threads.
+// Loads a GGUF with its config.json folder (may be empty) on a CpuBackend of `threads` threads; with
+// `faults`, the backend and the runner fail as the plan says (fault_injection.h).
 Result<LoadedModel> load_model(const std::filesystem::path& gguf_path, const std::filesystem::path& config_dir,
                                int threads = 2, ExpertPath experts = ExpertPath::Runner,
-                               const Placement& placement = Placement());
+                               const Placement& placement = Placement(), const FaultPlan* faults = nullptr);
 
 // A KV cache and step buffers for direct Model::forward calls.
 class ForwardHarness {

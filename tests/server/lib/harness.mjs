@@ -59,13 +59,14 @@ export async function freePort() {
 }
 
 // Starts `tandem serve` on the fixture with the given extra flags; resolves once GET /health answers 200.
-export async function startServer(extraArgs = [], { startupTimeoutMs = 120_000, apiKey } = {}) {
+// `env` adds environment variables for the server process (e.g. TANDEM_INJECT_FAULT).
+export async function startServer(extraArgs = [], { startupTimeoutMs = 120_000, apiKey, env } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; ++attempt) {
     const port = await freePort();
     const args = ['serve', '--gguf_path', GGUF, '--model_path', FIXTURE_DIR, '--port', String(port),
       '--host', '127.0.0.1', '--served-model-name', MODEL_NAME, '--threads', THREADS, ...extraArgs];
-    const server = new Server(args, port, apiKey);
+    const server = new Server(args, port, apiKey, env);
     try {
       await server.waitHealthy(startupTimeoutMs);
       return server;
@@ -89,14 +90,14 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 export class Server {
-  constructor(args, port, apiKey) {
+  constructor(args, port, apiKey, env) {
     this.args = args;
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
     this.apiKey = apiKey;
     this.output = '';
     this.exited = null;
-    this.proc = spawn(TANDEM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(TANDEM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(env || {}) } });
     running.add(this);
     const collect = (chunk) => {
       const s = chunk.toString();
