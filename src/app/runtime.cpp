@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -49,6 +50,10 @@ void add_runtime_options(CLI::App& cmd, RuntimeOptions& o, bool with_scheduler) 
   cmd.add_option("--threads,--cpu_infer,--cpu-infer", o.threads, "CPU threads of the main backend (default: all cores)");
   cmd.add_option("--expert-threads,--expert_threads", o.expert_threads,
                  "CPU threads of the routed-expert runner (default: as --threads)");
+  cmd.add_option("--expert-overlap,--expert_overlap", o.expert_overlap,
+                 "Compute shared experts while the CPU runner computes routed ones: on, off, or auto (when the "
+                 "runner's and the main backend's threads fit the cores)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
   cmd.add_option("--optimize_config_path,--optimize-config-path", o.placement.rules_file,
                  "Placement rules (YAML list of {match: {name: REGEX}, device: cpu|cuda[:N]})");
   cmd.add_option("--override-tensor,--override_tensor", o.placement.overrides,
@@ -90,8 +95,17 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
                                    "this build has no CUDA backend (configure with -DTANDEM_CUDA=ON)");
   if (!placement) return placement.status();
 
-  rt.backend = std::make_unique<CpuBackend>(o.threads);
-  rt.expert_runner = std::make_unique<CpuExpertRunner>(o.expert_threads > 0 ? o.expert_threads : o.threads);
+  auto cpu = std::make_unique<CpuBackend>(o.threads);
+  auto runner = std::make_unique<CpuExpertRunner>(o.expert_threads > 0 ? o.expert_threads : o.threads);
+  // On the CPU alone the two thread groups only run at once while the shared expert overlaps the routed
+  // ones; when together they oversubscribe the cores, that overlap costs more than it saves.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const bool own_cores = cpu->threads() + runner->threads() <= cores;
+  const bool overlap = o.expert_overlap == "on" || (o.expert_overlap == "auto" && own_cores);
+  spdlog::info("experts: {} runner threads, {} main threads on {} cores; shared experts {} the routed ones",
+               runner->threads(), cpu->threads(), cores, overlap ? "overlap" : "run after");
+  rt.backend = std::move(cpu);
+  rt.expert_runner = std::move(runner);
   if (const char* fault = std::getenv("TANDEM_INJECT_FAULT"); fault && *fault) {
     auto plan = parse_fault_plan(fault);
     if (!plan) return Status::error("TANDEM_INJECT_FAULT: " + plan.status().message());
@@ -100,7 +114,7 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
     rt.backend = inject_faults(std::move(rt.backend), plan.value());
     rt.expert_runner = inject_faults(std::move(rt.expert_runner), plan.value());
   }
-  auto model = Model::load(rt.gguf, c, placement.value(), ModelDevices{rt.backend.get(), rt.expert_runner.get()});
+  auto model = Model::load(rt.gguf, c, placement.value(), ModelDevices{rt.backend.get(), rt.expert_runner.get(), overlap});
   if (!model) return model.status();
   rt.model = std::move(model.value());
   for (const std::string& line : summarize_placement(rt.model->placement_log())) spdlog::info("placement: {}", line);

@@ -31,6 +31,7 @@ struct RuntimeOptions {
   std::string model_path;   // folder with the Hugging Face config.json (optional)
   int threads = 0;          // main backend threads; 0: all cores
   int expert_threads = 0;   // CPU expert runner threads; 0: as many as --threads
+  std::string expert_overlap = "auto";  // on | off | auto: overlap when the runner has cores of its own
   PlacementOptions placement;
   SchedulerConfig scheduler{.cache_tokens = 16384, .page_size = 16, .max_batch_size = 4, .chunk_size = 512};
   bool prefetch = false;    // read every weight once before serving

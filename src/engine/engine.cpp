@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
 namespace tandem {
 
 const char* to_string(FinishReason reason) {
@@ -102,7 +104,7 @@ bool Engine::step() {
     if (scheduler_.has_work()) plan = scheduler_.schedule();
   }
   if (plan.empty()) {
-    for (auto& [callback, event] : events) callback(event);
+    deliver(events);
     return !events.empty();
   }
 
@@ -138,12 +140,13 @@ bool Engine::step() {
     (e.is_decode ? stats.decode_tokens : stats.prefill_tokens) += static_cast<int64_t>(e.tokens.size());
   }
   if (!forward_status) {
+    spdlog::error("engine: step of {} requests failed: {}", plan.entries.size(), forward_status.message());
     {
       std::lock_guard lock(mutex_);
       fail_step(plan, forward_status, events);
     }
     if (observer_) observer_(stats);
-    for (auto& [callback, event] : events) callback(event);
+    deliver(events);
     return true;
   }
   const int64_t n_vocab = model_.config().n_vocab;
@@ -187,8 +190,22 @@ bool Engine::step() {
     scheduler_.complete(plan, results);
   }
   if (observer_) observer_(stats);
-  for (auto& [callback, event] : events) callback(event);
+  deliver(events);
   return true;
+}
+
+void Engine::deliver(std::vector<std::pair<TokenCallback, TokenEvent>>& events) {
+  // A callback that throws is a bug of its owner; it must not take the engine thread (and every other
+  // request) down with it.
+  for (auto& [callback, event] : events) {
+    try {
+      callback(event);
+    } catch (const std::exception& e) {
+      spdlog::error("engine: the callback of request {} threw: {}", event.id, e.what());
+    } catch (...) {
+      spdlog::error("engine: the callback of request {} threw", event.id);
+    }
+  }
 }
 
 void Engine::fail_step(const StepPlan& plan, const Status& status,

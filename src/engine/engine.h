@@ -5,8 +5,8 @@
 // all computed, and reports it through the request's callback. submit() and cancel() may be called from
 // any thread; steps run either on a background thread (start()) or on the caller's (step(), for tests
 // and batch jobs). Callbacks run on the stepping thread, outside the engine's lock: they may call
-// cancel() but must not block. A cancelled request gets a final event with FinishReason::Cancelled and
-// its pages are freed before the next step is planned.
+// cancel() but must not block; one that throws is logged and ignored. A cancelled request gets a final
+// event with FinishReason::Cancelled and its pages are freed before the next step is planned.
 //
 // Engine::create() builds the paged KV cache and the step buffers on the model's main backend once, sized
 // from the scheduler's limits; steps then allocate no device memory. A step whose forward pass fails (a
@@ -108,6 +108,7 @@ class Engine {
   };
   Engine(Model& model, const EngineConfig& config);
   void loop();
+  static void deliver(std::vector<std::pair<TokenCallback, TokenEvent>>& events);
   void fail_step(const StepPlan& plan, const Status& status, std::vector<std::pair<TokenCallback, TokenEvent>>& events);
 
   Model& model_;

@@ -1,8 +1,8 @@
 // Feed-forward blocks: dense SwiGLU, and the routed mixture of experts with optional shared experts.
 //
 // The routed experts run on the ExpertRunner when their weights are in host memory: the block hands the
-// runner this layer's inputs, computes the shared expert on the main backend meanwhile, then waits and adds
-// the two. Otherwise (all weights on the main device) the backend's moe() computes them in its stream.
+// runner this layer's inputs, computes the shared expert on the main backend meanwhile (or after the wait,
+// when the two share cores: ModelDevices::overlap_experts), then adds the two. Otherwise (all weights on the main device) the backend's moe() computes them in its stream.
 #include <chrono>
 
 #include <fmt/format.h>
@@ -92,11 +92,12 @@ class MoeFeedForward final : public FeedForward {
     b.download(ids, job.ids.data);
     b.download(weights, job.weights.data);
     s.experts->submit(job);
-    if (has_shared_) shared_.forward(s, x, ws.shared_out.row_range(0, n));
+    if (has_shared_ && s.overlap_experts) shared_.forward(s, x, ws.shared_out.row_range(0, n));
     const auto waited_from = std::chrono::steady_clock::now();
     Status status = s.experts->wait();
     ws.expert_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_from).count();
     if (!status) return status;
+    if (has_shared_ && !s.overlap_experts) shared_.forward(s, x, ws.shared_out.row_range(0, n));
     b.upload(job.out.data, routed);
     if (has_shared_) b.add(routed, ws.shared_out.row_range(0, n), out);
     return Status::ok();

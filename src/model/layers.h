@@ -25,6 +25,7 @@ struct LayerStep {
   const PagedBatch& batch;
   const RopeSpec& rope;
   int64_t n;  // tokens in the step
+  bool overlap_experts;  // ModelDevices::overlap_experts
 };
 
 class Attention {

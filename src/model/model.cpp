@@ -62,6 +62,8 @@ Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<const GgufModel> gguf
     for (const PlacedTensor& t : w.placement_log()) m.any_runner_layer |= t.on_expert_runner;
   } catch (const ModelLoadError& e) {
     return Status::error(fmt::format("{}: {}", m.gguf->files().front(), e.what()));
+  } catch (const std::exception& e) {  // out of memory, a regular expression too complex to match, ...
+    return Status::error(fmt::format("{}: loading failed: {}", m.gguf->files().front(), e.what()));
   }
   return model;
 }
@@ -264,7 +266,7 @@ Status Model::forward(const ForwardBatch& batch, PagedKvCache& cache, StepBuffer
   const Tensor normed = ws.normed.row_range(0, n);        // {n_embd, n}
   const Tensor block_out = ws.block_out.row_range(0, n);  // {n_embd, n}
   b.embed(m.token_embd, ws.tokens.col_range(0, n), hidden);
-  LayerStep step{b, m.devices.cpu_experts, ws, paged, m.rope, n};
+  LayerStep step{b, m.devices.cpu_experts, ws, paged, m.rope, n, m.devices.overlap_experts};
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const Impl::Layer& layer = m.layers[l];
     b.rms_norm(hidden, layer.attn_norm, eps, normed);

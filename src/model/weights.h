@@ -30,6 +30,10 @@ struct ModelLoadError : std::runtime_error {
 struct ModelDevices {
   Backend* main = nullptr;             // activations, attention, dense layers, router, KV cache
   ExpertRunner* cpu_experts = nullptr;  // routed experts placed on the CPU (optional)
+  // Compute the shared expert on the main backend while the runner computes the routed experts. Pays off
+  // when the two have their own cores (a GPU, or separate CPU thread groups); when they compete for the
+  // same cores the overlap only adds contention, and the shared expert runs after the wait instead.
+  bool overlap_experts = true;
 };
 
 // Where one tensor went.

@@ -23,6 +23,7 @@ class CpuExpertRunner final : public ExpertRunner {
   ~CpuExpertRunner() override;
 
   std::string describe() const override;
+  int threads() const { return pool_.size(); }
   Status prepare(const ExpertLimits& limits) override;
   void submit(const ExpertJob& job) override;
   Status wait() override;
