@@ -28,6 +28,8 @@ struct BackendFactory {
   std::function<std::unique_ptr<Backend>()> make;
 };
 
+void PrintTo(const BackendFactory& factory, std::ostream* os) { *os << factory.name; }
+
 const std::vector<BackendFactory>& backends() {
   static const std::vector<BackendFactory> list{
       {"cpu_1_thread", [] { return std::make_unique<CpuBackend>(1); }},

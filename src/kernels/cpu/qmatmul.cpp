@@ -1,0 +1,154 @@
+// Dispatch of qmatmul.h: ISA selection, sizes, and the row-tile driver shared by every ISA.
+#include "kernels/cpu/qmatmul.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/qmatmul_internal.h"
+#include "kernels/cpu/quant_blocks.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+bool cpu_has_avx2_fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+bool cpu_has_avx512_vnni() {
+  __builtin_cpu_init();
+  return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+MatmulIsa best_supported() {
+  if (cpu_has_avx512_vnni()) return MatmulIsa::Avx512;
+  if (cpu_has_avx2_fma()) return MatmulIsa::Avx2;
+  return MatmulIsa::Scalar;
+}
+
+MatmulIsa choose_isa() {
+  const MatmulIsa best = best_supported();
+  const char* forced = std::getenv("TANDEM_CPU_ISA");
+  if (!forced || !*forced) return best;
+  MatmulIsa wanted;
+  if (!parse_matmul_isa(forced, wanted)) {
+    std::fprintf(stderr, "TANDEM_CPU_ISA=%s: unknown (scalar, avx2, avx512); using %s\n", forced, matmul_isa_name(best));
+    return best;
+  }
+  if (!matmul_isa_supported(wanted)) {
+    std::fprintf(stderr, "TANDEM_CPU_ISA=%s: this CPU cannot run it; using %s\n", forced, matmul_isa_name(best));
+    return best;
+  }
+  return wanted;
+}
+
+const QmatmulKernels& kernels(MatmulIsa isa) {
+  switch (isa) {
+    case MatmulIsa::Avx512: return avx512::kQmatmulKernels;
+    case MatmulIsa::Avx2: return avx2::kQmatmulKernels;
+    case MatmulIsa::Scalar: break;
+  }
+  return scalar::kQmatmulKernels;
+}
+
+}  // namespace
+
+const char* matmul_isa_name(MatmulIsa isa) {
+  switch (isa) {
+    case MatmulIsa::Scalar: return "scalar";
+    case MatmulIsa::Avx2: return "avx2";
+    case MatmulIsa::Avx512: return "avx512-vnni";
+  }
+  return "?";
+}
+
+bool matmul_isa_supported(MatmulIsa isa) {
+  switch (isa) {
+    case MatmulIsa::Scalar: return true;
+    case MatmulIsa::Avx2: return cpu_has_avx2_fma();
+    case MatmulIsa::Avx512: return cpu_has_avx512_vnni();
+  }
+  return false;
+}
+
+bool parse_matmul_isa(const char* text, MatmulIsa& isa) {
+  const std::string s(text);
+  if (s == "scalar") isa = MatmulIsa::Scalar;
+  else if (s == "avx2") isa = MatmulIsa::Avx2;
+  else if (s == "avx512" || s == "avx512-vnni") isa = MatmulIsa::Avx512;
+  else return false;
+  return true;
+}
+
+MatmulIsa selected_matmul_isa() {
+  static const MatmulIsa isa = choose_isa();
+  return isa;
+}
+
+bool has_fast_matmul(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
+    case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool uses_q8_activations(GgmlType type) { return family_of(type) != WeightFamily::Float; }
+
+size_t q8_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q8Group); }
+
+void quantize_q8_rows(MatmulIsa isa, const float* x, int64_t ldx, int64_t n_rows, int64_t n, uint8_t* dst) {
+  const QmatmulKernels& k = kernels(isa);
+  const size_t row_bytes = q8_row_bytes(n);
+  for (int64_t r = 0; r < n_rows; ++r) k.quantize_q8(x + r * ldx, n, reinterpret_cast<Q8Group*>(dst + r * row_bytes));
+}
+
+size_t qmatmul_scratch_bytes(int64_t n) {
+  // The larger of kDecodeRows rows of KBlocks (576 bytes per 256 values) and of LBlocks (40 per 32).
+  const size_t k_bytes = static_cast<size_t>((n + 255) / 256) * sizeof(KBlock);
+  const size_t l_bytes = static_cast<size_t>((n + 31) / 32) * sizeof(LBlock);
+  return static_cast<size_t>(kDecodeRows) * std::max(k_bytes, l_bytes) + 64;
+}
+
+void qmatmul_rows(MatmulIsa isa, const Tensor& w, int64_t mat, int64_t r0, int64_t r1, const uint8_t* xq,
+                  const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy, uint8_t* scratch) {
+  const QmatmulKernels& k = kernels(isa);
+  const int64_t n = w.cols();
+  const WeightFamily family = family_of(w.type);
+  if (family == WeightFamily::Float) {
+    for (int64_t p = r0; p < r1; p += kDecodeRows) {
+      const int rows = static_cast<int>(std::min(kDecodeRows, r1 - p));
+      k.dot_float(w.type, w.row(p, mat), w.nb[1], rows, x, ldx, n_tokens, n, y + p, ldy);
+    }
+    return;
+  }
+  const auto* xg = reinterpret_cast<const Q8Group*>(xq);
+  const int64_t x_stride = (n + 255) / 256;
+  // Few tokens: decode few rows at a time (the decoded tile stays in L1); many: more rows per activation pass.
+  const int64_t pass_rows = n_tokens <= 4 ? kTileRows : kDecodeRows;
+  for (int64_t p = r0; p < r1; p += pass_rows) {
+    const int rows = static_cast<int>(std::min(pass_rows, r1 - p));
+    if (family == WeightFamily::KQuant) {
+      auto* decoded = reinterpret_cast<KBlock*>(scratch);
+      const int64_t blocks = n / 256;
+      for (int r = 0; r < rows; ++r) k.decode_k(w.type, w.row(p + r, mat), n, decoded + r * blocks);
+      k.dot_k(decoded, blocks, rows, xg, x_stride, n_tokens, blocks, y + p, ldy);
+    } else {
+      auto* decoded = reinterpret_cast<LBlock*>(scratch);
+      const int64_t blocks = n / 32;
+      for (int r = 0; r < rows; ++r) k.decode_legacy(w.type, w.row(p + r, mat), n, decoded + r * blocks);
+      k.dot_legacy(family == WeightFamily::Q8_0, decoded, blocks, rows, xg, x_stride, n_tokens, blocks, y + p, ldy);
+    }
+  }
+}
+
+}  // namespace tandem::cpu
