@@ -118,8 +118,8 @@ Status CpuBackend::prepare(const StepLimits& limits) {
   limits_.max_context = std::max(limits_.max_context, limits.max_context);
   limits_.max_experts_per_token = std::max(limits_.max_experts_per_token, limits.max_experts_per_token);
   try {
-    matmul_scratch_.reserve(pool_.size(), cpu::matmul_scratch_floats(max_weight_cols_));
-    attention_scratch_.reserve(pool_.size(), static_cast<size_t>(limits_.max_context + 1));
+    matmul_scratch_.reserve(pool_.size(), limits_.max_tokens, max_weight_cols_);
+    attention_scratch_.reserve(pool_.size(), static_cast<size_t>(limits_.max_context + 1) * sizeof(float));
     if (moe_scratch_.limits().max_experts > 0 && limits_.max_tokens > 0) {
       ExpertLimits l = moe_scratch_.limits();
       l.max_tokens = limits_.max_tokens;
@@ -192,7 +192,7 @@ void CpuBackend::matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y)
     if (x.cols() != w.cols() || x.rows() != n_heads || y.cols() != rows || y.rows() != n_heads || y.slices() != n) {
       bad_shape(w.name, x, y);
     }
-    if (w.type != GgmlType::F32 && matmul_scratch_.floats_per_thread() < cpu::matmul_scratch_floats(w.cols())) {
+    if (matmul_scratch_.per_thread.bytes_per_thread() < cpu::matmul_thread_scratch_bytes(w.cols())) {
       throw std::invalid_argument("scratch memory not reserved for rows of this width");
     }
     const int64_t blocks_per_head = (rows + cpu::kRowBlock - 1) / cpu::kRowBlock;
@@ -201,7 +201,7 @@ void CpuBackend::matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y)
       for (int64_t i = begin; i < end; ++i) {
         const int64_t h = i / blocks_per_head, r = (i % blocks_per_head) * cpu::kRowBlock;
         cpu::matmul_rows(w, h, r, std::min(rows, r + cpu::kRowBlock), x.row<const float>(h), ldx, n,
-                         y.row<float>(h), ldy, matmul_scratch_.get(thread));
+                         y.row<float>(h), ldy, matmul_scratch_.per_thread.get(thread));
       }
     });
     if (!s) throw std::runtime_error(s.message());
@@ -304,7 +304,7 @@ void CpuBackend::attention(const Tensor& q, const Tensor& cache, const KvLayout&
         q.cols() < layout.key_dim || layout.n_kv_heads <= 0 || n_heads % layout.n_kv_heads != 0) {
       bad_shape("attention: q/out", q, out);
     }
-    if (batch.max_position + 1 > static_cast<int64_t>(attention_scratch_.floats_per_thread())) {
+    if (static_cast<size_t>(batch.max_position + 1) * sizeof(float) > attention_scratch_.bytes_per_thread()) {
       throw std::invalid_argument("attention span beyond the prepared context");
     }
     const int64_t group = n_heads / layout.n_kv_heads;
@@ -318,7 +318,7 @@ void CpuBackend::attention(const Tensor& q, const Tensor& cache, const KvLayout&
     const int64_t page_size = batch.page_size;
 
     Status s = pool_.parallel_for(n * n_heads, [&](int64_t begin, int64_t end, int thread) {
-      float* scores = attention_scratch_.get(thread);
+      float* scores = attention_scratch_.floats(thread);
       for (int64_t th = begin; th < end; ++th) {
         const int64_t t = th / n_heads, h = th % n_heads, kvh = h / group;
         const int64_t n_pos = positions[t] + 1;

@@ -67,7 +67,7 @@ class CpuBackend final : public Backend {
   size_t allocated_bytes_ = 0;
   int64_t max_weight_cols_ = 0;
   StepLimits limits_;
-  cpu::ThreadScratch matmul_scratch_;     // dequantized weight rows
+  cpu::MatmulScratch matmul_scratch_;     // decoded weight tiles, quantized activations
   cpu::ThreadScratch attention_scratch_;  // scores over the attention span
   cpu::MoeScratch moe_scratch_;
   std::string error_;                     // first failure since the last sync()

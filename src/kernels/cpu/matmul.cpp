@@ -1,6 +1,9 @@
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <stdexcept>
 
 #include "kernels/cpu/gemm.h"
@@ -8,41 +11,124 @@
 
 namespace tandem::cpu {
 
-void ThreadScratch::reserve(int n_threads, size_t floats) {
-  floats = std::max(floats, stride_);
-  const size_t needed = floats * static_cast<size_t>(n_threads);
-  if (floats == stride_ && data_.size() >= needed) return;
-  stride_ = floats;
-  data_.assign(needed, 0.0f);
+void AlignedBuffer::Free::operator()(uint8_t* p) const { std::free(p); }
+
+void AlignedBuffer::reserve(size_t bytes) {
+  if (bytes <= size_) return;
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded);
+  data_.reset(p);
+  size_ = rounded;
 }
 
-void matmul_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
-                 int64_t n, float* y, int64_t ldy, float* scratch) {
+void ThreadScratch::reserve(int n_threads, size_t bytes) {
+  bytes = std::max((bytes + 63) / 64 * 64, stride_);
+  const size_t needed = bytes * static_cast<size_t>(n_threads);
+  if (bytes == stride_ && buffer_.size() >= needed) return;
+  buffer_.reserve(needed);
+  stride_ = bytes;
+}
+
+size_t matmul_thread_scratch_bytes(int64_t cols) {
+  // The fallback dequantizes kRowBlock float rows; qmatmul decodes tiles; a q8 row for matmul_rows' own use.
+  return std::max(static_cast<size_t>(kRowBlock * cols) * sizeof(float), qmatmul_scratch_bytes(cols)) +
+         q8_row_bytes(cols) * static_cast<size_t>(kRowBlock) + 64;
+}
+
+void MatmulScratch::reserve(int n_threads, int64_t max_tokens, int64_t max_cols) {
+  per_thread.reserve(n_threads, matmul_thread_scratch_bytes(max_cols));
+  activations.reserve(q8_row_bytes(max_cols) * static_cast<size_t>(std::max<int64_t>(max_tokens, 1)));
+}
+
+namespace {
+
+// Dequantize kRowBlock rows at a time and multiply them with every token in float32.
+void fallback_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
+                   int64_t n, float* y, int64_t ldy, float* scratch) {
   const int64_t cols = w.cols();
   for (int64_t r = row_begin; r < row_end; r += kRowBlock) {
     const int64_t count = std::min(kRowBlock, row_end - r);
-    const float* block;
-    int64_t ldw = cols;
-    if (w.type == GgmlType::F32) {
-      block = w.row<const float>(r, mat);
-      ldw = static_cast<int64_t>(w.nb[1] / sizeof(float));
-    } else {
-      for (int64_t i = 0; i < count; ++i) dequantize_row(w.type, w.row(r + i, mat), scratch + i * cols, cols);
-      block = scratch;
-    }
-    gemm_f32(block, ldw, count, x, ldx, n, cols, y + r, ldy);
+    for (int64_t i = 0; i < count; ++i) dequantize_row(w.type, w.row(r + i, mat), scratch + i * cols, cols);
+    gemm_f32(scratch, cols, count, x, ldx, n, cols, y + r, ldy);
   }
 }
 
-void matmul(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const float* x, int64_t ldx,
-            int64_t n, float* y, int64_t ldy) {
-  if (w.type != GgmlType::F32 && scratch.floats_per_thread() < matmul_scratch_floats(w.cols())) {
-    throw std::invalid_argument("cpu matmul: scratch memory not reserved for rows of this width");
+}  // namespace
+
+void quantize_activations(ThreadPool& pool, GgmlType type, const float* x, int64_t ldx, int64_t n, int64_t cols,
+                          uint8_t* dst) {
+  if (!has_fast_matmul(type) || !uses_q8_activations(type)) return;
+  const MatmulIsa isa = selected_matmul_isa();
+  const size_t row_bytes = q8_row_bytes(cols);
+  if (n < 16) {
+    quantize_q8_rows(isa, x, ldx, n, cols, dst);
+    return;
   }
-  Status s = pool.parallel_for(w.rows(), [&](int64_t begin, int64_t end, int thread) {
-    matmul_rows(w, mat, begin, end, x, ldx, n, y, ldy, scratch.get(thread));
+  Status s = pool.parallel_for(n, [&](int64_t begin, int64_t end) {
+    quantize_q8_rows(isa, x + begin * ldx, ldx, end - begin, cols, dst + static_cast<size_t>(begin) * row_bytes);
   });
   if (!s) throw std::runtime_error(s.message());
+}
+
+void matmul_quantized(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const uint8_t* xq,
+                      const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
+  if (!has_fast_matmul(w.type)) throw std::invalid_argument("matmul_quantized: no kernel for this weight type");
+  if (scratch.bytes_per_thread() < qmatmul_scratch_bytes(w.cols())) {
+    throw std::invalid_argument("cpu matmul: scratch memory not reserved for rows of this width");
+  }
+  const MatmulIsa isa = selected_matmul_isa();
+  const int64_t tiles = (w.rows() + kTileRows - 1) / kTileRows;
+  Status s = pool.parallel_for(tiles, [&](int64_t begin, int64_t end, int thread) {
+    qmatmul_rows(isa, w, mat, begin * kTileRows, std::min(w.rows(), end * kTileRows), xq, x, ldx, n, y, ldy,
+                 scratch.get(thread));
+  });
+  if (!s) throw std::runtime_error(s.message());
+}
+
+void matmul(ThreadPool& pool, MatmulScratch& scratch, const Tensor& w, int64_t mat, const float* x, int64_t ldx,
+            int64_t n, float* y, int64_t ldy) {
+  if (scratch.per_thread.bytes_per_thread() < matmul_thread_scratch_bytes(w.cols())) {
+    throw std::invalid_argument("cpu matmul: scratch memory not reserved for rows of this width");
+  }
+  if (has_fast_matmul(w.type)) {
+    const uint8_t* xq = nullptr;
+    if (uses_q8_activations(w.type)) {
+      if (scratch.activations.size() < q8_row_bytes(w.cols()) * static_cast<size_t>(n)) {
+        throw std::invalid_argument("cpu matmul: activation scratch not reserved for this many tokens");
+      }
+      quantize_activations(pool, w.type, x, ldx, n, w.cols(), scratch.activations.data());
+      xq = scratch.activations.data();
+    }
+    matmul_quantized(pool, scratch.per_thread, w, mat, xq, x, ldx, n, y, ldy);
+    return;
+  }
+  Status s = pool.parallel_for(w.rows(), [&](int64_t begin, int64_t end, int thread) {
+    fallback_rows(w, mat, begin, end, x, ldx, n, y, ldy, scratch.per_thread.floats(thread));
+  });
+  if (!s) throw std::runtime_error(s.message());
+}
+
+void matmul_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
+                 int64_t n, float* y, int64_t ldy, uint8_t* scratch) {
+  if (!has_fast_matmul(w.type)) {
+    fallback_rows(w, mat, row_begin, row_end, x, ldx, n, y, ldy, reinterpret_cast<float*>(scratch));
+    return;
+  }
+  const MatmulIsa isa = selected_matmul_isa();
+  if (!uses_q8_activations(w.type)) {
+    qmatmul_rows(isa, w, mat, row_begin, row_end, nullptr, x, ldx, n, y, ldy, scratch);
+    return;
+  }
+  // Few tokens (the per-head products of attention): quantize them here, after the decode tile.
+  const size_t tile = qmatmul_scratch_bytes(w.cols());
+  for (int64_t t0 = 0; t0 < n; t0 += kRowBlock) {
+    const int64_t count = std::min(kRowBlock, n - t0);
+    uint8_t* xq = scratch + tile;
+    quantize_q8_rows(isa, x + t0 * ldx, ldx, count, w.cols(), xq);
+    qmatmul_rows(isa, w, mat, row_begin, row_end, xq, nullptr, 0, count, y + t0 * ldy, ldy, scratch);
+  }
 }
 
 }  // namespace tandem::cpu

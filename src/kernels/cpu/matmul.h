@@ -1,44 +1,82 @@
 // Matrix products of the CPU backend over weights in host memory, any computable GGUF type.
 //
-// Output rows are split over the pool's threads; each thread dequantizes kRowBlock weight rows at a time
-// into its scratch buffer and multiplies them with every token (gemm.h), so each weight is read once per
-// call and every output keeps the fixed reduction order of gemm_f32 (batch invariance). Scratch memory is
-// sized once (ThreadScratch::reserve); the products allocate nothing.
+// Weight types with a qmatmul kernel (qmatmul.h: every type Tandem loads) multiply int8-quantized
+// activations (or float32 ones for F32/F16/BF16 weights) tile by tile: output rows are split over the
+// pool's threads, each thread decodes a few weight rows at a time into its scratch and multiplies them with
+// every token of the call, so each weight is read once per call; results are bit-identical across ISAs and
+// independent of the other tokens (batch invariance). Other types fall back to dequantizing kRowBlock rows
+// to float32 and the f32 GEMM tiles (gemm.h). Scratch memory is sized once (MatmulScratch::reserve); the
+// products allocate nothing.
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/qmatmul.h"
 #include "kernels/tensor.h"
 
 namespace tandem::cpu {
 
-inline constexpr int64_t kRowBlock = 4;  // weight rows dequantized together
+inline constexpr int64_t kRowBlock = 4;  // weight rows dequantized together by the fallback path
 
-// One float buffer per pool thread.
-class ThreadScratch {
+// A 64-byte aligned byte buffer that only grows.
+class AlignedBuffer {
  public:
-  // Grows (never shrinks) to n_threads buffers of `floats` each.
-  void reserve(int n_threads, size_t floats);
-  float* get(int thread) { return data_.data() + static_cast<size_t>(thread) * stride_; }
-  size_t floats_per_thread() const { return stride_; }
+  void reserve(size_t bytes);
+  uint8_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
 
  private:
-  std::vector<float> data_;
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t size_ = 0;
+};
+
+// One aligned buffer per pool thread.
+class ThreadScratch {
+ public:
+  // Grows (never shrinks) to n_threads buffers of `bytes` each.
+  void reserve(int n_threads, size_t bytes);
+  uint8_t* get(int thread) const { return buffer_.data() + static_cast<size_t>(thread) * stride_; }
+  float* floats(int thread) const { return reinterpret_cast<float*>(get(thread)); }
+  size_t bytes_per_thread() const { return stride_; }
+
+ private:
+  AlignedBuffer buffer_;
   size_t stride_ = 0;
 };
 
-// Floats of scratch a thread needs to multiply weights with rows of `cols` values.
-inline size_t matmul_scratch_floats(int64_t cols) { return static_cast<size_t>(kRowBlock * cols); }
+// What the products of one pool need: per-thread decode buffers and the call's quantized activations.
+struct MatmulScratch {
+  ThreadScratch per_thread;
+  AlignedBuffer activations;  // [tokens] q8 rows
+  // Room for calls of up to max_tokens tokens times weights of up to max_cols columns.
+  void reserve(int n_threads, int64_t max_tokens, int64_t max_cols);
+};
 
 // y[t * ldy + r] = sum_c W[mat][r][c] x[t * ldx + c] for r < w.rows(), t < n. w: host weight {cols, rows, mats}.
-// Throws std::invalid_argument for a type the kernels cannot compute or a scratch buffer too small.
-void matmul(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const float* x, int64_t ldx,
+// Throws std::invalid_argument for a type the kernels cannot compute or scratch memory too small.
+void matmul(ThreadPool& pool, MatmulScratch& scratch, const Tensor& w, int64_t mat, const float* x, int64_t ldx,
             int64_t n, float* y, int64_t ldy);
 
-// The rows [row_begin, row_end) of the product above, on the calling thread with `scratch`.
+// The same with the activations already quantized (q8 rows at xq, q8_row_bytes(w.cols()) apart) when the
+// weight type uses them (uses_q8_activations); x is still used by float weight types.
+void matmul_quantized(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const uint8_t* xq,
+                      const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy);
+
+// Quantizes n rows of x for `type`'s kernels into dst (no-op for float types), splitting rows over the pool.
+void quantize_activations(ThreadPool& pool, GgmlType type, const float* x, int64_t ldx, int64_t n, int64_t cols,
+                          uint8_t* dst);
+
+// The rows [row_begin, row_end) of the product, on the calling thread with `scratch` (the per-thread
+// buffer of MatmulScratch), for any type: dequantized float32 rows when there is no qmatmul kernel.
 void matmul_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
-                 int64_t n, float* y, int64_t ldy, float* scratch);
+                 int64_t n, float* y, int64_t ldy, uint8_t* scratch);
+
+// Bytes of per-thread scratch for weights of `cols` columns.
+size_t matmul_thread_scratch_bytes(int64_t cols);
 
 }  // namespace tandem::cpu

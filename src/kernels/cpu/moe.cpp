@@ -24,7 +24,7 @@ void MoeScratch::reserve(const ExpertLimits& l, int n_threads) {
   up.assign(t * f, 0.0f);
   down.assign(t * e, 0.0f);
   slot_out.assign(t * k * e, 0.0f);
-  matmul_scratch.reserve(n_threads, matmul_scratch_floats(std::max(limits_.n_embd, limits_.max_ff)));
+  matmul_scratch.reserve(n_threads, limits_.max_tokens, std::max(limits_.n_embd, limits_.max_ff));
 }
 
 std::string check_expert_job(const ExpertJob& j) {

@@ -30,7 +30,7 @@ class MoeScratch {
   std::vector<float> gate, up;        // [max_tokens, max_ff]
   std::vector<float> down;            // [max_tokens, n_embd]
   std::vector<float> slot_out;        // [max_tokens * k, n_embd]
-  ThreadScratch matmul_scratch;
+  MatmulScratch matmul_scratch;
 };
 
 // Computes `job` (host tensors) on `pool`. Throws std::invalid_argument for shapes beyond the reserved

@@ -2,7 +2,11 @@
 // call to int8, and every weight block is decoded once per tile and used for every token of the call.
 //
 // Activations (q8 rows): per group of 256 values (the last group of a row may be shorter, a multiple of
-// 32), a float scale d = max|x| / 127, the values round(x / d) as int8 and the sums of each 16 of them.
+// 32), two levels of int8 codes: q = round(x / d) with d = max|x| / 127, and q2 = round((x - d q) / d2) with
+// d2 = d / 254, plus the sums of each 16 codes of each level. x is kept to within max|x| / 64516 (about 16
+// bits): one int8 level (as other engines use) moves small models' routing decisions and their logits by
+// far more than the fixtures' tolerance; the second level doubles the integer work but not the weight
+// bytes read, which is what bounds decoding.
 // Weights of every supported quantized type are decoded per row tile into a canonical form, then one
 // dot-product kernel per ISA serves all types:
 //   k-quants (Q2_K..Q6_K): per 256 values u8 codes q >= 0, a 16-bit scale and a 16-bit "min" per 16 values,
@@ -13,10 +17,10 @@
 //
 // Exactness and order. Each block's integer sums are exact; a (row, token) result is then accumulated in
 // float32 block by block, in increasing order, with one fused multiply-add per term:
-//   k-quants:   acc = fma(d * dx, isum, acc); acc = fma(-(dmin * dx), msum, acc)   (isum = sum scale*q*qx,
-//               msum = sum min * bsum16)
-//   legacy:     acc = fma(d * dx, isum, acc); acc = fma(m * dx, bsum32, acc)        (per 32 values)
-//   Q8_0:       acc = fma(d * dx, isum, acc)                                         (per 32 values)
+//   k-quants:   per level (dx, qx): acc = fma(d * dx, isum, acc); acc = fma(-(dmin * dx), msum, acc)
+//               (isum = sum scale * q * qx, msum = sum min * bsum16), first level then second
+//   legacy:     per level: acc = fma(d * dx, isum, acc); acc = fma(m * dx, bsum32, acc)  (per 32 values)
+//   Q8_0:       per level: acc = fma(d * dx, isum, acc)                                  (per 32 values)
 //   float:      16 running sums by position mod 16, fma in increasing position, combined as
 //               s8[i] = l[i] + l[i+8], s4[i] = s8[i] + s8[i+4], s2[i] = s4[i] + s4[i+2], s2[0] + s2[1].
 // Every ISA computes exactly these operations, so scalar, AVX2 and AVX512 results are bit-identical, and a

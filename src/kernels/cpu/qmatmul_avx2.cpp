@@ -25,26 +25,34 @@ void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q8Group* x,
     }
     __m128 acc = _mm_setzero_ps();
     for (int64_t b = 0; b < n_blocks; ++b) {
-      __m256i is[4], ms[4];
-      alignas(16) float dd[4], dm[4];
+      __m256i is1[4], is2[4], ms1[4], ms2[4];
+      alignas(16) float dd1[4], dm1[4], dd2[4], dm2[4];
       for (int p = 0; p < 4; ++p) {
         const KBlock& kb = prow[p][b];
         const Q8Group& xg = px[p][b];
-        __m256i s = _mm256_setzero_si256();
+        __m256i s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256();
         for (int c = 0; c < 8; ++c) {
           const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.q + 32 * c));
-          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.q + 32 * c));
           const __m256i sc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.scale_lanes + 16 * c));
-          s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(q, xq), sc));
+          const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.q + 32 * c));
+          const __m256i x2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.q2 + 32 * c));
+          s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x1), sc));
+          s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x2), sc));
         }
-        is[p] = s;
-        ms[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum)),
-                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.min)));
-        dd[p] = kb.d * xg.d;
-        dm[p] = kb.dmin * xg.d;
+        is1[p] = s1;
+        is2[p] = s2;
+        const __m256i mins = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.min));
+        ms1[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum)), mins);
+        ms2[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum2)), mins);
+        dd1[p] = kb.d * xg.d;
+        dm1[p] = kb.dmin * xg.d;
+        dd2[p] = kb.d * xg.d2;
+        dm2[p] = kb.dmin * xg.d2;
       }
-      acc = _mm_fmadd_ps(_mm_load_ps(dd), _mm_cvtepi32_ps(simd::reduce4(is[0], is[1], is[2], is[3])), acc);
-      acc = _mm_fnmadd_ps(_mm_load_ps(dm), _mm_cvtepi32_ps(simd::reduce4(ms[0], ms[1], ms[2], ms[3])), acc);
+      acc = _mm_fmadd_ps(_mm_load_ps(dd1), _mm_cvtepi32_ps(simd::reduce4(is1[0], is1[1], is1[2], is1[3])), acc);
+      acc = _mm_fnmadd_ps(_mm_load_ps(dm1), _mm_cvtepi32_ps(simd::reduce4(ms1[0], ms1[1], ms1[2], ms1[3])), acc);
+      acc = _mm_fmadd_ps(_mm_load_ps(dd2), _mm_cvtepi32_ps(simd::reduce4(is2[0], is2[1], is2[2], is2[3])), acc);
+      acc = _mm_fnmadd_ps(_mm_load_ps(dm2), _mm_cvtepi32_ps(simd::reduce4(ms2[0], ms2[1], ms2[2], ms2[3])), acc);
     }
     alignas(16) float out[4];
     _mm_store_ps(out, acc);

@@ -26,25 +26,32 @@ void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q8Group* x,
     }
     __m128 acc = _mm_setzero_ps();
     for (int64_t b = 0; b < n_blocks; ++b) {
-      __m256i is[4], ms[4];
-      alignas(16) float dd[4], dm[4];
+      __m256i is1[4], is2[4], ms1[4], ms2[4];
+      alignas(16) float dd1[4], dm1[4], dd2[4], dm2[4];
       for (int p = 0; p < 4; ++p) {
         const KBlock& kb = prow[p][b];
         const Q8Group& xg = px[p][b];
-        __m512i s = _mm512_setzero_si512();
+        __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
         for (int c = 0; c < 4; ++c) {
           const __m512i q = _mm512_loadu_si512(kb.q + 64 * c);
-          const __m512i xq = _mm512_loadu_si512(xg.q + 64 * c);
-          s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(q, xq), _mm512_loadu_si512(kb.scale_lanes + 32 * c));
+          const __m512i sc = _mm512_loadu_si512(kb.scale_lanes + 32 * c);
+          s1 = _mm512_dpwssd_epi32(s1, _mm512_maddubs_epi16(q, _mm512_loadu_si512(xg.q + 64 * c)), sc);
+          s2 = _mm512_dpwssd_epi32(s2, _mm512_maddubs_epi16(q, _mm512_loadu_si512(xg.q2 + 64 * c)), sc);
         }
-        is[p] = fold512(s);
-        ms[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum)),
-                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.min)));
-        dd[p] = kb.d * xg.d;
-        dm[p] = kb.dmin * xg.d;
+        is1[p] = fold512(s1);
+        is2[p] = fold512(s2);
+        const __m256i mins = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.min));
+        ms1[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum)), mins);
+        ms2[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum2)), mins);
+        dd1[p] = kb.d * xg.d;
+        dm1[p] = kb.dmin * xg.d;
+        dd2[p] = kb.d * xg.d2;
+        dm2[p] = kb.dmin * xg.d2;
       }
-      acc = _mm_fmadd_ps(_mm_load_ps(dd), _mm_cvtepi32_ps(simd::reduce4(is[0], is[1], is[2], is[3])), acc);
-      acc = _mm_fnmadd_ps(_mm_load_ps(dm), _mm_cvtepi32_ps(simd::reduce4(ms[0], ms[1], ms[2], ms[3])), acc);
+      acc = _mm_fmadd_ps(_mm_load_ps(dd1), _mm_cvtepi32_ps(simd::reduce4(is1[0], is1[1], is1[2], is1[3])), acc);
+      acc = _mm_fnmadd_ps(_mm_load_ps(dm1), _mm_cvtepi32_ps(simd::reduce4(ms1[0], ms1[1], ms1[2], ms1[3])), acc);
+      acc = _mm_fmadd_ps(_mm_load_ps(dd2), _mm_cvtepi32_ps(simd::reduce4(is2[0], is2[1], is2[2], is2[3])), acc);
+      acc = _mm_fnmadd_ps(_mm_load_ps(dm2), _mm_cvtepi32_ps(simd::reduce4(ms2[0], ms2[1], ms2[2], ms2[3])), acc);
     }
     alignas(16) float out[4];
     _mm_store_ps(out, acc);

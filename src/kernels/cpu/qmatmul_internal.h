@@ -12,14 +12,19 @@
 
 namespace tandem::cpu {
 
-// One group of (up to) 256 activation values, quantized. The q8 row is an array of these.
+// One group of (up to) 256 activation values, quantized in two int8 levels: x = d * q + d2 * q2, where q2
+// encodes the rounding residual of the first level (d2 = d / 254), so x is kept to amax / 64516. The q8
+// row is an array of these. A short last group is zero-padded.
 struct alignas(64) Q8Group {
-  int8_t q[256];      // codes; a short last group is zero-padded
+  int8_t q[256];      // first-level codes
+  int8_t q2[256];     // residual codes
   int16_t bsum[16];   // sums of q[16 i .. 16 i + 15]
-  float d;            // x = d * q
-  uint8_t pad[28];
+  int16_t bsum2[16];  // sums of q2[16 i .. 16 i + 15]
+  float d;
+  float d2;
+  uint8_t pad[56];
 };
-static_assert(sizeof(Q8Group) == 320);
+static_assert(sizeof(Q8Group) == 640);
 
 // A k-quant super-block decoded to the canonical form: w[e] = d * scale[e / 16] * q[e] - dmin * min[e / 16].
 // scale_lanes[i] is the scale of values 2i and 2i + 1 (so a vector of 16-bit pair sums multiplies by a load).

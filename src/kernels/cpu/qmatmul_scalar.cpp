@@ -22,12 +22,27 @@ void quantize_q8(const float* x, int64_t n, Q8Group* dst) {
     float amax = 0.0f;
     for (int i = 0; i < m; ++i) amax = std::max(amax, std::fabs(v[i]));
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const float id2 = id * 254.0f;
     out.d = amax / 127.0f;
-    for (int i = 0; i < 256; ++i) out.q[i] = i < m ? static_cast<int8_t>(std::nearbyint(v[i] * id)) : 0;
+    out.d2 = out.d / 254.0f;
+    for (int i = 0; i < 256; ++i) {
+      if (i >= m) {
+        out.q[i] = out.q2[i] = 0;
+        continue;
+      }
+      const float q = std::nearbyint(v[i] * id);
+      const float residual = v[i] - out.d * q;
+      out.q[i] = static_cast<int8_t>(q);
+      out.q2[i] = static_cast<int8_t>(std::clamp(std::nearbyint(residual * id2), -127.0f, 127.0f));
+    }
     for (int k = 0; k < 16; ++k) {
-      int s = 0;
-      for (int i = 0; i < 16; ++i) s += out.q[16 * k + i];
+      int s = 0, s2 = 0;
+      for (int i = 0; i < 16; ++i) {
+        s += out.q[16 * k + i];
+        s2 += out.q2[16 * k + i];
+      }
       out.bsum[k] = static_cast<int16_t>(s);
+      out.bsum2[k] = static_cast<int16_t>(s2);
     }
   }
 }
@@ -186,13 +201,18 @@ void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q8Group* x,
       for (int64_t b = 0; b < n_blocks; ++b) {
         const KBlock& kb = rows[r * row_stride + b];
         const Q8Group& xg = x[t * x_stride + b];
-        int32_t isum = 0, msum = 0;
-        for (int i = 0; i < 128; ++i) {
-          isum += kb.scale_lanes[i] * (kb.q[2 * i] * xg.q[2 * i] + kb.q[2 * i + 1] * xg.q[2 * i + 1]);
+        for (int level = 0; level < 2; ++level) {
+          const int8_t* xq = level == 0 ? xg.q : xg.q2;
+          const int16_t* bsum = level == 0 ? xg.bsum : xg.bsum2;
+          const float dx = level == 0 ? xg.d : xg.d2;
+          int32_t isum = 0, msum = 0;
+          for (int i = 0; i < 128; ++i) {
+            isum += kb.scale_lanes[i] * (kb.q[2 * i] * xq[2 * i] + kb.q[2 * i + 1] * xq[2 * i + 1]);
+          }
+          for (int k = 0; k < 16; ++k) msum += kb.min[k] * bsum[k];
+          acc = std::fma(kb.d * dx, static_cast<float>(isum), acc);
+          acc = std::fma(-(kb.dmin * dx), static_cast<float>(msum), acc);
         }
-        for (int k = 0; k < 16; ++k) msum += kb.min[k] * xg.bsum[k];
-        acc = std::fma(kb.d * xg.d, static_cast<float>(isum), acc);
-        acc = std::fma(-(kb.dmin * xg.d), static_cast<float>(msum), acc);
       }
       y[t * ldy + r] = acc;
     }
@@ -207,13 +227,15 @@ void dot_legacy(bool signed_q8_0, const LBlock* rows, int64_t row_stride, int n_
       for (int64_t b = 0; b < n_blocks; ++b) {
         const LBlock& lb = rows[r * row_stride + b];
         const Q8Group& xg = x[t * x_stride + b / 8];
-        const int8_t* xq = xg.q + 32 * (b % 8);
-        int32_t isum = 0;
-        for (int i = 0; i < 32; ++i) isum += (signed_q8_0 ? static_cast<int8_t>(lb.q[i]) : lb.q[i]) * xq[i];
-        acc = std::fma(lb.d * xg.d, static_cast<float>(isum), acc);
-        if (!signed_q8_0) {
-          const int32_t bsum32 = xg.bsum[2 * (b % 8)] + xg.bsum[2 * (b % 8) + 1];
-          acc = std::fma(lb.m * xg.d, static_cast<float>(bsum32), acc);
+        const int sub = static_cast<int>(b % 8);
+        for (int level = 0; level < 2; ++level) {
+          const int8_t* xq = (level == 0 ? xg.q : xg.q2) + 32 * sub;
+          const int16_t* bsum = level == 0 ? xg.bsum : xg.bsum2;
+          const float dx = level == 0 ? xg.d : xg.d2;
+          int32_t isum = 0;
+          for (int i = 0; i < 32; ++i) isum += (signed_q8_0 ? static_cast<int8_t>(lb.q[i]) : lb.q[i]) * xq[i];
+          acc = std::fma(lb.d * dx, static_cast<float>(isum), acc);
+          if (!signed_q8_0) acc = std::fma(lb.m * dx, static_cast<float>(bsum[2 * sub] + bsum[2 * sub + 1]), acc);
         }
       }
       y[t * ldy + r] = acc;

@@ -21,9 +21,28 @@ static inline float hmax256(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-// Activation quantization: the scalar reference's arithmetic (127 / amax, x * id rounded to nearest even).
+// Packs 32 int32 (4 vectors of 8) to 32 int8 in order.
+static inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  // packs works within 128-bit lanes: the result is ordered a0 b0 c0 d0 a1 b1 c1 d1 (4 values each).
+  const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// The sums of each 16 of 32 int8 codes, stored at bsum[0] and bsum[1].
+static inline void store_bsums(__m256i codes, int16_t* bsum) {
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), codes);
+  const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+  const __m256i h1 = _mm256_hadd_epi32(quads, quads);
+  const __m256i h2 = _mm256_hadd_epi32(h1, h1);
+  bsum[0] = static_cast<int16_t>(_mm256_extract_epi32(h2, 0));
+  bsum[1] = static_cast<int16_t>(_mm256_extract_epi32(h2, 4));
+}
+
+// Activation quantization: the scalar reference's arithmetic (127 / amax, x * id rounded to nearest even,
+// the residual x - d * q, its codes clamped to +-127).
 static inline void quantize_q8(const float* x, int64_t n, Q8Group* dst) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
   for (int64_t g = 0; g * 256 < n; ++g) {
     Q8Group& out = dst[g];
     const float* v = x + g * 256;
@@ -32,28 +51,27 @@ static inline void quantize_q8(const float* x, int64_t n, Q8Group* dst) {
     for (int i = 0; i < m; i += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(v + i)));
     const float amax = hmax256(mx);
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const float id2 = id * 254.0f;
     out.d = amax / 127.0f;
-    const __m256 mul = _mm256_set1_ps(id);
-    const __m256i ones8 = _mm256_set1_epi8(1);
+    out.d2 = out.d / 254.0f;
+    const __m256 mul = _mm256_set1_ps(id), mul2 = _mm256_set1_ps(id2), dv = _mm256_set1_ps(out.d);
     for (int i = 0; i < 256; i += 32) {
-      __m256i q8v = _mm256_setzero_si256();
+      __m256i q1 = _mm256_setzero_si256(), q2 = _mm256_setzero_si256();
       if (i < m) {
-        const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i), mul));
-        const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8), mul));
-        const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i + 16), mul));
-        const __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i + 24), mul));
-        // packs works within 128-bit lanes: the result is ordered a0 b0 c0 d0 a1 b1 c1 d1 (4 values each).
-        const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
-        q8v = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        __m256i a[4], r[4];
+        for (int k = 0; k < 4; ++k) {
+          const __m256 xv = _mm256_loadu_ps(v + i + 8 * k);
+          a[k] = _mm256_cvtps_epi32(_mm256_mul_ps(xv, mul));
+          const __m256 residual = _mm256_sub_ps(xv, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(a[k])));
+          r[k] = _mm256_min_epi32(hi, _mm256_max_epi32(lo, _mm256_cvtps_epi32(_mm256_mul_ps(residual, mul2))));
+        }
+        q1 = pack32(a[0], a[1], a[2], a[3]);
+        q2 = pack32(r[0], r[1], r[2], r[3]);
       }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + i), q8v);
-      // Sums of each 16: pairs (x1 * q), then quads, then within each 128-bit half.
-      const __m256i pairs = _mm256_maddubs_epi16(ones8, q8v);
-      const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-      const __m256i h1 = _mm256_hadd_epi32(quads, quads);
-      const __m256i h2 = _mm256_hadd_epi32(h1, h1);
-      out.bsum[i / 16] = static_cast<int16_t>(_mm256_extract_epi32(h2, 0));
-      out.bsum[i / 16 + 1] = static_cast<int16_t>(_mm256_extract_epi32(h2, 4));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + i), q1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q2 + i), q2);
+      store_bsums(q1, out.bsum + i / 16);
+      store_bsums(q2, out.bsum2 + i / 16);
     }
   }
 }
@@ -261,24 +279,31 @@ static inline void dot_legacy(bool signed_q8_0, const LBlock* rows, int64_t row_
     }
     __m128 acc = _mm_setzero_ps();
     for (int64_t b = 0; b < n_blocks; ++b) {
-      __m256i is[4];
-      alignas(16) float dd[4], mm[4];
-      alignas(16) int32_t bs[4];
-      for (int p = 0; p < 4; ++p) {
-        const LBlock& lb = prow[p][b];
-        const Q8Group& xg = px[p][b / 8];
-        const int sub = static_cast<int>(b % 8);
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lb.q));
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.q + 32 * sub));
-        const __m256i prod = signed_q8_0 ? _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(xq, q))
-                                         : _mm256_maddubs_epi16(q, xq);
-        is[p] = _mm256_madd_epi16(prod, ones16);
-        dd[p] = lb.d * xg.d;
-        mm[p] = lb.m * xg.d;
-        bs[p] = xg.bsum[2 * sub] + xg.bsum[2 * sub + 1];
+      const int sub = static_cast<int>(b % 8);
+      for (int level = 0; level < 2; ++level) {
+        __m256i is[4];
+        alignas(16) float dd[4], mm[4];
+        alignas(16) int32_t bs[4];
+        for (int p = 0; p < 4; ++p) {
+          const LBlock& lb = prow[p][b];
+          const Q8Group& xg = px[p][b / 8];
+          const int8_t* xq = (level == 0 ? xg.q : xg.q2) + 32 * sub;
+          const int16_t* bsum = level == 0 ? xg.bsum : xg.bsum2;
+          const float dx = level == 0 ? xg.d : xg.d2;
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lb.q));
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+          const __m256i prod = signed_q8_0 ? _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(xv, q))
+                                           : _mm256_maddubs_epi16(q, xv);
+          is[p] = _mm256_madd_epi16(prod, ones16);
+          dd[p] = lb.d * dx;
+          mm[p] = lb.m * dx;
+          bs[p] = bsum[2 * sub] + bsum[2 * sub + 1];
+        }
+        acc = _mm_fmadd_ps(_mm_load_ps(dd), _mm_cvtepi32_ps(reduce4(is[0], is[1], is[2], is[3])), acc);
+        if (!signed_q8_0) {
+          acc = _mm_fmadd_ps(_mm_load_ps(mm), _mm_cvtepi32_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(bs))), acc);
+        }
       }
-      acc = _mm_fmadd_ps(_mm_load_ps(dd), _mm_cvtepi32_ps(reduce4(is[0], is[1], is[2], is[3])), acc);
-      if (!signed_q8_0) acc = _mm_fmadd_ps(_mm_load_ps(mm), _mm_cvtepi32_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(bs))), acc);
     }
     alignas(16) float out[4];
     _mm_store_ps(out, acc);

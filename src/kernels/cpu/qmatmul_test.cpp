@@ -2,11 +2,11 @@
 // odd shapes and 1..64 tokens; the reference is within a stated bound of the exact product; results do not
 // depend on how many tokens share a call.
 //
-// Bounds. With the activations quantized, the exact value is sum_i w_i * dx * qx_i; the kernels sum each
-// block's integer products exactly and accumulate one fused multiply-add per block term, so they are within
-// (terms + 2) * 2^-23 * sum_i |w_i dx qx_i| of it (one rounding per term, plus the scale products). Against
-// the unquantized activations the quantization adds at most sum_i |w_i| * dx / 2 (x_i is rounded to the
-// nearest multiple of dx).
+// Bounds. With the activations quantized, the exact value is sum_i w_i * (d q_i + d2 q2_i); the kernels sum
+// each block's integer products exactly and accumulate one fused multiply-add per block term, so they are
+// within (terms + 2) * 2^-23 * sum_i |w_i| (|d q_i| + |d2 q2_i|) of it (one rounding per term, plus the scale
+// products). Against the unquantized activations the quantization adds at most sum_i |w_i| * d2 / 2 (the
+// residual is rounded to the nearest multiple of d2 = d / 254), plus float rounding of the residual.
 #include "kernels/cpu/qmatmul.h"
 
 #include <gtest/gtest.h>
@@ -121,23 +121,27 @@ TEST_P(Qmatmul, TheReferenceIsWithinTheBoundOfTheExactProduct) {
   const bool q8 = uses_q8_activations(type);
   for (int64_t t = 0; t < tokens; ++t) {
     // The activation values the kernels see (dequantized q8) and their scales.
-    std::vector<double> xs(static_cast<size_t>(cols)), step(static_cast<size_t>(cols), 0.0);
+    std::vector<double> xs(static_cast<size_t>(cols)), step(static_cast<size_t>(cols), 0.0),
+        magnitude_x(static_cast<size_t>(cols));
     const auto* groups = reinterpret_cast<const Q8Group*>(p.xq.data() + static_cast<size_t>(t) * q8_row_bytes(cols));
     for (int64_t i = 0; i < cols; ++i) {
       const Q8Group& g = groups[i / 256];
-      xs[static_cast<size_t>(i)] = q8 ? double{g.d} * g.q[i % 256] : p.x[static_cast<size_t>(t * cols + i)];
-      step[static_cast<size_t>(i)] = q8 ? g.d : 0.0;
+      xs[static_cast<size_t>(i)] = q8 ? double{g.d} * g.q[i % 256] + double{g.d2} * g.q2[i % 256]
+                                      : p.x[static_cast<size_t>(t * cols + i)];
+      magnitude_x[static_cast<size_t>(i)] = q8 ? std::abs(double{g.d} * g.q[i % 256]) + std::abs(double{g.d2} * g.q2[i % 256])
+                                               : std::abs(xs[static_cast<size_t>(i)]);
+      step[static_cast<size_t>(i)] = q8 ? g.d2 + 1e-6 * g.d : 0.0;
     }
     for (int64_t r = 0; r < rows; ++r) {
       double exact = 0, magnitude = 0, exact_unquantized = 0, quantization = 0;
       for (int64_t i = 0; i < cols; ++i) {
         const double w = p.wv[static_cast<size_t>(r * cols + i)];
         exact += w * xs[static_cast<size_t>(i)];
-        magnitude += std::abs(w * xs[static_cast<size_t>(i)]);
+        magnitude += std::abs(w) * magnitude_x[static_cast<size_t>(i)];
         exact_unquantized += w * p.x[static_cast<size_t>(t * cols + i)];
         quantization += std::abs(w) * step[static_cast<size_t>(i)] / 2;
       }
-      const double terms = q8 ? 2.0 * static_cast<double>(cols) / 32 : static_cast<double>(cols);
+      const double terms = q8 ? 4.0 * static_cast<double>(cols) / 32 : static_cast<double>(cols);
       const double bound = (terms + 2) * std::ldexp(1.0, -23) * magnitude + 1e-6;
       const double got = y[static_cast<size_t>(t * rows + r)];
       ASSERT_NEAR(got, exact, bound) << ggml_type_name(type) << " token " << t << " row " << r;
@@ -183,13 +187,17 @@ TEST(QmatmulActivations, EveryIsaQuantizesLikeTheScalarReference) {
         ASSERT_EQ(a[g].d, b[g].d) << matmul_isa_name(isa) << " n " << n << " group " << g;
         ASSERT_EQ(0, std::memcmp(a[g].q, b[g].q, sizeof a[g].q)) << matmul_isa_name(isa) << " n " << n << " group " << g;
         ASSERT_EQ(0, std::memcmp(a[g].bsum, b[g].bsum, sizeof a[g].bsum)) << matmul_isa_name(isa) << " group " << g;
+        ASSERT_EQ(a[g].d2, b[g].d2);
+        ASSERT_EQ(0, std::memcmp(a[g].q2, b[g].q2, sizeof a[g].q2)) << matmul_isa_name(isa) << " n " << n << " group " << g;
+        ASSERT_EQ(0, std::memcmp(a[g].bsum2, b[g].bsum2, sizeof a[g].bsum2)) << matmul_isa_name(isa) << " group " << g;
       }
     }
-    // The codes reproduce x to within half a step.
+    // The two levels reproduce x to within half a step of the second (about amax / 64516).
     const auto* groups = reinterpret_cast<const Q8Group*>(ref.data());
     for (int64_t i = 0; i < n; ++i) {
       const Q8Group& g = groups[i / 256];
-      EXPECT_NEAR(g.d * g.q[i % 256], x[static_cast<size_t>(i)], g.d / 2 * 1.0001f);
+      const double got = double{g.d} * g.q[i % 256] + double{g.d2} * g.q2[i % 256];
+      EXPECT_NEAR(got, x[static_cast<size_t>(i)], g.d2 / 2 + 1e-6 * g.d) << "n " << n << " i " << i;
     }
   }
 }
