@@ -104,19 +104,18 @@ bool has_fast_matmul(GgmlType type) {
 
 bool uses_q8_activations(GgmlType type) { return family_of(type) != WeightFamily::Float; }
 
-size_t q8_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q8Group); }
+size_t q8_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q16Group); }
 
 void quantize_q8_rows(MatmulIsa isa, const float* x, int64_t ldx, int64_t n_rows, int64_t n, uint8_t* dst) {
   const QmatmulKernels& k = kernels(isa);
   const size_t row_bytes = q8_row_bytes(n);
-  for (int64_t r = 0; r < n_rows; ++r) k.quantize_q8(x + r * ldx, n, reinterpret_cast<Q8Group*>(dst + r * row_bytes));
+  for (int64_t r = 0; r < n_rows; ++r) k.quantize(x + r * ldx, n, reinterpret_cast<Q16Group*>(dst + r * row_bytes));
 }
 
 size_t qmatmul_scratch_bytes(int64_t n) {
-  // The larger of kDecodeRows rows of KBlocks (576 bytes per 256 values) and of LBlocks (40 per 32).
-  const size_t k_bytes = static_cast<size_t>((n + 255) / 256) * sizeof(KBlock);
-  const size_t l_bytes = static_cast<size_t>((n + 31) / 32) * sizeof(LBlock);
-  return static_cast<size_t>(kDecodeRows) * std::max(k_bytes, l_bytes) + 64;
+  // kDecodeRows rows of KBlocks or LGroups (640 bytes per 256 values either way).
+  static_assert(sizeof(KBlock) == sizeof(LGroup));
+  return static_cast<size_t>(kDecodeRows) * static_cast<size_t>((n + 255) / 256) * sizeof(KBlock) + 64;
 }
 
 void qmatmul_rows(MatmulIsa isa, const Tensor& w, int64_t mat, int64_t r0, int64_t r1, const uint8_t* xq,
@@ -131,22 +130,23 @@ void qmatmul_rows(MatmulIsa isa, const Tensor& w, int64_t mat, int64_t r0, int64
     }
     return;
   }
-  const auto* xg = reinterpret_cast<const Q8Group*>(xq);
-  const int64_t x_stride = (n + 255) / 256;
-  // Few tokens: decode few rows at a time (the decoded tile stays in L1); many: more rows per activation pass.
-  const int64_t pass_rows = n_tokens <= 4 ? kTileRows : kDecodeRows;
-  for (int64_t p = r0; p < r1; p += pass_rows) {
-    const int rows = static_cast<int>(std::min(pass_rows, r1 - p));
+  const auto* xg = reinterpret_cast<const Q16Group*>(xq);
+  const int64_t groups = (n + 255) / 256;
+  if (n_tokens <= kDirectTokens) {
+    // Few tokens: decode block by block into L1 (no decoded tile), each block used for every token.
+    k.dot_direct(w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), xg, groups, n_tokens, n, y + r0, ldy);
+    return;
+  }
+  for (int64_t p = r0; p < r1; p += kDecodeRows) {
+    const int rows = static_cast<int>(std::min(kDecodeRows, r1 - p));
     if (family == WeightFamily::KQuant) {
       auto* decoded = reinterpret_cast<KBlock*>(scratch);
-      const int64_t blocks = n / 256;
-      for (int r = 0; r < rows; ++r) k.decode_k(w.type, w.row(p + r, mat), n, decoded + r * blocks);
-      k.dot_k(decoded, blocks, rows, xg, x_stride, n_tokens, blocks, y + p, ldy);
+      for (int r = 0; r < rows; ++r) k.decode_k(w.type, w.row(p + r, mat), n, decoded + r * groups);
+      k.dot_k(decoded, groups, rows, xg, groups, n_tokens, groups, y + p, ldy);
     } else {
-      auto* decoded = reinterpret_cast<LBlock*>(scratch);
-      const int64_t blocks = n / 32;
-      for (int r = 0; r < rows; ++r) k.decode_legacy(w.type, w.row(p + r, mat), n, decoded + r * blocks);
-      k.dot_legacy(family == WeightFamily::Q8_0, decoded, blocks, rows, xg, x_stride, n_tokens, blocks, y + p, ldy);
+      auto* decoded = reinterpret_cast<LGroup*>(scratch);
+      for (int r = 0; r < rows; ++r) k.decode_legacy(w.type, w.row(p + r, mat), n, decoded + r * groups);
+      k.dot_legacy(decoded, groups, rows, xg, groups, n_tokens, n, y + p, ldy);
     }
   }
 }

@@ -1,68 +1,84 @@
 // qmatmul kernels with AVX2 + FMA (built with -mavx2 -mfma -mf16c; called only after a CPU check).
+// Lanes 0..7 and 8..15 of a pair are two 8-lane vectors.
 #include "kernels/cpu/qmatmul_simd.h"
 
 namespace tandem::cpu::avx2 {
 
 namespace {
 
-// K-quant blocks, 4 (row, token) pairs at a time: per block, per pair, 8 chunks of 32 codes times 32
-// activations (16-bit pair sums, times the 16-bit scales, summed to 32 bits), then the exact per-pair sums
-// to float in one vector.
-void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q8Group* x, int64_t x_stride, int64_t n_tok,
-           int64_t n_blocks, float* y, int64_t ldy) {
-  const int64_t n_pairs = static_cast<int64_t>(n_rows) * n_tok;
-  for (int64_t first = 0; first < n_pairs; first += 4) {
-    const int np = static_cast<int>(std::min<int64_t>(4, n_pairs - first));
-    const KBlock* prow[4];
-    const Q8Group* px[4];
-    float* py[4];
-    for (int p = 0; p < 4; ++p) {
-      const int64_t pair = first + std::min(p, np - 1);
-      const int64_t r = n_tok >= 4 ? pair / n_tok : pair % n_rows, t = n_tok >= 4 ? pair % n_tok : pair / n_rows;
-      prow[p] = rows + r * row_stride;
-      px[p] = x + t * x_stride;
-      py[p] = y + t * ldy + r;
-    }
-    __m128 acc = _mm_setzero_ps();
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      __m256i is1[4], is2[4], ms1[4], ms2[4];
-      alignas(16) float dd1[4], dm1[4], dd2[4], dm2[4];
-      for (int p = 0; p < 4; ++p) {
-        const KBlock& kb = prow[p][b];
-        const Q8Group& xg = px[p][b];
-        __m256i s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256();
-        for (int c = 0; c < 8; ++c) {
-          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.q + 32 * c));
-          const __m256i sc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.scale_lanes + 16 * c));
-          const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.q + 32 * c));
-          const __m256i x2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.q2 + 32 * c));
-          s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x1), sc));
-          s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x2), sc));
-        }
-        is1[p] = s1;
-        is2[p] = s2;
-        const __m256i mins = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.min));
-        ms1[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum)), mins);
-        ms2[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum2)), mins);
-        dd1[p] = kb.d * xg.d;
-        dm1[p] = kb.dmin * xg.d;
-        dd2[p] = kb.d * xg.d2;
-        dm2[p] = kb.dmin * xg.d2;
-      }
-      acc = _mm_fmadd_ps(_mm_load_ps(dd1), _mm_cvtepi32_ps(simd::reduce4(is1[0], is1[1], is1[2], is1[3])), acc);
-      acc = _mm_fnmadd_ps(_mm_load_ps(dm1), _mm_cvtepi32_ps(simd::reduce4(ms1[0], ms1[1], ms1[2], ms1[3])), acc);
-      acc = _mm_fmadd_ps(_mm_load_ps(dd2), _mm_cvtepi32_ps(simd::reduce4(is2[0], is2[1], is2[2], is2[3])), acc);
-      acc = _mm_fnmadd_ps(_mm_load_ps(dm2), _mm_cvtepi32_ps(simd::reduce4(ms2[0], ms2[1], ms2[2], ms2[3])), acc);
-    }
-    alignas(16) float out[4];
-    _mm_store_ps(out, acc);
-    for (int p = 0; p < np; ++p) *py[p] = out[p];
+__m256i ld(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+struct Acc {
+  struct Pair {
+    __m256 acc[2], accm[2];
+  };
+  static void init(Pair& p) { p.acc[0] = p.acc[1] = p.accm[0] = p.accm[1] = _mm256_setzero_ps(); }
+  static float result(const Pair& p) {
+    float a[16], m[16];
+    _mm256_storeu_ps(a, p.acc[0]);
+    _mm256_storeu_ps(a + 8, p.acc[1]);
+    _mm256_storeu_ps(m, p.accm[0]);
+    _mm256_storeu_ps(m + 8, p.accm[1]);
+    return reduce16(a) + reduce16(m);
   }
+
+  template <int NT>
+  struct Block {
+    __m256i lanes[NT][2];
+    Block() {
+      for (auto& l : lanes) l[0] = l[1] = _mm256_setzero_si256();
+    }
+    void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
+      for (int t = 0; t < NT; ++t) {
+        lanes[t][0] = _mm256_add_epi32(lanes[t][0], _mm256_madd_epi16(wa, ld(x[t]->q + 32 * c)));
+        lanes[t][1] = _mm256_add_epi32(lanes[t][1], _mm256_madd_epi16(wb, ld(x[t]->q + 32 * c + 16)));
+      }
+    }
+    void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk(c, ld(w + 32 * c), ld(w + 32 * c + 16), x); }
+    void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
+      for (int t = 0; t < NT; ++t) {
+        const __m256 dd = _mm256_set1_ps(d * x[t]->d);
+        pairs[t].acc[0] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(lanes[t][0]), pairs[t].acc[0]);
+        pairs[t].acc[1] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(lanes[t][1]), pairs[t].acc[1]);
+      }
+      if (mneg) add_min(mneg, x, pairs);
+    }
+    void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
+      const __m256 m0 = _mm256_loadu_ps(m16), m1 = _mm256_loadu_ps(m16 + 8);
+      for (int t = 0; t < NT; ++t) {
+        pairs[t].accm[0] = _mm256_fmadd_ps(m0, _mm256_loadu_ps(x[t]->bsumf), pairs[t].accm[0]);
+        pairs[t].accm[1] = _mm256_fmadd_ps(m1, _mm256_loadu_ps(x[t]->bsumf + 8), pairs[t].accm[1]);
+      }
+    }
+    void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
+      const __m256i w0 = ld(w + 32 * j), w1 = ld(w + 32 * j + 16);
+      for (int t = 0; t < NT; ++t) {
+        const __m256 dd = _mm256_set1_ps(d * x[t]->d);
+        const __m256i l0 = _mm256_madd_epi16(w0, ld(x[t]->q + 32 * j));
+        const __m256i l1 = _mm256_madd_epi16(w1, ld(x[t]->q + 32 * j + 16));
+        pairs[t].acc[0] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(l0), pairs[t].acc[0]);
+        pairs[t].acc[1] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(l1), pairs[t].acc[1]);
+      }
+    }
+  };
+};
+
+void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
+           int64_t n_blocks, float* y, int64_t ldy) {
+  simd::dot_k_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_blocks, y, ldy);
+}
+void dot_legacy(const LGroup* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
+                int64_t n_values, float* y, int64_t ldy) {
+  simd::dot_legacy_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_values, y, ldy);
+}
+void dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x, int64_t x_stride,
+                int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::dot_direct_loop<Acc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{simd::quantize_q8, simd::decode_k, simd::decode_legacy, dot_k, simd::dot_legacy,
+const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
                                      simd::dot_float_avx2};
 
 }  // namespace tandem::cpu::avx2

@@ -1,62 +1,68 @@
 // qmatmul kernels with AVX512 F/BW/VL/VNNI (built with those flags; called only after a CPU check).
-// Decoders, activation quantization and the legacy kernels are the AVX2 ones (qmatmul_simd.h); the k-quant
-// and float dot products use 512-bit registers and vpdpwssd.
+// Decoders and activation quantization are the AVX2 ones (qmatmul_simd.h); the 16 lanes of a pair are one
+// 512-bit vector and the int16 products go through vpdpwssd.
 #include "kernels/cpu/qmatmul_simd.h"
 
 namespace tandem::cpu::avx512 {
 
 namespace {
 
-__m256i fold512(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
-
-void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q8Group* x, int64_t x_stride, int64_t n_tok,
-           int64_t n_blocks, float* y, int64_t ldy) {
-  const int64_t n_pairs = static_cast<int64_t>(n_rows) * n_tok;
-  for (int64_t first = 0; first < n_pairs; first += 4) {
-    const int np = static_cast<int>(std::min<int64_t>(4, n_pairs - first));
-    const KBlock* prow[4];
-    const Q8Group* px[4];
-    float* py[4];
-    for (int p = 0; p < 4; ++p) {
-      const int64_t pair = first + std::min(p, np - 1);
-      const int64_t r = n_tok >= 4 ? pair / n_tok : pair % n_rows, t = n_tok >= 4 ? pair % n_tok : pair / n_rows;
-      prow[p] = rows + r * row_stride;
-      px[p] = x + t * x_stride;
-      py[p] = y + t * ldy + r;
-    }
-    __m128 acc = _mm_setzero_ps();
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      __m256i is1[4], is2[4], ms1[4], ms2[4];
-      alignas(16) float dd1[4], dm1[4], dd2[4], dm2[4];
-      for (int p = 0; p < 4; ++p) {
-        const KBlock& kb = prow[p][b];
-        const Q8Group& xg = px[p][b];
-        __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
-        for (int c = 0; c < 4; ++c) {
-          const __m512i q = _mm512_loadu_si512(kb.q + 64 * c);
-          const __m512i sc = _mm512_loadu_si512(kb.scale_lanes + 32 * c);
-          s1 = _mm512_dpwssd_epi32(s1, _mm512_maddubs_epi16(q, _mm512_loadu_si512(xg.q + 64 * c)), sc);
-          s2 = _mm512_dpwssd_epi32(s2, _mm512_maddubs_epi16(q, _mm512_loadu_si512(xg.q2 + 64 * c)), sc);
-        }
-        is1[p] = fold512(s1);
-        is2[p] = fold512(s2);
-        const __m256i mins = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.min));
-        ms1[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum)), mins);
-        ms2[p] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg.bsum2)), mins);
-        dd1[p] = kb.d * xg.d;
-        dm1[p] = kb.dmin * xg.d;
-        dd2[p] = kb.d * xg.d2;
-        dm2[p] = kb.dmin * xg.d2;
-      }
-      acc = _mm_fmadd_ps(_mm_load_ps(dd1), _mm_cvtepi32_ps(simd::reduce4(is1[0], is1[1], is1[2], is1[3])), acc);
-      acc = _mm_fnmadd_ps(_mm_load_ps(dm1), _mm_cvtepi32_ps(simd::reduce4(ms1[0], ms1[1], ms1[2], ms1[3])), acc);
-      acc = _mm_fmadd_ps(_mm_load_ps(dd2), _mm_cvtepi32_ps(simd::reduce4(is2[0], is2[1], is2[2], is2[3])), acc);
-      acc = _mm_fnmadd_ps(_mm_load_ps(dm2), _mm_cvtepi32_ps(simd::reduce4(ms2[0], ms2[1], ms2[2], ms2[3])), acc);
-    }
-    alignas(16) float out[4];
-    _mm_store_ps(out, acc);
-    for (int p = 0; p < np; ++p) *py[p] = out[p];
+struct Acc {
+  struct Pair {
+    __m512 acc, accm;
+  };
+  static void init(Pair& p) { p.acc = p.accm = _mm512_setzero_ps(); }
+  static float result(const Pair& p) {
+    float a[16], m[16];
+    _mm512_storeu_ps(a, p.acc);
+    _mm512_storeu_ps(m, p.accm);
+    return reduce16(a) + reduce16(m);
   }
+
+  template <int NT>
+  struct Block {
+    __m512i lanes[NT];
+    Block() {
+      for (auto& l : lanes) l = _mm512_setzero_si512();
+    }
+    void chunk512(int c, __m512i w, const Q16Group* const* x) {
+      for (int t = 0; t < NT; ++t) lanes[t] = _mm512_dpwssd_epi32(lanes[t], w, _mm512_loadu_si512(x[t]->q + 32 * c));
+    }
+    void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
+      chunk512(c, _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1), x);
+    }
+    void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk512(c, _mm512_loadu_si512(w + 32 * c), x); }
+    void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
+      for (int t = 0; t < NT; ++t) {
+        pairs[t].acc = _mm512_fmadd_ps(_mm512_set1_ps(d * x[t]->d), _mm512_cvtepi32_ps(lanes[t]), pairs[t].acc);
+      }
+      if (mneg) add_min(mneg, x, pairs);
+    }
+    void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
+      const __m512 m = _mm512_loadu_ps(m16);
+      for (int t = 0; t < NT; ++t) pairs[t].accm = _mm512_fmadd_ps(m, _mm512_loadu_ps(x[t]->bsumf), pairs[t].accm);
+    }
+    void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
+      const __m512i wv = _mm512_loadu_si512(w + 32 * j);
+      for (int t = 0; t < NT; ++t) {
+        const __m512i l = _mm512_dpwssd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(x[t]->q + 32 * j));
+        pairs[t].acc = _mm512_fmadd_ps(_mm512_set1_ps(d * x[t]->d), _mm512_cvtepi32_ps(l), pairs[t].acc);
+      }
+    }
+  };
+};
+
+void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
+           int64_t n_blocks, float* y, int64_t ldy) {
+  simd::dot_k_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_blocks, y, ldy);
+}
+void dot_legacy(const LGroup* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
+                int64_t n_values, float* y, int64_t ldy) {
+  simd::dot_legacy_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_values, y, ldy);
+}
+void dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x, int64_t x_stride,
+                int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::dot_direct_loop<Acc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 
 __m512 load_weights16(GgmlType type, const uint8_t* row, int64_t i) {
@@ -102,7 +108,7 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{simd::quantize_q8, simd::decode_k, simd::decode_legacy, dot_k, simd::dot_legacy,
+const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
                                      dot_float};
 
 }  // namespace tandem::cpu::avx512

@@ -1,5 +1,6 @@
-// AVX2-level building blocks of the qmatmul kernels, shared by the AVX2 and the AVX512 translation units
-// (each compiles them with its own flags). Internal to src/kernels/cpu; include only from those two files.
+// AVX2-level building blocks of the qmatmul kernels (activation quantization, weight decoders), and the
+// loops shared by the AVX2 and AVX512 kernels, which differ only in their accumulator (the `Acc` policy
+// below). Included by those two translation units only; each compiles it with its own flags.
 #pragma once
 
 #include <immintrin.h>
@@ -14,6 +15,12 @@
 
 namespace tandem::cpu::simd {
 
+static inline float half(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
 static inline float hmax256(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -21,293 +28,413 @@ static inline float hmax256(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-// Packs 32 int32 (4 vectors of 8) to 32 int8 in order.
-static inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
-  // packs works within 128-bit lanes: the result is ordered a0 b0 c0 d0 a1 b1 c1 d1 (4 values each).
-  const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
-  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+static inline int32_t hsum256_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
 }
 
-// The sums of each 16 of 32 int8 codes, stored at bsum[0] and bsum[1].
-static inline void store_bsums(__m256i codes, int16_t* bsum) {
-  const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), codes);
-  const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-  const __m256i h1 = _mm256_hadd_epi32(quads, quads);
-  const __m256i h2 = _mm256_hadd_epi32(h1, h1);
-  bsum[0] = static_cast<int16_t>(_mm256_extract_epi32(h2, 0));
-  bsum[1] = static_cast<int16_t>(_mm256_extract_epi32(h2, 4));
-}
-
-// Activation quantization: the scalar reference's arithmetic (127 / amax, x * id rounded to nearest even,
-// the residual x - d * q, its codes clamped to +-127).
-static inline void quantize_q8(const float* x, int64_t n, Q8Group* dst) {
+// The scalar reference's arithmetic: 32767 / amax, x * id rounded to nearest even, d * (exact sum).
+static inline void quantize(const float* x, int64_t n, Q16Group* dst) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
   for (int64_t g = 0; g * 256 < n; ++g) {
-    Q8Group& out = dst[g];
+    Q16Group& out = dst[g];
     const float* v = x + g * 256;
     const int m = static_cast<int>(std::min<int64_t>(256, n - g * 256));  // a multiple of 32
     __m256 mx = _mm256_setzero_ps();
     for (int i = 0; i < m; i += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(v + i)));
     const float amax = hmax256(mx);
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const float id2 = id * 254.0f;
-    out.d = amax / 127.0f;
-    out.d2 = out.d / 254.0f;
-    const __m256 mul = _mm256_set1_ps(id), mul2 = _mm256_set1_ps(id2), dv = _mm256_set1_ps(out.d);
-    for (int i = 0; i < 256; i += 32) {
-      __m256i q1 = _mm256_setzero_si256(), q2 = _mm256_setzero_si256();
-      if (i < m) {
-        __m256i a[4], r[4];
-        for (int k = 0; k < 4; ++k) {
-          const __m256 xv = _mm256_loadu_ps(v + i + 8 * k);
-          a[k] = _mm256_cvtps_epi32(_mm256_mul_ps(xv, mul));
-          const __m256 residual = _mm256_sub_ps(xv, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(a[k])));
-          r[k] = _mm256_min_epi32(hi, _mm256_max_epi32(lo, _mm256_cvtps_epi32(_mm256_mul_ps(residual, mul2))));
-        }
-        q1 = pack32(a[0], a[1], a[2], a[3]);
-        q2 = pack32(r[0], r[1], r[2], r[3]);
+    const float id = amax > 0.0f ? 32767.0f / amax : 0.0f;
+    out.d = amax / 32767.0f;
+    const __m256 mul = _mm256_set1_ps(id);
+    for (int k = 0; k < 16; ++k) {
+      __m256i codes = _mm256_setzero_si256();
+      int32_t sum = 0;
+      if (16 * k < m) {
+        const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * k), mul));
+        const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * k + 8), mul));
+        codes = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);  // packs works per 128-bit lane
+        sum = hsum256_epi32(_mm256_add_epi32(a, b));
       }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + i), q1);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q2 + i), q2);
-      store_bsums(q1, out.bsum + i / 16);
-      store_bsums(q2, out.bsum2 + i / 16);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + 16 * k), codes);
+      out.bsumf[k] = out.d * static_cast<float>(sum);
     }
   }
 }
 
-// scale_lanes for 16 per-16-value scales: lanes 8k .. 8k + 7 hold scale k.
-static inline void store_scale_lanes16(int16_t* lanes, const int16_t scale[16]) {
-  for (int k = 0; k < 16; k += 2) {
-    const __m256i v = _mm256_set_m128i(_mm_set1_epi16(scale[k + 1]), _mm_set1_epi16(scale[k]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes + 8 * k), v);
-  }
-}
-
-static inline __m256i low_bits(__m256i v, int shift, int mask) {
-  return _mm256_and_si256(_mm256_srli_epi16(v, shift), _mm256_set1_epi8(static_cast<char>(mask)));
-}
-
-template <int Shift>
-static inline __m256i bits(__m256i v, int mask) {
-  return _mm256_and_si256(_mm256_srli_epi16(v, Shift), _mm256_set1_epi8(static_cast<char>(mask)));
-}
-
-static inline void store32(uint8_t* dst, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v); }
 static inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+static inline void store16(int16_t* dst, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v); }
 
-static inline void decode_q4_k_block(const uint8_t* blk, bool five, KBlock& kb) {
-  uint16_t d, dmin;
-  std::memcpy(&d, blk, 2);
-  std::memcpy(&dmin, blk + 2, 2);
+// 32 one-byte codes (unsigned or signed) times the scales of their two sub-blocks of 16, to 32 int16.
+static inline void store_scaled_u8(int16_t* dst, __m256i codes, int16_t scale_lo, int16_t scale_hi) {
+  store16(dst, _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes)), _mm256_set1_epi16(scale_lo)));
+  store16(dst + 16, _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(codes, 1)), _mm256_set1_epi16(scale_hi)));
+}
+static inline void store_scaled_i8(int16_t* dst, __m256i codes, int16_t scale_lo, int16_t scale_hi) {
+  store16(dst, _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(codes)), _mm256_set1_epi16(scale_lo)));
+  store16(dst + 16, _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(codes, 1)), _mm256_set1_epi16(scale_hi)));
+}
+
+static inline void store_mneg(KBlock& kb, float dmin, const int16_t min16[16]) {
+  const __m256 dm = _mm256_set1_ps(-dmin);
+  const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(min16));
+  _mm256_storeu_ps(kb.mneg, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(m)))));
+  _mm256_storeu_ps(kb.mneg + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(m, 1)))));
+}
+
+static inline void decode_q4_k(const uint8_t* blk, bool five, KBlock& kb) {
   uint8_t sc[8], mn[8];
   unpack_k4_scales(blk + 4, sc, mn);
   const uint8_t* qs = blk + (five ? 48 : 16);
   const __m256i qh = five ? load32(blk + 16) : _mm256_setzero_si256();
-  const __m256i bit = _mm256_set1_epi8(1);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), bit = _mm256_set1_epi8(1);
   for (int j = 0; j < 4; ++j) {
     const __m256i v = load32(qs + 32 * j);
-    __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-    __m256i hi = bits<4>(v, 0x0F);
+    __m256i lo = _mm256_and_si256(v, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
     if (five) {  // bit 4 of value 32 s + l is bit s of qh[l]
       lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j)), bit), 4));
       hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j + 1)), bit), 4));
     }
-    store32(kb.q + 64 * j, lo);
-    store32(kb.q + 64 * j + 32, hi);
+    store_scaled_u8(kb.wq + 64 * j, lo, sc[2 * j], sc[2 * j]);
+    store_scaled_u8(kb.wq + 64 * j + 32, hi, sc[2 * j + 1], sc[2 * j + 1]);
   }
-  int16_t s16[16], m16[16];
-  for (int k = 0; k < 16; ++k) {
-    s16[k] = sc[k / 2];
-    m16[k] = mn[k / 2];
-  }
-  store_scale_lanes16(kb.scale_lanes, s16);
-  std::memcpy(kb.min, m16, sizeof m16);
-  kb.d = fp16_to_fp32(d);
-  kb.dmin = fp16_to_fp32(dmin);
+  int16_t m16[16];
+  for (int k = 0; k < 16; ++k) m16[k] = mn[k / 2];
+  kb.d = half(blk);
+  kb.has_min = 1;
+  store_mneg(kb, half(blk + 2), m16);
 }
 
-static inline void decode_q6_k_block(const BlockQ6_K& blk, KBlock& kb) {
+static inline void decode_q6_k(const BlockQ6_K& blk, KBlock& kb) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  const int8_t* s = blk.scales;
   for (int h = 0; h < 2; ++h) {
     const __m256i ql0 = load32(blk.ql + 64 * h), ql1 = load32(blk.ql + 64 * h + 32), qh = load32(blk.qh + 32 * h);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    store32(kb.q + 128 * h + 0, _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(bits<0>(qh, 3), 4)));
-    store32(kb.q + 128 * h + 32, _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(bits<2>(qh, 3), 4)));
-    store32(kb.q + 128 * h + 64, _mm256_or_si256(bits<4>(ql0, 0x0F), _mm256_slli_epi16(bits<4>(qh, 3), 4)));
-    store32(kb.q + 128 * h + 96, _mm256_or_si256(bits<4>(ql1, 0x0F), _mm256_slli_epi16(bits<6>(qh, 3), 4)));
+    const __m256i c0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+    const __m256i c1 = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+    const __m256i c2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+    const __m256i c3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+    const int b = 8 * h;  // sub-block index of value 128 h
+    store_scaled_i8(kb.wq + 128 * h + 0, _mm256_sub_epi8(c0, off), s[b + 0], s[b + 1]);
+    store_scaled_i8(kb.wq + 128 * h + 32, _mm256_sub_epi8(c1, off), s[b + 2], s[b + 3]);
+    store_scaled_i8(kb.wq + 128 * h + 64, _mm256_sub_epi8(c2, off), s[b + 4], s[b + 5]);
+    store_scaled_i8(kb.wq + 128 * h + 96, _mm256_sub_epi8(c3, off), s[b + 6], s[b + 7]);
   }
-  int16_t s16[16];
-  for (int k = 0; k < 16; ++k) s16[k] = blk.scales[k];
-  store_scale_lanes16(kb.scale_lanes, s16);
-  const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(kb.min), _mm256_slli_epi16(sc, 5));  // 32 * scale
-  kb.d = fp16_to_fp32(blk.d);
-  kb.dmin = kb.d;
+  kb.d = half(reinterpret_cast<const uint8_t*>(&blk.d));
+  kb.has_min = 0;
+  std::memset(kb.mneg, 0, sizeof kb.mneg);
 }
 
-static inline void decode_q3_k_block(const BlockQ3_K& blk, KBlock& kb) {
+static inline void decode_q3_k(const BlockQ3_K& blk, KBlock& kb) {
+  int8_t sc[16];
+  unpack_q3_k_scales(blk.scales, sc);
   const __m256i hm = load32(blk.hmask);
-  const __m256i one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3);
+  const __m256i one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
   for (int h = 0; h < 2; ++h) {
     const __m256i v = load32(blk.qs + 32 * h);
     for (int k = 0; k < 4; ++k) {
       const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * k)), three);
       const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + k)), one);
-      store32(kb.q + 128 * h + 32 * k, _mm256_or_si256(lo, _mm256_slli_epi16(hi, 2)));
+      const __m256i code = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 2)), four);
+      const int b = 8 * h + 2 * k;
+      store_scaled_i8(kb.wq + 128 * h + 32 * k, code, sc[b], sc[b + 1]);
     }
   }
-  int8_t sc[16];
-  unpack_q3_k_scales(blk.scales, sc);
-  int16_t s16[16], m16[16];
-  for (int k = 0; k < 16; ++k) {
-    s16[k] = sc[k];
-    m16[k] = static_cast<int16_t>(4 * sc[k]);
-  }
-  store_scale_lanes16(kb.scale_lanes, s16);
-  std::memcpy(kb.min, m16, sizeof m16);
-  kb.d = fp16_to_fp32(blk.d);
-  kb.dmin = kb.d;
+  kb.d = half(reinterpret_cast<const uint8_t*>(&blk.d));
+  kb.has_min = 0;
+  std::memset(kb.mneg, 0, sizeof kb.mneg);
 }
 
-static inline void decode_q2_k_block(const BlockQ2_K& blk, KBlock& kb) {
+static inline void decode_q2_k(const BlockQ2_K& blk, KBlock& kb) {
   const __m256i three = _mm256_set1_epi8(3);
   for (int h = 0; h < 2; ++h) {
     const __m256i v = load32(blk.qs + 32 * h);
     for (int k = 0; k < 4; ++k) {
-      store32(kb.q + 128 * h + 32 * k, _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * k)), three));
+      const __m256i code = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * k)), three);
+      const int b = 8 * h + 2 * k;
+      store_scaled_u8(kb.wq + 128 * h + 32 * k, code, blk.scales[b] & 0x0F, blk.scales[b + 1] & 0x0F);
     }
   }
-  int16_t s16[16], m16[16];
-  for (int k = 0; k < 16; ++k) {
-    s16[k] = blk.scales[k] & 0x0F;
-    m16[k] = blk.scales[k] >> 4;
+  int16_t m16[16];
+  for (int k = 0; k < 16; ++k) m16[k] = blk.scales[k] >> 4;
+  kb.d = half(reinterpret_cast<const uint8_t*>(&blk.d));
+  kb.has_min = 1;
+  store_mneg(kb, half(reinterpret_cast<const uint8_t*>(&blk.dmin)), m16);
+}
+
+static inline void decode_k_block(GgmlType type, const uint8_t* blk, KBlock& kb) {
+  switch (type) {
+    case GgmlType::Q4_K: return decode_q4_k(blk, false, kb);
+    case GgmlType::Q5_K: return decode_q4_k(blk, true, kb);
+    case GgmlType::Q6_K: return decode_q6_k(*reinterpret_cast<const BlockQ6_K*>(blk), kb);
+    case GgmlType::Q3_K: return decode_q3_k(*reinterpret_cast<const BlockQ3_K*>(blk), kb);
+    case GgmlType::Q2_K: return decode_q2_k(*reinterpret_cast<const BlockQ2_K*>(blk), kb);
+    default: return;
   }
-  store_scale_lanes16(kb.scale_lanes, s16);
-  std::memcpy(kb.min, m16, sizeof m16);
-  kb.d = fp16_to_fp32(blk.d);
-  kb.dmin = fp16_to_fp32(blk.dmin);
 }
 
 static inline void decode_k(GgmlType type, const uint8_t* row, int64_t n, KBlock* dst) {
-  const int64_t blocks = n / 256;
-  switch (type) {
-    case GgmlType::Q4_K:
-      for (int64_t b = 0; b < blocks; ++b) decode_q4_k_block(row + b * sizeof(BlockQ4_K), false, dst[b]);
-      return;
-    case GgmlType::Q5_K:
-      for (int64_t b = 0; b < blocks; ++b) decode_q4_k_block(row + b * sizeof(BlockQ5_K), true, dst[b]);
-      return;
-    case GgmlType::Q6_K:
-      for (int64_t b = 0; b < blocks; ++b) decode_q6_k_block(reinterpret_cast<const BlockQ6_K*>(row)[b], dst[b]);
-      return;
-    case GgmlType::Q3_K:
-      for (int64_t b = 0; b < blocks; ++b) decode_q3_k_block(reinterpret_cast<const BlockQ3_K*>(row)[b], dst[b]);
-      return;
-    case GgmlType::Q2_K:
-      for (int64_t b = 0; b < blocks; ++b) decode_q2_k_block(reinterpret_cast<const BlockQ2_K*>(row)[b], dst[b]);
-      return;
-    default:
-      return;
-  }
+  const size_t bytes = ggml_type_info(type).type_size;
+  for (int64_t b = 0; b < n / 256; ++b) decode_k_block(type, row + static_cast<size_t>(b) * bytes, dst[b]);
 }
 
-// Legacy 32-value blocks: the nibble split of 16 bytes (value j low, j + 16 high) and the 5th bits.
-static inline void decode_legacy(GgmlType type, const uint8_t* row, int64_t n, LBlock* dst) {
-  const int64_t blocks = n / 32;
-  if (type == GgmlType::Q8_0) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      const auto& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[b].q), load32(reinterpret_cast<const uint8_t*>(blk.qs)));
-      dst[b].d = fp16_to_fp32(blk.d);
-      dst[b].m = 0.0f;
-    }
-    return;
-  }
+// One legacy group (up to 8 blocks of 32 values).
+static inline void decode_legacy_group(GgmlType type, const uint8_t* blk0, int blocks, LGroup& lg) {
   const bool one = type == GgmlType::Q4_1 || type == GgmlType::Q5_1;
   const bool five = type == GgmlType::Q5_0 || type == GgmlType::Q5_1;
-  const size_t block_bytes = type == GgmlType::Q4_0 ? sizeof(BlockQ4_0) : type == GgmlType::Q4_1 ? sizeof(BlockQ4_1)
-                             : type == GgmlType::Q5_0 ? sizeof(BlockQ5_0) : sizeof(BlockQ5_1);
-  // Spreads bit j of a 32-bit word to byte j (as 0 or 0x10).
+  const size_t block_bytes = ggml_type_info(type).type_size;
   const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
                                           3, 3, 3, 3, 3);
   const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-  for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = row + static_cast<size_t>(b) * block_bytes;
-    uint16_t d, m = 0;
-    std::memcpy(&d, blk, 2);
-    if (one) std::memcpy(&m, blk + 2, 2);
-    const uint8_t* qs = blk + (one ? 4 : 2) + (five ? 4 : 0);
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
-    if (five) {
-      const uint32_t qh = load_u32_le(blk + (one ? 4 : 2));
-      const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)), spread);
-      const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, select), select);
-      q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  lg.has_min = one ? 1 : 0;
+  for (int j = 0; j < 8; ++j) {
+    int16_t* dst = lg.wq + 32 * j;
+    if (j >= blocks) {
+      store16(dst, _mm256_setzero_si256());
+      store16(dst + 16, _mm256_setzero_si256());
+      lg.d[j] = 0.0f;
+      lg.m16[2 * j] = lg.m16[2 * j + 1] = 0.0f;
+      continue;
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[b].q), q);
-    dst[b].d = fp16_to_fp32(d);
-    dst[b].m = one ? fp16_to_fp32(m) : (five ? -16.0f : -8.0f) * dst[b].d;
+    const uint8_t* blk = blk0 + static_cast<size_t>(j) * block_bytes;
+    float m = 0.0f;
+    __m256i codes;  // 32 int8 codes
+    if (type == GgmlType::Q8_0) {
+      codes = load32(blk + 2);
+    } else {
+      const uint8_t* qs = blk + (one ? 4 : 2) + (five ? 4 : 0);
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+      codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
+      if (five) {
+        const uint32_t qh = load_u32_le(blk + (one ? 4 : 2));
+        const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)), spread);
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, select), select);
+        codes = _mm256_or_si256(codes, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+      }
+      if (!one) codes = _mm256_sub_epi8(codes, _mm256_set1_epi8(five ? 16 : 8));
+      if (one) m = half(blk + 2);
+    }
+    if (one) {
+      store16(dst, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes)));
+      store16(dst + 16, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(codes, 1)));
+    } else {
+      store16(dst, _mm256_cvtepi8_epi16(_mm256_castsi256_si128(codes)));
+      store16(dst + 16, _mm256_cvtepi8_epi16(_mm256_extracti128_si256(codes, 1)));
+    }
+    lg.d[j] = half(blk);
+    lg.m16[2 * j] = lg.m16[2 * j + 1] = m;
   }
 }
 
-// Sums of each of four vectors of 8 int32, as the 4 lanes of the result (exact).
-static inline __m128i reduce4(__m256i a, __m256i b, __m256i c, __m256i d) {
-  const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
-  const __m256i abcd = _mm256_hadd_epi32(ab, cd);
-  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+static inline void decode_legacy(GgmlType type, const uint8_t* row, int64_t n, LGroup* dst) {
+  const int64_t blocks = n / 32;
+  const size_t block_bytes = ggml_type_info(type).type_size;
+  for (int64_t g = 0; g * 8 < blocks; ++g) {
+    decode_legacy_group(type, row + static_cast<size_t>(g) * 8 * block_bytes,
+                        static_cast<int>(std::min<int64_t>(8, blocks - 8 * g)), dst[g]);
+  }
 }
 
-// Legacy and Q8_0 blocks, 4 (row, token) pairs at a time; works with AVX2 instructions only.
-static inline void dot_legacy(bool signed_q8_0, const LBlock* rows, int64_t row_stride, int n_rows, const Q8Group* x,
-                              int64_t x_stride, int64_t n_tok, int64_t n_blocks, float* y, int64_t ldy) {
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  const int64_t n_pairs = static_cast<int64_t>(n_rows) * n_tok;
-  for (int64_t first = 0; first < n_pairs; first += 4) {
-    const int np = static_cast<int>(std::min<int64_t>(4, n_pairs - first));
-    const LBlock* prow[4];
-    const Q8Group* px[4];
-    float* py[4];
-    for (int p = 0; p < 4; ++p) {
-      const int64_t pair = first + std::min(p, np - 1);
-      // Many tokens: a row's pairs are consecutive tokens; few: consecutive rows of one token.
-      const int64_t r = n_tok >= 4 ? pair / n_tok : pair % n_rows, t = n_tok >= 4 ? pair % n_tok : pair / n_rows;
-      prow[p] = rows + r * row_stride;
-      px[p] = x + t * x_stride;
-      py[p] = y + t * ldy + r;
+// --- fused decoders: a block's scaled int16 codes, 32 values (one "chunk") at a time, straight to a sink ----
+// sink(c, wa, wb): chunk c (values 32 c .. 32 c + 31) as two vectors of 16 int16 (values 32 c + 0..15 and
+// 32 c + 16..31), each equal to the KBlock::wq the decoders above would store.
+
+template <typename Sink>
+static inline void q4k_chunks(const uint8_t* blk, bool five, Sink&& sink, float mneg[16]) {
+  uint8_t sc[8], mn[8];
+  unpack_k4_scales(blk + 4, sc, mn);
+  const uint8_t* qs = blk + (five ? 48 : 16);
+  const __m256i qh = five ? load32(blk + 16) : _mm256_setzero_si256();
+  const __m256i m4 = _mm256_set1_epi8(0x0F), bit = _mm256_set1_epi8(1);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i v = load32(qs + 32 * j);
+    __m256i lo = _mm256_and_si256(v, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if (five) {
+      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j)), bit), 4));
+      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j + 1)), bit), 4));
     }
-    __m128 acc = _mm_setzero_ps();
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const int sub = static_cast<int>(b % 8);
-      for (int level = 0; level < 2; ++level) {
-        __m256i is[4];
-        alignas(16) float dd[4], mm[4];
-        alignas(16) int32_t bs[4];
-        for (int p = 0; p < 4; ++p) {
-          const LBlock& lb = prow[p][b];
-          const Q8Group& xg = px[p][b / 8];
-          const int8_t* xq = (level == 0 ? xg.q : xg.q2) + 32 * sub;
-          const int16_t* bsum = level == 0 ? xg.bsum : xg.bsum2;
-          const float dx = level == 0 ? xg.d : xg.d2;
-          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lb.q));
-          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-          const __m256i prod = signed_q8_0 ? _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(xv, q))
-                                           : _mm256_maddubs_epi16(q, xv);
-          is[p] = _mm256_madd_epi16(prod, ones16);
-          dd[p] = lb.d * dx;
-          mm[p] = lb.m * dx;
-          bs[p] = bsum[2 * sub] + bsum[2 * sub + 1];
+    const __m256i slo = _mm256_set1_epi16(sc[2 * j]), shi = _mm256_set1_epi16(sc[2 * j + 1]);
+    sink(2 * j, _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(lo)), slo),
+         _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(lo, 1)), slo));
+    sink(2 * j + 1, _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(hi)), shi),
+         _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(hi, 1)), shi));
+  }
+  // mneg[k] = -(dmin * min of the 32-value sub-block k / 2)
+  const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
+  const __m128i m16 = _mm_unpacklo_epi8(m8, m8);
+  const __m256 dm = _mm256_set1_ps(-half(blk + 2));
+  _mm256_storeu_ps(mneg, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m16))));
+  _mm256_storeu_ps(mneg + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(m16, 8)))));
+}
+
+template <typename Sink>
+static inline void q6k_chunks(const BlockQ6_K& blk, Sink&& sink) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  const int8_t* s = blk.scales;
+  for (int h = 0; h < 2; ++h) {
+    const __m256i ql0 = load32(blk.ql + 64 * h), ql1 = load32(blk.ql + 64 * h + 32), qh = load32(blk.qh + 32 * h);
+    __m256i c[4];
+    c[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+    c[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+    c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+    c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i code = _mm256_sub_epi8(c[k], off);
+      const int b = 8 * h + 2 * k;
+      sink(4 * h + k, _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(code)), _mm256_set1_epi16(s[b])),
+           _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(code, 1)), _mm256_set1_epi16(s[b + 1])));
+    }
+  }
+}
+
+// --- loops shared by the AVX2 and AVX512 kernels ---------------------------------------------------------
+// Acc provides struct Pair (the accumulators of a (row, token) pair: 16 float lanes and 16 min lanes),
+// init(Pair&), result(const Pair&), and template <int NT> struct Block with:
+//   chunk(c, wa, wb, x)        add chunk c of scaled codes (two vectors of 16 int16) times NT tokens
+//   chunk_mem(c, w, x)         the same from memory (w = the block's wq)
+//   finish(d, mneg, x, pairs)  lanes to the float accumulators (mneg null: no min term)
+//   legacy_block(j, w, d, x, pairs) one 32-value legacy block (its own scale) from memory
+
+template <typename Acc, int NT>
+static inline void add_kblock(const KBlock& kb, const Q16Group* const* x, typename Acc::Pair* pairs) {
+  typename Acc::template Block<NT> b;
+  for (int c = 0; c < 8; ++c) b.chunk_mem(c, kb.wq, x);
+  b.finish(kb.d, kb.has_min ? kb.mneg : nullptr, x, pairs);
+}
+
+template <typename Acc, int NT>
+static inline void add_lgroup(const LGroup& lg, const Q16Group* const* x, int blocks, typename Acc::Pair* pairs) {
+  typename Acc::template Block<NT> b;
+  for (int j = 0; j < blocks; ++j) b.legacy_block(j, lg.wq, lg.d[j], x, pairs);
+  if (lg.has_min) b.add_min(lg.m16, x, pairs);
+}
+
+template <typename Acc, int NT>
+static inline void dot_k_group(const KBlock* row, const Q16Group* x, int64_t x_stride, int64_t t0, int64_t n_blocks,
+                               float* y, int64_t ldy, int64_t r) {
+  typename Acc::Pair pairs[NT];
+  for (auto& p : pairs) Acc::init(p);
+  const Q16Group* xs[NT];
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int t = 0; t < NT; ++t) xs[t] = x + (t0 + t) * x_stride + b;
+    add_kblock<Acc, NT>(row[b], xs, pairs);
+  }
+  for (int t = 0; t < NT; ++t) y[(t0 + t) * ldy + r] = Acc::result(pairs[t]);
+}
+
+template <typename Acc, int NT>
+static inline void dot_legacy_group(const LGroup* row, const Q16Group* x, int64_t x_stride, int64_t t0, int64_t n_values,
+                                    float* y, int64_t ldy, int64_t r) {
+  typename Acc::Pair pairs[NT];
+  for (auto& p : pairs) Acc::init(p);
+  const Q16Group* xs[NT];
+  for (int64_t g = 0; g * 256 < n_values; ++g) {
+    for (int t = 0; t < NT; ++t) xs[t] = x + (t0 + t) * x_stride + g;
+    add_lgroup<Acc, NT>(row[g], xs, static_cast<int>(std::min<int64_t>(8, (n_values - 256 * g) / 32)), pairs);
+  }
+  for (int t = 0; t < NT; ++t) y[(t0 + t) * ldy + r] = Acc::result(pairs[t]);
+}
+
+template <typename Acc>
+static inline void dot_k_loop(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride,
+                              int64_t n_tok, int64_t n_blocks, float* y, int64_t ldy) {
+  for (int r = 0; r < n_rows; ++r) {
+    const KBlock* row = rows + r * row_stride;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tok; t0 += 4) dot_k_group<Acc, 4>(row, x, x_stride, t0, n_blocks, y, ldy, r);
+    switch (n_tok - t0) {
+      case 3: dot_k_group<Acc, 3>(row, x, x_stride, t0, n_blocks, y, ldy, r); break;
+      case 2: dot_k_group<Acc, 2>(row, x, x_stride, t0, n_blocks, y, ldy, r); break;
+      case 1: dot_k_group<Acc, 1>(row, x, x_stride, t0, n_blocks, y, ldy, r); break;
+      default: break;
+    }
+  }
+}
+
+template <typename Acc>
+static inline void dot_legacy_loop(const LGroup* rows, int64_t row_stride, int n_rows, const Q16Group* x,
+                                   int64_t x_stride, int64_t n_tok, int64_t n_values, float* y, int64_t ldy) {
+  for (int r = 0; r < n_rows; ++r) {
+    const LGroup* row = rows + r * row_stride;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tok; t0 += 4) dot_legacy_group<Acc, 4>(row, x, x_stride, t0, n_values, y, ldy, r);
+    switch (n_tok - t0) {
+      case 3: dot_legacy_group<Acc, 3>(row, x, x_stride, t0, n_values, y, ldy, r); break;
+      case 2: dot_legacy_group<Acc, 2>(row, x, x_stride, t0, n_values, y, ldy, r); break;
+      case 1: dot_legacy_group<Acc, 1>(row, x, x_stride, t0, n_values, y, ldy, r); break;
+      default: break;
+    }
+  }
+}
+
+// Few tokens: quantized rows straight from the file, each block decoded in registers (Q4_K, Q5_K, Q6_K)
+// or into L1 (the others) and used at once for every token.
+template <typename Acc, int NT>
+static inline void dot_direct_rows(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x,
+                                   int64_t x_stride, int64_t n, float* y, int64_t ldy) {
+  const int64_t groups = (n + 255) / 256;
+  const size_t block_bytes = ggml_type_info(type).type_size;
+  alignas(64) KBlock kb;
+  alignas(64) LGroup lg;
+  alignas(32) float mneg[16];
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
+    typename Acc::Pair pairs[NT];
+    for (auto& p : pairs) Acc::init(p);
+    const Q16Group* xs[NT];
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int t = 0; t < NT; ++t) xs[t] = x + t * x_stride + g;
+      const uint8_t* blk = row + static_cast<size_t>(g) * block_bytes;
+      switch (type) {
+        case GgmlType::Q4_K:
+        case GgmlType::Q5_K: {
+          typename Acc::template Block<NT> b;
+          q4k_chunks(blk, type == GgmlType::Q5_K, [&](int c, __m256i wa, __m256i wb) { b.chunk(c, wa, wb, xs); }, mneg);
+          b.finish(half(blk), mneg, xs, pairs);
+          break;
         }
-        acc = _mm_fmadd_ps(_mm_load_ps(dd), _mm_cvtepi32_ps(reduce4(is[0], is[1], is[2], is[3])), acc);
-        if (!signed_q8_0) {
-          acc = _mm_fmadd_ps(_mm_load_ps(mm), _mm_cvtepi32_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(bs))), acc);
+        case GgmlType::Q6_K: {
+          typename Acc::template Block<NT> b;
+          const auto& q6 = *reinterpret_cast<const BlockQ6_K*>(blk);
+          q6k_chunks(q6, [&](int c, __m256i wa, __m256i wb) { b.chunk(c, wa, wb, xs); });
+          b.finish(half(reinterpret_cast<const uint8_t*>(&q6.d)), nullptr, xs, pairs);
+          break;
+        }
+        case GgmlType::Q2_K:
+        case GgmlType::Q3_K:
+          decode_k_block(type, blk, kb);
+          add_kblock<Acc, NT>(kb, xs, pairs);
+          break;
+        default: {
+          const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
+          decode_legacy_group(type, row + static_cast<size_t>(g) * 8 * block_bytes, blocks, lg);
+          add_lgroup<Acc, NT>(lg, xs, blocks, pairs);
+          break;
         }
       }
     }
-    alignas(16) float out[4];
-    _mm_store_ps(out, acc);
-    for (int p = 0; p < np; ++p) *py[p] = out[p];
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = Acc::result(pairs[t]);
+  }
+}
+
+template <typename Acc>
+static inline void dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x,
+                                   int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  switch (n_tok) {
+    case 1: return dot_direct_rows<Acc, 1>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 2: return dot_direct_rows<Acc, 2>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 3: return dot_direct_rows<Acc, 3>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 4: return dot_direct_rows<Acc, 4>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    default: return;
   }
 }
 
@@ -327,7 +454,7 @@ static inline float weight_at(GgmlType type, const uint8_t* row, int64_t i) {
   }
   uint16_t h;
   std::memcpy(&h, row + 2 * i, 2);
-  return type == GgmlType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+  return type == GgmlType::F16 ? _cvtsh_ss(h) : bf16_to_fp32(h);
 }
 
 // Float weights, 2 rows x 2 tokens at a time, two 8-lane accumulators per pair (positions mod 16).

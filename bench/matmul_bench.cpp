@@ -1,0 +1,111 @@
+// Throughput of the CPU backend's matrix kernels (kernels/cpu/qmatmul.h) per weight type, ISA and token
+// count, on one thread: bytes/s of weights read (the decode figure: the matrix is larger than the caches)
+// and multiply-adds per second (the prefill figure). Also the machine's read bandwidth on the same data
+// size, for the roofline. Run: build/bench/matmul_bench [--benchmark_filter=Q4_K]
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/qmatmul.h"
+#include "kernels/cpu/quant.h"
+
+namespace {
+
+using tandem::GgmlType;
+using tandem::cpu::MatmulIsa;
+
+constexpr int64_t kCols = 4096;
+constexpr int64_t kRows = 8192;  // 18 MiB at Q4_K, beyond a core's caches
+constexpr int64_t kDistinctRows = 64;
+
+struct Matrix {
+  std::vector<uint8_t> bytes;
+  size_t row_bytes = 0;
+};
+
+Matrix make_matrix(GgmlType type) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> values(kCols);
+  Matrix m;
+  m.row_bytes = tandem::ggml_row_size(type, kCols);
+  m.bytes.resize(m.row_bytes * kRows);
+  for (int64_t r = 0; r < kDistinctRows; ++r) {
+    for (float& v : values) v = dist(rng);
+    tandem::cpu::quantize_row(type, values.data(), m.bytes.data() + r * m.row_bytes, kCols);
+  }
+  for (int64_t r = kDistinctRows; r < kRows; ++r) {
+    std::memcpy(m.bytes.data() + r * m.row_bytes, m.bytes.data() + (r % kDistinctRows) * m.row_bytes, m.row_bytes);
+  }
+  return m;
+}
+
+void bm_qmatmul(benchmark::State& state, GgmlType type, MatmulIsa isa) {
+  if (!tandem::cpu::matmul_isa_supported(isa)) {
+    state.SkipWithError("ISA not supported here");
+    return;
+  }
+  const int64_t tokens = state.range(0);
+  // Many tokens: a smaller matrix keeps the run short (the figure is then compute, not bandwidth).
+  const int64_t rows = tokens > 16 ? 512 : kRows;
+  const Matrix m = make_matrix(type);
+  std::vector<float> x(static_cast<size_t>(tokens * kCols));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (float& v : x) v = dist(rng);
+  std::vector<uint8_t> xq(tandem::cpu::q8_row_bytes(kCols) * static_cast<size_t>(tokens));
+  tandem::cpu::quantize_q8_rows(isa, x.data(), kCols, tokens, kCols, xq.data());
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  const size_t scratch_bytes = (tandem::cpu::qmatmul_scratch_bytes(kCols) + 63) / 64 * 64;
+  auto* scratch = static_cast<uint8_t*>(std::aligned_alloc(64, scratch_bytes));
+  const tandem::Tensor w = tandem::Tensor::contiguous(const_cast<uint8_t*>(m.bytes.data()), type, tandem::Device::cpu(), {kCols, rows, 1});
+  for (auto _ : state) {
+    tandem::cpu::qmatmul_rows(isa, w, 0, 0, rows, xq.data(), x.data(), kCols, tokens, y.data(), rows, scratch);
+    benchmark::DoNotOptimize(y.data());
+  }
+  std::free(scratch);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(m.row_bytes) * rows);
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(rows) *
+                                                    kCols * static_cast<double>(tokens) * 1e-9,
+                                                benchmark::Counter::kIsRate);
+}
+
+// Plain reads of a buffer as large as the Q4_K matrix: the bandwidth a decode step can use on one thread.
+void bm_read_bandwidth(benchmark::State& state) {
+  std::vector<uint64_t> data(static_cast<size_t>(64) << 20 >> 3, 1);
+  for (auto _ : state) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < data.size(); i += 8) sum += data[i] ^ data[i + 1] ^ data[i + 2] ^ data[i + 3] ^ data[i + 4] ^ data[i + 5] ^ data[i + 6] ^ data[i + 7];
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(data.size() * 8));
+}
+
+void register_all() {
+  benchmark::RegisterBenchmark("read_bandwidth", bm_read_bandwidth);
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q2_K,
+                        GgmlType::Q3_K, GgmlType::BF16}) {
+    for (MatmulIsa isa : {MatmulIsa::Scalar, MatmulIsa::Avx2, MatmulIsa::Avx512}) {
+      if (isa == MatmulIsa::Scalar && type != GgmlType::Q4_K) continue;
+      const std::string name = std::string("qmatmul/") + std::string(tandem::ggml_type_name(type)) + "/" +
+                               tandem::cpu::matmul_isa_name(isa);
+      auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_qmatmul, type, isa);
+      b->Arg(1)->Arg(4)->Arg(64)->Unit(benchmark::kMillisecond);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
