@@ -45,7 +45,7 @@ Matrix make_matrix(GgmlType type) {
   return m;
 }
 
-void bm_qmatmul(benchmark::State& state, GgmlType type, MatmulIsa isa) {
+void bm_qmatmul(benchmark::State& state, GgmlType type, MatmulIsa isa, tandem::cpu::ActivationPrecision precision) {
   if (!tandem::cpu::matmul_isa_supported(isa)) {
     state.SkipWithError("ISA not supported here");
     return;
@@ -65,7 +65,7 @@ void bm_qmatmul(benchmark::State& state, GgmlType type, MatmulIsa isa) {
   auto* scratch = static_cast<uint8_t*>(std::aligned_alloc(64, scratch_bytes));
   const tandem::Tensor w = tandem::Tensor::contiguous(const_cast<uint8_t*>(m.bytes.data()), type, tandem::Device::cpu(), {kCols, rows, 1});
   for (auto _ : state) {
-    tandem::cpu::qmatmul_rows(isa, w, 0, 0, rows, xq.data(), x.data(), kCols, tokens, y.data(), rows, scratch);
+    tandem::cpu::qmatmul_rows(isa, precision, w, 0, 0, rows, xq.data(), x.data(), kCols, tokens, y.data(), rows, scratch);
     benchmark::DoNotOptimize(y.data());
   }
   std::free(scratch);
@@ -91,11 +91,14 @@ void register_all() {
   for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q2_K,
                         GgmlType::Q3_K, GgmlType::BF16}) {
     for (MatmulIsa isa : {MatmulIsa::Scalar, MatmulIsa::Avx2, MatmulIsa::Avx512}) {
-      if (isa == MatmulIsa::Scalar && type != GgmlType::Q4_K) continue;
-      const std::string name = std::string("qmatmul/") + std::string(tandem::ggml_type_name(type)) + "/" +
-                               tandem::cpu::matmul_isa_name(isa);
-      auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_qmatmul, type, isa);
-      b->Arg(1)->Arg(4)->Arg(64)->Unit(benchmark::kMillisecond);
+      for (auto precision : {tandem::cpu::ActivationPrecision::Float32, tandem::cpu::ActivationPrecision::Int16}) {
+        if (isa == MatmulIsa::Scalar && type != GgmlType::Q4_K) continue;
+        if (type == GgmlType::BF16 && precision == tandem::cpu::ActivationPrecision::Int16) continue;
+        const std::string name = std::string("qmatmul/") + std::string(tandem::ggml_type_name(type)) + "/" +
+                                 tandem::cpu::matmul_isa_name(isa) + "/" + tandem::cpu::activation_precision_name(precision);
+        auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_qmatmul, type, isa, precision);
+        b->Arg(1)->Arg(4)->Arg(64)->Unit(benchmark::kMillisecond);
+      }
     }
   }
 }

@@ -59,7 +59,7 @@ void fallback_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_
 
 void quantize_activations(ThreadPool& pool, GgmlType type, const float* x, int64_t ldx, int64_t n, int64_t cols,
                           uint8_t* dst) {
-  if (!has_fast_matmul(type) || !uses_q8_activations(type)) return;
+  if (!has_fast_matmul(type) || !uses_q8_activations(type, selected_activation_precision())) return;
   const MatmulIsa isa = selected_matmul_isa();
   const size_t row_bytes = q8_row_bytes(cols);
   if (n < 16) {
@@ -81,8 +81,8 @@ void matmul_quantized(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w,
   const MatmulIsa isa = selected_matmul_isa();
   const int64_t tiles = (w.rows() + kTileRows - 1) / kTileRows;
   Status s = pool.parallel_for(tiles, [&](int64_t begin, int64_t end, int thread) {
-    qmatmul_rows(isa, w, mat, begin * kTileRows, std::min(w.rows(), end * kTileRows), xq, x, ldx, n, y, ldy,
-                 scratch.get(thread));
+    qmatmul_rows(isa, selected_activation_precision(), w, mat, begin * kTileRows, std::min(w.rows(), end * kTileRows),
+                 xq, x, ldx, n, y, ldy, scratch.get(thread));
   });
   if (!s) throw std::runtime_error(s.message());
 }
@@ -94,7 +94,7 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const Tensor& w, int64_t m
   }
   if (has_fast_matmul(w.type)) {
     const uint8_t* xq = nullptr;
-    if (uses_q8_activations(w.type)) {
+    if (uses_q8_activations(w.type, selected_activation_precision())) {
       if (scratch.activations.size() < q8_row_bytes(w.cols()) * static_cast<size_t>(n)) {
         throw std::invalid_argument("cpu matmul: activation scratch not reserved for this many tokens");
       }
@@ -117,8 +117,9 @@ void matmul_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_en
     return;
   }
   const MatmulIsa isa = selected_matmul_isa();
-  if (!uses_q8_activations(w.type)) {
-    qmatmul_rows(isa, w, mat, row_begin, row_end, nullptr, x, ldx, n, y, ldy, scratch);
+  const ActivationPrecision precision = selected_activation_precision();
+  if (!uses_q8_activations(w.type, precision)) {
+    qmatmul_rows(isa, precision, w, mat, row_begin, row_end, nullptr, x, ldx, n, y, ldy, scratch);
     return;
   }
   // Few tokens (the per-head products of attention): quantize them here, after the decode tile.
@@ -127,7 +128,7 @@ void matmul_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_en
     const int64_t count = std::min(kRowBlock, n - t0);
     uint8_t* xq = scratch + tile;
     quantize_q8_rows(isa, x + t0 * ldx, ldx, count, w.cols(), xq);
-    qmatmul_rows(isa, w, mat, row_begin, row_end, xq, nullptr, 0, count, y + t0 * ldy, ldy, scratch);
+    qmatmul_rows(isa, precision, w, mat, row_begin, row_end, xq, nullptr, 0, count, y + t0 * ldy, ldy, scratch);
   }
 }
 

@@ -102,7 +102,24 @@ bool has_fast_matmul(GgmlType type) {
   }
 }
 
-bool uses_q8_activations(GgmlType type) { return family_of(type) != WeightFamily::Float; }
+const char* activation_precision_name(ActivationPrecision precision) {
+  return precision == ActivationPrecision::Int16 ? "int16" : "f32";
+}
+
+ActivationPrecision selected_activation_precision() {
+  static const ActivationPrecision precision = [] {
+    const char* text = std::getenv("TANDEM_ACTIVATIONS");
+    if (!text || !*text || std::string(text) == "f32") return ActivationPrecision::Float32;
+    if (std::string(text) == "int16") return ActivationPrecision::Int16;
+    std::fprintf(stderr, "TANDEM_ACTIVATIONS=%s: unknown (f32, int16); using f32\n", text);
+    return ActivationPrecision::Float32;
+  }();
+  return precision;
+}
+
+bool uses_q8_activations(GgmlType type, ActivationPrecision precision) {
+  return precision == ActivationPrecision::Int16 && family_of(type) != WeightFamily::Float;
+}
 
 size_t q8_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q16Group); }
 
@@ -113,16 +130,33 @@ void quantize_q8_rows(MatmulIsa isa, const float* x, int64_t ldx, int64_t n_rows
 }
 
 size_t qmatmul_scratch_bytes(int64_t n) {
-  // kDecodeRows rows of KBlocks or LGroups (640 bytes per 256 values either way).
+  // kDecodeRows rows of KBlocks or LGroups (640 bytes per 256 values either way), or of float32 values.
   static_assert(sizeof(KBlock) == sizeof(LGroup));
-  return static_cast<size_t>(kDecodeRows) * static_cast<size_t>((n + 255) / 256) * sizeof(KBlock) + 64;
+  const size_t blocks = static_cast<size_t>((n + 255) / 256) * sizeof(KBlock);
+  return static_cast<size_t>(kDecodeRows) * std::max(blocks, static_cast<size_t>(n) * sizeof(float)) + 64;
 }
 
-void qmatmul_rows(MatmulIsa isa, const Tensor& w, int64_t mat, int64_t r0, int64_t r1, const uint8_t* xq,
-                  const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy, uint8_t* scratch) {
+void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w, int64_t mat, int64_t r0, int64_t r1,
+                  const uint8_t* xq, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                  uint8_t* scratch) {
   const QmatmulKernels& k = kernels(isa);
   const int64_t n = w.cols();
   const WeightFamily family = family_of(w.type);
+  if (family != WeightFamily::Float && precision == ActivationPrecision::Float32) {
+    if (n_tokens <= kDirectTokens) {
+      k.dot_direct_f32(w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), x, ldx, n_tokens, n, y + r0, ldy);
+      return;
+    }
+    // Many tokens: decode a pass of rows to float32 once, then the float kernel for every token.
+    auto* decoded = reinterpret_cast<float*>(scratch);
+    for (int64_t p = r0; p < r1; p += kDecodeRows) {
+      const int rows = static_cast<int>(std::min(kDecodeRows, r1 - p));
+      for (int r = 0; r < rows; ++r) k.decode_f32(w.type, w.row(p + r, mat), n, decoded + r * n);
+      k.dot_float(GgmlType::F32, reinterpret_cast<const uint8_t*>(decoded), static_cast<size_t>(n) * sizeof(float), rows,
+                  x, ldx, n_tokens, n, y + p, ldy);
+    }
+    return;
+  }
   if (family == WeightFamily::Float) {
     for (int64_t p = r0; p < r1; p += kDecodeRows) {
       const int rows = static_cast<int>(std::min(kDecodeRows, r1 - p));

@@ -18,6 +18,12 @@
 //   s8[i] = l[i] + l[i+8], s4[i] = s8[i] + s8[i+4], s2[i] = s4[i] + s4[i+2], s2[0] + s2[1].
 // Float weights (F32, F16, BF16) use float32 activations: 16 running sums by position mod 16, one fma per
 // value in increasing position, combined by reduce16.
+//
+// Activation precision. The default multiplies quantized weights with float32 activations: each weight
+// value is decoded to float32 as w = fma(d, scale * code, -(dmin * min)) (legacy: fma(d, code, m)) and the
+// product is the float one above. Int16 activations (TANDEM_ACTIVATIONS=int16) run twice the multiply-adds
+// per instruction in prefill, but their 1e-4 relative error flips near-tied expert routing decisions now
+// and then (one greedy continuation of the Q4_K_M fixture diverges), so they are opt-in.
 // Every ISA computes exactly these operations, so scalar, AVX2 and AVX512 results are bit-identical, and a
 // result never depends on the other rows or tokens of the call (batch invariance).
 #pragma once
@@ -41,10 +47,15 @@ MatmulIsa selected_matmul_isa();
 // Parses "scalar" / "avx2" / "avx512"; false for anything else.
 bool parse_matmul_isa(const char* text, MatmulIsa& isa);
 
+enum class ActivationPrecision { Float32, Int16 };
+const char* activation_precision_name(ActivationPrecision precision);
+// TANDEM_ACTIVATIONS=f32 (default) or int16.
+ActivationPrecision selected_activation_precision();
+
 // Weight types with an integer (or direct float) kernel; others are dequantized to float32 first.
 bool has_fast_matmul(GgmlType type);
-// Whether `type` multiplies quantized activation rows (quantized types) rather than float32 rows.
-bool uses_q8_activations(GgmlType type);
+// Whether `type` multiplies quantized activation rows (quantized types in int16 mode) rather than float32 rows.
+bool uses_q8_activations(GgmlType type, ActivationPrecision precision);
 
 // Bytes of one quantized activation row of n values (n a multiple of 32).
 size_t q8_row_bytes(int64_t n);
@@ -59,7 +70,8 @@ inline constexpr int64_t kTileRows = 4;
 // y[t * ldy + r] = sum_c W[mat][r][c] x_t[c] for rows r in [r0, r1) and tokens t < n_tokens.
 // For quantized types x_t is row t at xq + t * q8_row_bytes(cols); for float types it is x + t * ldx.
 // `scratch` holds qmatmul_scratch_bytes(cols) bytes, 64-byte aligned. Requires has_fast_matmul(w.type).
-void qmatmul_rows(MatmulIsa isa, const Tensor& w, int64_t mat, int64_t r0, int64_t r1, const uint8_t* xq,
-                  const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy, uint8_t* scratch);
+void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w, int64_t mat, int64_t r0, int64_t r1,
+                  const uint8_t* xq, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                  uint8_t* scratch);
 
 }  // namespace tandem::cpu

@@ -63,6 +63,31 @@ struct Acc {
   };
 };
 
+struct FAcc {
+  struct Pair {
+    __m256 acc[2];
+  };
+  static void init(Pair& p) { p.acc[0] = p.acc[1] = _mm256_setzero_ps(); }
+  static float result(const Pair& p) {
+    float a[16];
+    _mm256_storeu_ps(a, p.acc[0]);
+    _mm256_storeu_ps(a + 8, p.acc[1]);
+    return reduce16(a);
+  }
+  template <int NT>
+  static void add16(__m256 lo, __m256 hi, const float* const* x, int64_t pos, Pair* pairs) {
+    for (int t = 0; t < NT; ++t) {
+      pairs[t].acc[0] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x[t] + pos), pairs[t].acc[0]);
+      pairs[t].acc[1] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x[t] + pos + 8), pairs[t].acc[1]);
+    }
+  }
+};
+
+void dot_direct_f32(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::dot_direct_f32_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, n_tok, n, y, ldy);
+}
+
 void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
            int64_t n_blocks, float* y, int64_t ldy) {
   simd::dot_k_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_blocks, y, ldy);
@@ -79,6 +104,6 @@ void dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, co
 }  // namespace
 
 const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
-                                     simd::dot_float_avx2};
+                                     simd::dot_float_avx2, simd::decode_f32, dot_direct_f32};
 
 }  // namespace tandem::cpu::avx2

@@ -52,6 +52,28 @@ struct Acc {
   };
 };
 
+struct FAcc {
+  struct Pair {
+    __m512 acc;
+  };
+  static void init(Pair& p) { p.acc = _mm512_setzero_ps(); }
+  static float result(const Pair& p) {
+    float a[16];
+    _mm512_storeu_ps(a, p.acc);
+    return reduce16(a);
+  }
+  template <int NT>
+  static void add16(__m256 lo, __m256 hi, const float* const* x, int64_t pos, Pair* pairs) {
+    const __m512 w = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+    for (int t = 0; t < NT; ++t) pairs[t].acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + pos), pairs[t].acc);
+  }
+};
+
+void dot_direct_f32(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::dot_direct_f32_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, n_tok, n, y, ldy);
+}
+
 void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
            int64_t n_blocks, float* y, int64_t ldy) {
   simd::dot_k_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_blocks, y, ldy);
@@ -109,6 +131,6 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
 }  // namespace
 
 const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
-                                     dot_float};
+                                     dot_float, simd::decode_f32, dot_direct_f32};
 
 }  // namespace tandem::cpu::avx512

@@ -82,6 +82,11 @@ struct QmatmulKernels {
   // Float weights (F32 / F16 / BF16) times float activations.
   void (*dot_float)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy);
+  // Float-activation mode: a quantized row decoded to float32 values (qmatmul.h's formula), and the
+  // decode fused with the float dot product for at most kDirectTokens tokens.
+  void (*decode_f32)(GgmlType type, const uint8_t* row, int64_t n, float* dst);
+  void (*dot_direct_f32)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                         int64_t n_tok, int64_t n, float* y, int64_t ldy);
 };
 
 namespace scalar {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -278,8 +279,39 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
   }
 }
 
+void decode_f32(GgmlType type, const uint8_t* row, int64_t n, float* dst) {
+  if (family_of(type) == WeightFamily::KQuant) {
+    const size_t block_bytes = ggml_type_info(type).type_size;
+    for (int64_t b = 0; b < n / 256; ++b) {
+      KBlock kb;
+      decode_k(type, row + static_cast<size_t>(b) * block_bytes, 256, &kb);
+      for (int e = 0; e < 256; ++e) dst[256 * b + e] = std::fma(kb.d, static_cast<float>(kb.wq[e]), kb.mneg[e / 16]);
+    }
+    return;
+  }
+  const size_t block_bytes = ggml_type_info(type).type_size;
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
+    LGroup lg;
+    decode_legacy(type, row + static_cast<size_t>(g) * 8 * block_bytes, 32 * blocks, &lg);
+    for (int e = 0; e < 32 * blocks; ++e) {
+      dst[256 * g + e] = std::fma(lg.d[e / 32], static_cast<float>(lg.wq[e]), lg.m16[e / 16]);
+    }
+  }
+}
+
+void dot_direct_f32(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  std::vector<float> row(static_cast<size_t>(n));
+  for (int r = 0; r < n_rows; ++r) {
+    decode_f32(type, w + static_cast<size_t>(r) * w_stride, n, row.data());
+    dot_float(GgmlType::F32, reinterpret_cast<const uint8_t*>(row.data()), 0, 1, x, ldx, n_tok, n, y + r, ldy);
+  }
+}
+
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{quantize, decode_k, decode_legacy, dot_k, dot_legacy, dot_direct, dot_float};
+const QmatmulKernels kQmatmulKernels{quantize, decode_k, decode_legacy, dot_k, dot_legacy, dot_direct, dot_float,
+                                     decode_f32, dot_direct_f32};
 
 }  // namespace tandem::cpu::scalar

@@ -249,6 +249,12 @@ template <typename Sink>
 static inline void q4k_chunks(const uint8_t* blk, bool five, Sink&& sink, float mneg[16]) {
   uint8_t sc[8], mn[8];
   unpack_k4_scales(blk + 4, sc, mn);
+  // mneg[k] = -(dmin * min of the 32-value sub-block k / 2), ready before the chunks.
+  const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
+  const __m128i m16 = _mm_unpacklo_epi8(m8, m8);
+  const __m256 dm = _mm256_set1_ps(-half(blk + 2));
+  _mm256_storeu_ps(mneg, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m16))));
+  _mm256_storeu_ps(mneg + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(m16, 8)))));
   const uint8_t* qs = blk + (five ? 48 : 16);
   const __m256i qh = five ? load32(blk + 16) : _mm256_setzero_si256();
   const __m256i m4 = _mm256_set1_epi8(0x0F), bit = _mm256_set1_epi8(1);
@@ -266,12 +272,6 @@ static inline void q4k_chunks(const uint8_t* blk, bool five, Sink&& sink, float 
     sink(2 * j + 1, _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(hi)), shi),
          _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(hi, 1)), shi));
   }
-  // mneg[k] = -(dmin * min of the 32-value sub-block k / 2)
-  const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
-  const __m128i m16 = _mm_unpacklo_epi8(m8, m8);
-  const __m256 dm = _mm256_set1_ps(-half(blk + 2));
-  _mm256_storeu_ps(mneg, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m16))));
-  _mm256_storeu_ps(mneg + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(m16, 8)))));
 }
 
 template <typename Sink>
@@ -434,6 +434,115 @@ static inline void dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_str
     case 2: return dot_direct_rows<Acc, 2>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
     case 3: return dot_direct_rows<Acc, 3>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
     case 4: return dot_direct_rows<Acc, 4>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    default: return;
+  }
+}
+
+// --- float-activation mode ---------------------------------------------------------------------------
+// 16 scaled int16 codes of one sub-block to float32: fma(d, code, mneg), as values 0..7 and 8..15.
+static inline void codes_to_f32(__m256i wq16, __m256 d, __m256 mneg, __m256& lo, __m256& hi) {
+  lo = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(wq16))), mneg);
+  hi = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(wq16, 1))), mneg);
+}
+
+// Calls sink(pos, lo, hi) for each sub-block of 16 values of a quantized row's group/block starting at
+// value `base`: the float32 weights qmatmul.h defines.
+template <typename Sink>
+static inline void f32_subblocks(GgmlType type, const uint8_t* row, int64_t g, int64_t n, KBlock& kb, LGroup& lg,
+                                 Sink&& sink) {
+  const size_t block_bytes = ggml_type_info(type).type_size;
+  switch (type) {
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: {
+      const uint8_t* blk = row + static_cast<size_t>(g) * block_bytes;
+      alignas(32) float mneg[16];
+      const __m256 d = _mm256_set1_ps(half(blk));
+      q4k_chunks(blk, type == GgmlType::Q5_K, [&](int c, __m256i wa, __m256i wb) {
+        __m256 lo, hi;
+        codes_to_f32(wa, d, _mm256_set1_ps(mneg[2 * c]), lo, hi);
+        sink(256 * g + 32 * c, lo, hi);
+        codes_to_f32(wb, d, _mm256_set1_ps(mneg[2 * c + 1]), lo, hi);
+        sink(256 * g + 32 * c + 16, lo, hi);
+      }, mneg);
+      return;
+    }
+    case GgmlType::Q6_K: {
+      const auto& q6 = *reinterpret_cast<const BlockQ6_K*>(row + static_cast<size_t>(g) * block_bytes);
+      const __m256 d = _mm256_set1_ps(half(reinterpret_cast<const uint8_t*>(&q6.d))), zero = _mm256_setzero_ps();
+      q6k_chunks(q6, [&](int c, __m256i wa, __m256i wb) {
+        __m256 lo, hi;
+        codes_to_f32(wa, d, zero, lo, hi);
+        sink(256 * g + 32 * c, lo, hi);
+        codes_to_f32(wb, d, zero, lo, hi);
+        sink(256 * g + 32 * c + 16, lo, hi);
+      });
+      return;
+    }
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K: {
+      decode_k_block(type, row + static_cast<size_t>(g) * block_bytes, kb);
+      const __m256 d = _mm256_set1_ps(kb.d);
+      for (int k = 0; k < 16; ++k) {
+        __m256 lo, hi;
+        codes_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.wq + 16 * k)), d, _mm256_set1_ps(kb.mneg[k]), lo, hi);
+        sink(256 * g + 16 * k, lo, hi);
+      }
+      return;
+    }
+    default: {
+      const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
+      decode_legacy_group(type, row + static_cast<size_t>(g) * 8 * block_bytes, blocks, lg);
+      for (int k = 0; k < 2 * blocks; ++k) {
+        __m256 lo, hi;
+        codes_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lg.wq + 16 * k)), _mm256_set1_ps(lg.d[k / 2]),
+                     _mm256_set1_ps(lg.m16[k]), lo, hi);
+        sink(256 * g + 16 * k, lo, hi);
+      }
+      return;
+    }
+  }
+}
+
+static inline void decode_f32(GgmlType type, const uint8_t* row, int64_t n, float* dst) {
+  alignas(64) KBlock kb;
+  alignas(64) LGroup lg;
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    f32_subblocks(type, row, g, n, kb, lg, [&](int64_t pos, __m256 lo, __m256 hi) {
+      _mm256_storeu_ps(dst + pos, lo);
+      _mm256_storeu_ps(dst + pos + 8, hi);
+    });
+  }
+}
+
+// FAcc provides struct Pair (16 float lanes), init, result, and template <int NT> static void
+// add16(__m256 lo, __m256 hi, const float* const* x, int64_t pos, Pair* pairs).
+template <typename FAcc, int NT>
+static inline void dot_direct_f32_rows(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x,
+                                       int64_t ldx, int64_t n, float* y, int64_t ldy) {
+  alignas(64) KBlock kb;
+  alignas(64) LGroup lg;
+  const float* xs[NT];
+  for (int t = 0; t < NT; ++t) xs[t] = x + t * ldx;
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
+    typename FAcc::Pair pairs[NT];
+    for (auto& p : pairs) FAcc::init(p);
+    for (int64_t g = 0; 256 * g < n; ++g) {
+      f32_subblocks(type, row, g, n, kb, lg,
+                    [&](int64_t pos, __m256 lo, __m256 hi) { FAcc::template add16<NT>(lo, hi, xs, pos, pairs); });
+    }
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = FAcc::result(pairs[t]);
+  }
+}
+
+template <typename FAcc>
+static inline void dot_direct_f32_loop(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x,
+                                       int64_t ldx, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  switch (n_tok) {
+    case 1: return dot_direct_f32_rows<FAcc, 1>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
+    case 2: return dot_direct_f32_rows<FAcc, 2>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
+    case 3: return dot_direct_f32_rows<FAcc, 3>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
+    case 4: return dot_direct_f32_rows<FAcc, 4>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
     default: return;
   }
 }

@@ -83,14 +83,16 @@ struct Scratch {
   uint8_t* p;
 };
 
-std::vector<float> run(MatmulIsa isa, Problem& p, int64_t tokens, int64_t token_offset = 0) {
+std::vector<float> run(MatmulIsa isa, ActivationPrecision precision, Problem& p, int64_t tokens, int64_t token_offset = 0) {
   std::vector<float> y(static_cast<size_t>(tokens * p.rows), -1.0f);
   Scratch scratch(qmatmul_scratch_bytes(p.cols));
   const size_t q8_bytes = q8_row_bytes(p.cols);
-  qmatmul_rows(isa, p.weight(), 0, 0, p.rows, p.xq.data() + static_cast<size_t>(token_offset) * q8_bytes,
+  qmatmul_rows(isa, precision, p.weight(), 0, 0, p.rows, p.xq.data() + static_cast<size_t>(token_offset) * q8_bytes,
                p.x.data() + token_offset * p.cols, p.cols, tokens, y.data(), p.rows, scratch.p);
   return y;
 }
+
+const ActivationPrecision kPrecisions[] = {ActivationPrecision::Float32, ActivationPrecision::Int16};
 
 class Qmatmul : public ::testing::TestWithParam<GgmlType> {};
 
@@ -99,13 +101,16 @@ TEST_P(Qmatmul, EveryIsaEqualsTheScalarReferenceBitForBit) {
   const int64_t block = ggml_type_info(type).block_size;
   for (int64_t cols : {block == 256 ? int64_t{768} : int64_t{96}, block == 256 ? int64_t{256} : int64_t{288}}) {
     Problem p = make_problem(type, cols, 19, 64, static_cast<uint64_t>(type) * 100 + static_cast<uint64_t>(cols));
-    for (int64_t tokens : {1, 2, 3, 4, 5, 8, 13, 64}) {
-      const auto ref = run(MatmulIsa::Scalar, p, tokens);
-      for (MatmulIsa isa : isas()) {
-        const auto got = run(isa, p, tokens);
-        for (size_t i = 0; i < got.size(); ++i) {
-          ASSERT_EQ(got[i], ref[i]) << ggml_type_name(type) << " " << matmul_isa_name(isa) << " cols " << cols
-                                    << " tokens " << tokens << " index " << i;
+    for (ActivationPrecision precision : kPrecisions) {
+      for (int64_t tokens : {1, 2, 3, 4, 5, 8, 13, 64}) {
+        const auto ref = run(MatmulIsa::Scalar, precision, p, tokens);
+        for (MatmulIsa isa : isas()) {
+          const auto got = run(isa, precision, p, tokens);
+          for (size_t i = 0; i < got.size(); ++i) {
+            ASSERT_EQ(got[i], ref[i]) << ggml_type_name(type) << " " << matmul_isa_name(isa) << " "
+                                      << activation_precision_name(precision) << " cols " << cols << " tokens " << tokens
+                                      << " index " << i;
+          }
         }
       }
     }
@@ -116,8 +121,9 @@ TEST_P(Qmatmul, TheReferenceIsWithinTheBoundOfTheExactProduct) {
   const GgmlType type = GetParam();
   const int64_t cols = ggml_type_info(type).block_size == 256 ? 1024 : 160, rows = 7, tokens = 9;
   Problem p = make_problem(type, cols, rows, tokens, 7);
-  const auto y = run(MatmulIsa::Scalar, p, tokens);
-  const bool q8 = uses_q8_activations(type);
+  for (ActivationPrecision precision : kPrecisions) {
+  const auto y = run(MatmulIsa::Scalar, precision, p, tokens);
+  const bool q8 = uses_q8_activations(type, precision);
   for (int64_t t = 0; t < tokens; ++t) {
     // The activation values the kernels see (dequantized q8) and their scales.
     std::vector<double> xs(static_cast<size_t>(cols)), step(static_cast<size_t>(cols), 0.0),
@@ -141,9 +147,11 @@ TEST_P(Qmatmul, TheReferenceIsWithinTheBoundOfTheExactProduct) {
       const double terms = q8 ? static_cast<double>(cols) / 32 + 8 : static_cast<double>(cols);
       const double bound = (terms + 2) * std::ldexp(1.0, -23) * magnitude + 1e-5 * magnitude / static_cast<double>(cols) + 1e-6;
       const double got = y[static_cast<size_t>(t * rows + r)];
-      ASSERT_NEAR(got, exact, bound) << ggml_type_name(type) << " token " << t << " row " << r;
+      ASSERT_NEAR(got, exact, bound) << ggml_type_name(type) << " " << activation_precision_name(precision) << " token "
+                                     << t << " row " << r;
       ASSERT_NEAR(got, exact_unquantized, bound + quantization * (1 + 1e-6)) << ggml_type_name(type);
     }
+  }
   }
 }
 
@@ -152,13 +160,15 @@ TEST_P(Qmatmul, ATokensResultDoesNotDependOnTheOtherTokensOfTheCall) {
   const int64_t cols = ggml_type_info(type).block_size == 256 ? 512 : 64;
   Problem p = make_problem(type, cols, 11, 40, 3);
   for (MatmulIsa isa : isas()) {
-    const auto batched = run(isa, p, 40);
+    for (ActivationPrecision precision : kPrecisions) {
+    const auto batched = run(isa, precision, p, 40);
     for (int64_t t : {0, 3, 4, 17, 39}) {
-      const auto alone = run(isa, p, 1, t);
+      const auto alone = run(isa, precision, p, 1, t);
       for (int64_t r = 0; r < p.rows; ++r) {
         ASSERT_EQ(alone[static_cast<size_t>(r)], batched[static_cast<size_t>(t * p.rows + r)])
             << ggml_type_name(type) << " " << matmul_isa_name(isa) << " token " << t;
       }
+    }
     }
   }
 }
