@@ -96,14 +96,16 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
   if (!placement) return placement.status();
 
   auto cpu = std::make_unique<CpuBackend>(o.threads);
-  auto runner = std::make_unique<CpuExpertRunner>(o.expert_threads > 0 ? o.expert_threads : o.threads);
-  // On the CPU alone the two thread groups only run at once while the shared expert overlaps the routed
-  // ones; when together they oversubscribe the cores, that overlap costs more than it saves.
+  // On the CPU alone the backend and the experts take turns, except while the shared expert overlaps the
+  // routed ones; that overlap pays only when the runner's threads have cores of their own. Otherwise the
+  // runner shares the backend's pool and computes each job inline: no handoff, no idle spinning threads.
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const bool own_cores = cpu->threads() + runner->threads() <= cores;
-  const bool overlap = o.expert_overlap == "on" || (o.expert_overlap == "auto" && own_cores);
-  spdlog::info("experts: {} runner threads, {} main threads on {} cores; shared experts {} the routed ones",
-               runner->threads(), cpu->threads(), cores, overlap ? "overlap" : "run after");
+  const int expert_threads = o.expert_threads > 0 ? o.expert_threads : cpu->threads();
+  const bool overlap = o.expert_overlap == "on" || (o.expert_overlap == "auto" && cpu->threads() + expert_threads <= cores);
+  std::unique_ptr<CpuExpertRunner> runner = overlap ? std::make_unique<CpuExpertRunner>(expert_threads)
+                                                    : std::make_unique<CpuExpertRunner>(cpu->pool());
+  spdlog::info("experts: {} runner threads{}, {} main threads, {} cores; shared experts {} the routed ones", runner->threads(),
+               overlap ? "" : " (the backend's)", cpu->threads(), cores, overlap ? "overlap" : "run after");
   rt.backend = std::move(cpu);
   rt.expert_runner = std::move(runner);
   if (const char* fault = std::getenv("TANDEM_INJECT_FAULT"); fault && *fault) {

@@ -1,7 +1,15 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TANDEM_CPU_RELAX() _mm_pause()
+#else
+#define TANDEM_CPU_RELAX() std::this_thread::yield()
+#endif
 
 namespace tandem {
 
@@ -11,6 +19,17 @@ std::pair<int64_t, int64_t> slice(int64_t n, int index, int count) {
   const int64_t base = n / count, extra = n % count;
   const int64_t begin = index * base + std::min<int64_t>(index, extra);
   return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+// Spins until done() holds or the spin time is over; true if it holds.
+template <typename Done>
+bool spin_until(Done&& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicroseconds);
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    TANDEM_CPU_RELAX();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return done();
+  }
 }
 }  // namespace
 
@@ -35,11 +54,11 @@ void ThreadPool::run_slice(int index, int count) {
   try {
     (*job_)(b, e, index);
   } catch (const std::exception& ex) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(error_mutex_);
     if (!failed_) error_.assign(ex.what(), std::min<size_t>(std::char_traits<char>::length(ex.what()), error_.capacity()));
     failed_ = true;
   } catch (...) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(error_mutex_);
     if (!failed_) error_.assign("unknown exception in a parallel loop");
     failed_ = true;
   }
@@ -52,36 +71,45 @@ Status ThreadPool::parallel_for(int64_t n, Body fn) {
   job_size_ = n;
   failed_ = false;
   if (n_threads_ > 1 && n > 1) {
-    {
+    pending_.store(n_threads_ - 1);
+    generation_.fetch_add(1);  // publishes job_ and job_size_ to the workers
+    if (sleeping_workers_.load() > 0) {
       std::lock_guard lock(mutex_);
-      pending_ = n_threads_ - 1;
-      ++generation_;
+      work_ready_.notify_all();
     }
-    work_ready_.notify_all();
     run_slice(0, n_threads_);
-    std::unique_lock lock(mutex_);
-    work_done_.wait(lock, [this] { return pending_ == 0; });
+    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock lock(mutex_);
+      caller_sleeping_ = true;
+      work_done_.wait(lock, [this] { return pending_.load() == 0; });
+      caller_sleeping_ = false;
+    }
   } else {
     run_slice(0, 1);  // one thread (or one item): the whole range here, as thread 0
   }
   job_ = nullptr;
-  if (failed_) return Status::error(error_);
+  if (failed_) {
+    std::lock_guard lock(error_mutex_);
+    return Status::error(error_);
+  }
   return Status::ok();
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    if (!spin_until([&] { return stopping_.load() || generation_.load(std::memory_order_acquire) != seen; })) {
       std::unique_lock lock(mutex_);
-      work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
+      ++sleeping_workers_;
+      work_ready_.wait(lock, [&] { return stopping_.load() || generation_.load() != seen; });
+      --sleeping_workers_;
     }
+    if (stopping_) return;
+    seen = generation_.load();
     run_slice(index, n_threads_);
-    {
+    if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard lock(mutex_);
-      if (--pending_ == 0) work_done_.notify_one();
+      work_done_.notify_one();
     }
   }
 }

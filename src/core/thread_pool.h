@@ -5,11 +5,17 @@
 // partition depends only on n and the thread count, never on timing, so results that depend on which
 // thread computed what are reproducible; `thread` (< size()) lets fn use per-thread scratch memory.
 //
+// A forward pass runs hundreds of loops a step, so waking sleeping threads each time would cost more than
+// many of the loops: after a loop, workers spin for a while (kSpinMicroseconds) watching for the next one
+// before they sleep, and the caller spins likewise while waiting for the workers. Give a pool as many
+// threads as it has cores to itself.
+//
 // Safe to call from several threads at once: calls are serialized. Not re-entrant: fn must not call
 // parallel_for on the same pool. An exception thrown by fn on any thread is caught there and returned as
 // the call's Status (the first one); it never crosses a thread. Nothing is allocated per call.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -25,6 +31,7 @@ namespace tandem {
 class ThreadPool {
  public:
   using Body = FunctionRef<void(int64_t begin, int64_t end, int thread)>;
+  static constexpr int kSpinMicroseconds = 100;
 
   explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
   ~ThreadPool();
@@ -48,15 +55,18 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex call_mutex_;  // one parallel_for at a time
-  std::mutex mutex_;
+  std::mutex mutex_;       // sleeping and waking
   std::condition_variable work_ready_;
   std::condition_variable work_done_;
   const Body* job_ = nullptr;
   int64_t job_size_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stopping_ = false;
-  bool failed_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleeping_workers_{0};
+  std::atomic<bool> caller_sleeping_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> failed_{false};
+  std::mutex error_mutex_;
   std::string error_;  // capacity reserved at construction: recording an error does not allocate
 };
 

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
 #include <vector>
 
 namespace tandem {
@@ -27,6 +31,41 @@ TEST(ThreadPool, ManyRoundsDoNotDeadlock) {
     pool.parallel_for(10, [&](int64_t b, int64_t e) { sum += e - b; });
   }
   EXPECT_EQ(sum.load(), 20000);
+}
+
+TEST(ThreadPool, CallersOnSeveralThreadsAreSerialized) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> sum{0};
+  auto caller = [&] {
+    for (int round = 0; round < 500; ++round) {
+      ASSERT_TRUE(pool.parallel_for(7, [&](int64_t b, int64_t e) { sum += e - b; }));
+    }
+  };
+  std::thread a(caller), b(caller);
+  a.join();
+  b.join();
+  EXPECT_EQ(sum.load(), 2 * 500 * 7);
+}
+
+TEST(ThreadPool, AnExceptionOnAWorkerBecomesTheCallsStatus) {
+  ThreadPool pool(3);
+  const Status s = pool.parallel_for(9, [&](int64_t b, int64_t, int thread) {
+    if (thread == 2) throw std::runtime_error("boom in " + std::to_string(b));
+  });
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("boom"), std::string::npos);
+  // The pool keeps working.
+  EXPECT_TRUE(pool.parallel_for(9, [](int64_t, int64_t) {}));
+}
+
+TEST(ThreadPool, WorkersThatFellAsleepWakeForTheNextLoop) {
+  ThreadPool pool(2);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(3 * ThreadPool::kSpinMicroseconds));
+    ASSERT_TRUE(pool.parallel_for(2, [&](int64_t, int64_t, int) { ++ran; }));
+  }
+  EXPECT_EQ(ran.load(), 6);
 }
 
 }  // namespace tandem

@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/qmatmul.h"
 #include "kernels/cpu/quant.h"
 
 namespace tandem {
@@ -55,7 +56,9 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) { error_.reserve(512); 
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::describe() const {
-  return fmt::format("cpu ({} threads, {} kernels)", pool_.size(), cpu::isa_name(cpu::best_isa()));
+  return fmt::format("cpu ({} threads, {} kernels, {} activations)", pool_.size(),
+                     cpu::matmul_isa_name(cpu::selected_matmul_isa()),
+                     cpu::activation_precision_name(cpu::selected_activation_precision()));
 }
 
 void CpuBackend::fail(const char* op, const std::string& message) {

@@ -26,6 +26,7 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::cpu(); }
   std::string describe() const override;
   int threads() const { return pool_.size(); }
+  ThreadPool& pool() { return pool_; }  // for a CpuExpertRunner that takes turns with this backend
 
   Result<Tensor> alloc(GgmlType type, std::array<int64_t, 3> ne, const char* name) override;
   Result<Tensor> alloc_host(GgmlType type, std::array<int64_t, 3> ne, const char* name) override {

@@ -5,16 +5,20 @@
 
 #include <fmt/format.h>
 
-#include "kernels/cpu/quant.h"
+#include "kernels/cpu/qmatmul.h"
 
 namespace tandem {
 
-CpuExpertRunner::CpuExpertRunner(int n_threads) : pool_(n_threads) {
+CpuExpertRunner::CpuExpertRunner(int n_threads)
+    : own_pool_(std::make_unique<ThreadPool>(n_threads)), pool_(own_pool_.get()) {
   error_.reserve(512);
   dispatcher_ = std::thread([this] { dispatch_loop(); });
 }
 
+CpuExpertRunner::CpuExpertRunner(ThreadPool& shared_pool) : pool_(&shared_pool) { error_.reserve(512); }
+
 CpuExpertRunner::~CpuExpertRunner() {
+  if (!dispatcher_.joinable()) return;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -24,14 +28,16 @@ CpuExpertRunner::~CpuExpertRunner() {
 }
 
 std::string CpuExpertRunner::describe() const {
-  return fmt::format("cpu experts ({} threads, {} kernels)", pool_.size(), cpu::isa_name(cpu::best_isa()));
+  return fmt::format("cpu experts ({} threads{}, {} kernels, {} activations)", pool_->size(),
+                     own_pool_ ? "" : " shared with the backend", cpu::matmul_isa_name(cpu::selected_matmul_isa()),
+                     cpu::activation_precision_name(cpu::selected_activation_precision()));
 }
 
 Status CpuExpertRunner::prepare(const ExpertLimits& limits) {
   std::lock_guard lock(mutex_);
   if (has_job_) return Status::error("cpu expert runner: prepare() while a job runs");
   try {
-    scratch_.reserve(limits, pool_.size());
+    scratch_.reserve(limits, pool_->size());
   } catch (const std::bad_alloc&) {
     return Status::error("cpu expert runner: out of memory for scratch buffers");
   }
@@ -39,6 +45,15 @@ Status CpuExpertRunner::prepare(const ExpertLimits& limits) {
 }
 
 void CpuExpertRunner::submit(const ExpertJob& job) {
+  if (!own_pool_) {  // inline: compute now; wait() reports
+    job_ = job;
+    has_job_ = true;
+    const double seconds = compute();
+    std::lock_guard lock(mutex_);
+    busy_seconds_ += seconds;
+    has_job_ = false;
+    return;
+  }
   {
     std::lock_guard lock(mutex_);
     if (has_job_) {  // a caller bug; report it on wait() rather than lose the running job
@@ -66,6 +81,26 @@ double CpuExpertRunner::busy_seconds() const {
   return busy_seconds_;
 }
 
+double CpuExpertRunner::compute() {
+  const auto started = std::chrono::steady_clock::now();
+  bool failure = false;
+  try {
+    cpu::run_experts(*pool_, scratch_, job_);
+  } catch (const std::exception& e) {
+    failure = true;
+    std::lock_guard lock(mutex_);
+    error_.assign("cpu expert runner: ");
+    error_.append(e.what());
+  } catch (...) {
+    failure = true;
+    std::lock_guard lock(mutex_);
+    error_.assign("cpu expert runner: unknown error");
+  }
+  std::lock_guard lock(mutex_);
+  failed_ = failure;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
 void CpuExpertRunner::dispatch_loop() {
   for (;;) {
     {
@@ -73,25 +108,10 @@ void CpuExpertRunner::dispatch_loop() {
       changed_.wait(lock, [this] { return stopping_ || has_job_; });
       if (stopping_) return;
     }
-    const auto started = std::chrono::steady_clock::now();
-    const char* failure = nullptr;
-    try {
-      cpu::run_experts(pool_, scratch_, job_);
-    } catch (const std::exception& e) {
-      failure = e.what();
-      std::lock_guard lock(mutex_);
-      error_.assign("cpu expert runner: ");
-      error_.append(failure);
-    } catch (...) {
-      failure = "unknown error";
-      std::lock_guard lock(mutex_);
-      error_.assign("cpu expert runner: unknown error");
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const double seconds = compute();
     {
       std::lock_guard lock(mutex_);
       busy_seconds_ += seconds;
-      failed_ = failure != nullptr;
       has_job_ = false;
     }
     changed_.notify_all();

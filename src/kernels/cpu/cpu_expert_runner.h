@@ -1,12 +1,14 @@
 // CpuExpertRunner: the ExpertRunner on the CPU, with its own thread pool.
 //
-// A dispatcher thread takes each submitted job and computes it (moe.h) with the runner's pool (the
-// dispatcher takes part as one of its threads), so the submitting thread is free until wait(). Give the
-// runner and the engine's backend separate cores when both have work at once (shared experts or GPU work
-// overlapping the routed experts); on a few cores they may share them.
+// With its own pool (CpuExpertRunner(n_threads)), a dispatcher thread takes each submitted job and computes
+// it (moe.h) with that pool (the dispatcher takes part as one of its threads), so the submitting thread is
+// free until wait(): give the runner cores of its own for that overlap (shared experts or GPU work beside
+// the routed experts). Sharing a pool (CpuExpertRunner(pool), for a CPU-only engine whose backend and
+// experts take turns on the same cores) computes each job at once on the submitting thread.
 #pragma once
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -19,11 +21,13 @@ namespace tandem {
 
 class CpuExpertRunner final : public ExpertRunner {
  public:
-  explicit CpuExpertRunner(int n_threads);  // <= 0: all cores
+  explicit CpuExpertRunner(int n_threads);  // its own pool and dispatcher; n_threads <= 0: all cores
+  explicit CpuExpertRunner(ThreadPool& shared_pool);  // jobs run inline on `shared_pool` (must outlive the runner)
   ~CpuExpertRunner() override;
 
   std::string describe() const override;
-  int threads() const { return pool_.size(); }
+  int threads() const { return pool_->size(); }
+  bool inline_jobs() const { return !own_pool_; }
   Status prepare(const ExpertLimits& limits) override;
   void submit(const ExpertJob& job) override;
   Status wait() override;
@@ -31,8 +35,11 @@ class CpuExpertRunner final : public ExpertRunner {
 
  private:
   void dispatch_loop();
+  // Computes job_ on the calling thread; records the outcome. Returns seconds spent.
+  double compute();
 
-  ThreadPool pool_;
+  std::unique_ptr<ThreadPool> own_pool_;
+  ThreadPool* pool_;
   cpu::MoeScratch scratch_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

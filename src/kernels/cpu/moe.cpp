@@ -1,13 +1,19 @@
 #include "kernels/cpu/moe.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/qmatmul.h"
 
 namespace tandem::cpu {
+
+namespace {
+constexpr int32_t kTaskRows = 16;  // hidden / output rows per task
+}
 
 void MoeScratch::reserve(const ExpertLimits& l, int n_threads) {
   limits_.max_tokens = std::max(limits_.max_tokens, l.max_tokens);
@@ -15,16 +21,20 @@ void MoeScratch::reserve(const ExpertLimits& l, int n_threads) {
   limits_.max_ff = std::max(limits_.max_ff, l.max_ff);
   limits_.k = std::max(limits_.k, l.k);
   limits_.max_experts = std::max(limits_.max_experts, l.max_experts);
-  const auto t = static_cast<size_t>(limits_.max_tokens), e = static_cast<size_t>(limits_.n_embd);
-  const auto f = static_cast<size_t>(limits_.max_ff), k = static_cast<size_t>(limits_.k);
+  const auto slots = static_cast<size_t>(limits_.max_tokens) * static_cast<size_t>(limits_.k);
+  const auto e = static_cast<size_t>(limits_.n_embd), f = static_cast<size_t>(limits_.max_ff);
   expert_start.assign(static_cast<size_t>(limits_.max_experts) + 1, 0);
-  slot_order.assign(t * k, 0);
-  x_in.assign(t * e, 0.0f);
-  gate.assign(t * f, 0.0f);
-  up.assign(t * f, 0.0f);
-  down.assign(t * e, 0.0f);
-  slot_out.assign(t * k * e, 0.0f);
-  matmul_scratch.reserve(n_threads, limits_.max_tokens, std::max(limits_.n_embd, limits_.max_ff));
+  slot_order.assign(slots, 0);
+  slot_position.assign(slots, 0);
+  x_sorted.assign(slots * e, 0.0f);
+  act.assign(slots * f, 0.0f);
+  up.assign(slots * f, 0.0f);
+  down.assign(slots * e, 0.0f);
+  x_quantized.reserve(q8_row_bytes(limits_.n_embd) * std::max<size_t>(slots, 1));
+  act_quantized.reserve(q8_row_bytes(limits_.max_ff) * std::max<size_t>(slots, 1));
+  const int64_t max_rows = std::max(limits_.n_embd, limits_.max_ff);
+  tasks.resize(static_cast<size_t>(limits_.max_experts * ((max_rows + kTaskRows - 1) / kTaskRows)));
+  decode.reserve(n_threads, matmul_thread_scratch_bytes(max_rows));
 }
 
 std::string check_expert_job(const ExpertJob& j) {
@@ -39,6 +49,9 @@ std::string check_expert_job(const ExpertJob& j) {
     return fmt::format("moe: activation shapes disagree: x {}, ids {}, weights {}, out {}", describe(j.x),
                        describe(j.ids), describe(j.weights), describe(j.out));
   }
+  if (!has_fast_matmul(g.type) || !has_fast_matmul(d.type)) {
+    return fmt::format("moe: no expert kernel for {} / {}", ggml_type_name(g.type), ggml_type_name(d.type));
+  }
   return {};
 }
 
@@ -46,12 +59,14 @@ void run_experts(ThreadPool& pool, MoeScratch& s, const ExpertJob& job) {
   if (std::string problem = check_expert_job(job); !problem.empty()) throw std::invalid_argument(problem);
   const Tensor &gate = job.experts.gate, &up = job.experts.up, &down = job.experts.down;
   const int64_t n_embd = gate.cols(), n_ff = gate.rows(), n_experts = gate.slices();
-  const int64_t n = job.x.rows(), k = job.ids.cols();
+  const int64_t n = job.x.rows(), k = job.ids.cols(), n_slots = n * k;
   const ExpertLimits& l = s.limits_;
   if (n > l.max_tokens || k > l.k || n_embd > l.n_embd || n_ff > l.max_ff || n_experts > l.max_experts) {
     throw std::invalid_argument(fmt::format("moe: job of {} tokens x {} experts (n_embd {}, n_ff {}, {} experts) "
                                             "exceeds the reserved limits", n, k, n_embd, n_ff, n_experts));
   }
+  const MatmulIsa isa = selected_matmul_isa();
+  const ActivationPrecision precision = selected_activation_precision();
 
   // Counting sort of the (token, slot) pairs by expert, slots ascending within an expert.
   int32_t* start = s.expert_start.data();
@@ -68,27 +83,73 @@ void run_experts(ThreadPool& pool, MoeScratch& s, const ExpertJob& job) {
   for (int64_t e = 0; e < n_experts; ++e) start[e + 1] += start[e];
   for (int64_t t = 0; t < n; ++t) {
     const int32_t* ids = job.ids.row<const int32_t>(t);
-    for (int64_t j = 0; j < k; ++j) s.slot_order[static_cast<size_t>(start[ids[j]]++)] = static_cast<int32_t>(t * k + j);
+    for (int64_t j = 0; j < k; ++j) {
+      const int32_t position = start[ids[j]]++;
+      s.slot_order[static_cast<size_t>(position)] = static_cast<int32_t>(t * k + j);
+      s.slot_position[static_cast<size_t>(t * k + j)] = position;
+    }
   }
   for (int64_t e = n_experts; e > 0; --e) start[e] = start[e - 1];  // undo the shift of the fill loop
   start[0] = 0;
-
-  for (int64_t e = 0; e < n_experts; ++e) {
-    const int64_t first = start[e], m = start[e + 1] - first;
-    if (m == 0) continue;
-    for (int64_t j = 0; j < m; ++j) {
-      const float* src = job.x.row<const float>(s.slot_order[static_cast<size_t>(first + j)] / k);
-      std::copy(src, src + n_embd, s.x_in.data() + j * n_embd);
-    }
-    matmul(pool, s.matmul_scratch, gate, e, s.x_in.data(), n_embd, m, s.gate.data(), n_ff);
-    matmul(pool, s.matmul_scratch, up, e, s.x_in.data(), n_embd, m, s.up.data(), n_ff);
-    swiglu(s.gate.data(), s.up.data(), s.gate.data(), m * n_ff);
-    matmul(pool, s.matmul_scratch, down, e, s.gate.data(), n_ff, m, s.down.data(), n_embd);
-    for (int64_t j = 0; j < m; ++j) {
-      const float* d = s.down.data() + j * n_embd;
-      std::copy(d, d + n_embd, s.slot_out.data() + static_cast<int64_t>(s.slot_order[static_cast<size_t>(first + j)]) * n_embd);
-    }
+  for (int64_t i = 0; i < n_slots; ++i) {
+    const float* src = job.x.row<const float>(s.slot_order[static_cast<size_t>(i)] / k);
+    std::copy(src, src + n_embd, s.x_sorted.data() + i * n_embd);
   }
+  const bool quantized = uses_q8_activations(gate.type, precision);
+  const size_t x_row_bytes = q8_row_bytes(n_embd), act_row_bytes = q8_row_bytes(n_ff);
+  if (quantized) {
+    quantize_activations(pool, gate.type, s.x_sorted.data(), n_embd, n_slots, n_embd, s.x_quantized.data());
+  }
+
+  // Runs fn(task, thread) for every task, handed out dynamically.
+  auto run_tasks = [&](int64_t n_tasks, auto&& fn) {
+    s.next_task = 0;
+    Status st = pool.parallel_for(pool.size(), [&](int64_t, int64_t, int thread) {
+      for (int64_t i = s.next_task.fetch_add(1); i < n_tasks; i = s.next_task.fetch_add(1)) {
+        fn(s.tasks[static_cast<size_t>(i)], thread);
+      }
+    });
+    if (!st) throw std::runtime_error(st.message());
+  };
+  auto make_tasks = [&](int64_t rows) {
+    int64_t count = 0;
+    for (int32_t e = 0; e < n_experts; ++e) {
+      if (start[e + 1] == start[e]) continue;
+      for (int32_t r = 0; r < rows; r += kTaskRows) {
+        s.tasks[static_cast<size_t>(count++)] = {e, r, static_cast<int32_t>(std::min<int64_t>(rows, r + kTaskRows))};
+      }
+    }
+    return count;
+  };
+
+  // Phase 1: gate and up rows of a tile of the expert's hidden units, then SwiGLU on them.
+  run_tasks(make_tasks(n_ff), [&](const MoeScratch::Task& task, int thread) {
+    const int64_t first = start[task.expert], m = start[task.expert + 1] - first;
+    const uint8_t* xq = quantized ? s.x_quantized.data() + static_cast<size_t>(first) * x_row_bytes : nullptr;
+    const float* x = s.x_sorted.data() + first * n_embd;
+    float* g = s.act.data() + first * n_ff;
+    float* u = s.up.data() + first * n_ff;
+    qmatmul_rows(isa, precision, gate, task.expert, task.row_begin, task.row_end, xq, x, n_embd, m, g, n_ff,
+                 s.decode.get(thread));
+    qmatmul_rows(isa, precision, up, task.expert, task.row_begin, task.row_end, xq, x, n_embd, m, u, n_ff,
+                 s.decode.get(thread));
+    for (int64_t t = 0; t < m; ++t) {
+      float* row = g + t * n_ff + task.row_begin;
+      swiglu(row, u + t * n_ff + task.row_begin, row, task.row_end - task.row_begin);
+    }
+  });
+  const bool down_quantized = uses_q8_activations(down.type, precision);
+  if (down_quantized) {
+    quantize_activations(pool, down.type, s.act.data(), n_ff, n_slots, n_ff, s.act_quantized.data());
+  }
+  // Phase 2: the down product for a tile of output rows.
+  run_tasks(make_tasks(n_embd), [&](const MoeScratch::Task& task, int thread) {
+    const int64_t first = start[task.expert], m = start[task.expert + 1] - first;
+    const uint8_t* aq = down_quantized ? s.act_quantized.data() + static_cast<size_t>(first) * act_row_bytes : nullptr;
+    qmatmul_rows(isa, precision, down, task.expert, task.row_begin, task.row_end, aq, s.act.data() + first * n_ff, n_ff,
+                 m, s.down.data() + first * n_embd, n_embd, s.decode.get(thread));
+  });
+
   // Fixed summation order per token: slot 0, 1, ..., k-1.
   for (int64_t t = 0; t < n; ++t) {
     float* o = job.out.row<float>(t);
@@ -96,7 +157,7 @@ void run_experts(ThreadPool& pool, MoeScratch& s, const ExpertJob& job) {
     std::fill(o, o + n_embd, 0.0f);
     for (int64_t j = 0; j < k; ++j) {
       const float wj = w[j];
-      const float* src = s.slot_out.data() + (t * k + j) * n_embd;
+      const float* src = s.down.data() + static_cast<int64_t>(s.slot_position[static_cast<size_t>(t * k + j)]) * n_embd;
       for (int64_t c = 0; c < n_embd; ++c) o[c] += wj * src[c];
     }
   }

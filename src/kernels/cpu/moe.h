@@ -1,11 +1,15 @@
 // The routed-expert block on the CPU, shared by CpuBackend::moe and CpuExpertRunner.
 //
-// The job's (token, slot) pairs are grouped by expert (a counting sort that keeps slot order), so each
-// expert's weights are read once for all the tokens that chose it; gate and up products, SwiGLU, down
-// product per expert; then each token's slot outputs are summed in slot order, so a token's result does
-// not depend on the other tokens of the job. All memory comes from MoeScratch, sized once.
+// The job's (token, slot) pairs are sorted by expert (a counting sort that keeps slot order) and their
+// inputs gathered, so each expert's weights are read once for all the tokens that chose it. Then two
+// parallel phases over (expert, row tile) tasks, taken dynamically by the pool's threads: gate and up
+// products with SwiGLU for a tile of the expert's hidden rows, then the down product for a tile of output
+// rows. Finally each token's slot outputs are summed in slot order, so a token's result does not depend on
+// the other tokens of the job (or on which thread computed which tile). All memory comes from MoeScratch,
+// sized once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -23,14 +27,21 @@ class MoeScratch {
 
  private:
   friend void run_experts(ThreadPool& pool, MoeScratch& scratch, const ExpertJob& job);
+  struct Task {
+    int32_t expert;
+    int32_t row_begin, row_end;
+  };
   ExpertLimits limits_;
-  std::vector<int32_t> expert_start;  // [max_experts + 1]
-  std::vector<int32_t> slot_order;    // [max_tokens * k]: slots grouped by expert
-  std::vector<float> x_in;            // [max_tokens, n_embd]
-  std::vector<float> gate, up;        // [max_tokens, max_ff]
-  std::vector<float> down;            // [max_tokens, n_embd]
-  std::vector<float> slot_out;        // [max_tokens * k, n_embd]
-  MatmulScratch matmul_scratch;
+  std::vector<int32_t> expert_start;   // [max_experts + 1]: sorted slots of expert e start here
+  std::vector<int32_t> slot_order;     // [max_tokens * k]: sorted position -> slot (t * k + j)
+  std::vector<int32_t> slot_position;  // [max_tokens * k]: slot -> sorted position
+  std::vector<float> x_sorted;         // [max_tokens * k, n_embd]
+  std::vector<float> act, up;          // [max_tokens * k, max_ff]
+  std::vector<float> down;             // [max_tokens * k, n_embd]
+  AlignedBuffer x_quantized, act_quantized;  // int16 activation mode: quantized x_sorted and act rows
+  std::vector<Task> tasks;
+  std::atomic<int64_t> next_task{0};
+  ThreadScratch decode;                // per-thread decode tiles
 };
 
 // Computes `job` (host tensors) on `pool`. Throws std::invalid_argument for shapes beyond the reserved
