@@ -6,6 +6,7 @@
 
 #include "app/commands.h"
 #include "app/load_bench.h"
+#include "app/roofline.h"
 #include "app/runtime.h"
 
 namespace tandem::app {
@@ -44,9 +45,23 @@ void register_bench_command(CLI::App& app, int& exit_code) {
     });
     fmt::print(stderr, "\r\033[K");
     fmt::print("{}", to_table(results));
+    Roofline roofline;
+    roofline.bytes_per_token = weight_bytes_per_token(*runtime->model);
+    roofline.read_bytes_per_s = measure_read_bandwidth(*runtime->gguf, opt->runtime.threads);
+    fmt::print("{}\n", describe(roofline));
+    for (const LevelResult& r : results) {
+      if (r.concurrency == 1 && r.decode_tokens_per_s > 0) {
+        fmt::print("decode at concurrency 1: {:.2f} tok/s = {:.0f}% of the roofline\n", r.decode_tokens_per_s,
+                   100 * r.decode_tokens_per_s / roofline.tokens_per_s());
+      }
+    }
     if (!opt->json_out.empty()) {
       std::ofstream out(opt->json_out);
-      out << to_json(results, opt->load).dump(2) << "\n";
+      nlohmann::json j = to_json(results, opt->load);
+      j["bytes_per_token"] = roofline.bytes_per_token;
+      j["read_bytes_per_s"] = roofline.read_bytes_per_s;
+      j["roofline_tokens_per_s"] = roofline.tokens_per_s();
+      out << j.dump(2) << "\n";
       if (!out) {
         fmt::print(stderr, "error: cannot write {}\n", opt->json_out);
         exit_code = 1;
