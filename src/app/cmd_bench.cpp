@@ -47,7 +47,7 @@ void register_bench_command(CLI::App& app, int& exit_code) {
     fmt::print("{}", to_table(results));
     Roofline roofline;
     roofline.bytes_per_token = weight_bytes_per_token(*runtime->model);
-    roofline.read_bytes_per_s = measure_read_bandwidth(*runtime->gguf, opt->runtime.threads);
+    roofline.read_bytes_per_s = measure_read_bandwidth(*runtime->model, opt->runtime.threads);
     fmt::print("{}\n", describe(roofline));
     for (const LevelResult& r : results) {
       if (r.concurrency == 1 && r.decode_tokens_per_s > 0) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -24,29 +25,33 @@ double weight_bytes_per_token(const Model& model) {
   return bytes;
 }
 
-double measure_read_bandwidth(const GgufModel& gguf, int threads) {
+double measure_read_bandwidth(const Model& model, int threads) {
+  std::vector<const PlacedTensor*> tensors;
+  uint64_t total = 0;
+  for (const PlacedTensor& t : model.placement_log()) {
+    if (!t.host_data || t.bytes < 4096) continue;
+    tensors.push_back(&t);
+    total += t.bytes;
+  }
+  if (total == 0) return 0;
   ThreadPool pool(threads);
-  const auto& tensors = gguf.tensors();
   double best = 0;
   for (int pass = 0; pass < 3; ++pass) {
     std::atomic<uint64_t> sink{0};
     const auto started = std::chrono::steady_clock::now();
-    uint64_t total = 0;
-    for (const GgufTensorInfo& t : tensors) total += t.n_bytes;
     // Each thread reads its share of the tensors, every word (a loop the compiler vectorizes, so the reads,
     // not the arithmetic, set the pace).
     (void)pool.parallel_for(static_cast<int64_t>(tensors.size()), [&](int64_t begin, int64_t end) {
       uint64_t acc = 0;
       for (int64_t i = begin; i < end; ++i) {
-        const GgufTensorInfo& t = tensors[static_cast<size_t>(i)];
-        const auto* p = reinterpret_cast<const uint64_t*>(t.data);
-        const size_t words = t.n_bytes / 8;
+        const auto* p = reinterpret_cast<const uint64_t*>(tensors[static_cast<size_t>(i)]->host_data);
+        const size_t words = tensors[static_cast<size_t>(i)]->bytes / 8;
         for (size_t w = 0; w < words; ++w) acc += p[w];
       }
       sink += acc;
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (pass > 0) best = std::max(best, static_cast<double>(total) / seconds);  // pass 0 warms the page cache
+    if (pass > 0) best = std::max(best, static_cast<double>(total) / seconds);  // pass 0 warms caches and pages
   }
   return best;
 }

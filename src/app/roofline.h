@@ -3,14 +3,14 @@
 //
 // At concurrency 1 a token reads every weight once except the routed experts, of which it reads k of
 // n_experts per layer (on average, over many tokens) and the embedding, of which it reads one row; the
-// decode rate cannot exceed read bandwidth / those bytes. The bandwidth is measured by reading the mapped
-// weights (in memory after a first pass) with `threads` threads, best of a few passes.
+// decode rate cannot exceed read bandwidth / those bytes. The bandwidth is measured by reading the weights
+// where the CPU computes on them (huge-page copies, or the mapped file with --mmap) with `threads`
+// threads, best of a few passes.
 #pragma once
 
 #include <string>
 
 #include "core/thread_pool.h"
-#include "gguf/gguf_file.h"
 #include "model/model.h"
 
 namespace tandem::app {
@@ -22,7 +22,7 @@ struct Roofline {
 };
 
 double weight_bytes_per_token(const Model& model);
-double measure_read_bandwidth(const GgufModel& gguf, int threads);
+double measure_read_bandwidth(const Model& model, int threads);
 std::string describe(const Roofline& roofline);
 
 }  // namespace tandem::app

@@ -54,6 +54,8 @@ void add_runtime_options(CLI::App& cmd, RuntimeOptions& o, bool with_scheduler) 
                  "Compute shared experts while the CPU runner computes routed ones: on, off, or auto (when the "
                  "runner's and the main backend's threads fit the cores)")
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
+  cmd.add_flag("--mmap", o.mmap_weights,
+               "Compute on the mapped GGUF instead of copying the weights to huge-page memory (less memory, slower reads)");
   cmd.add_option("--optimize_config_path,--optimize-config-path", o.placement.rules_file,
                  "Placement rules (YAML list of {match: {name: REGEX}, device: cpu|cuda[:N]})");
   cmd.add_option("--override-tensor,--override_tensor", o.placement.overrides,
@@ -96,6 +98,7 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
   if (!placement) return placement.status();
 
   auto cpu = std::make_unique<CpuBackend>(o.threads);
+  cpu->keep_weights_in_place(o.mmap_weights);
   // On the CPU alone the backend and the experts take turns, except while the shared expert overlaps the
   // routed ones; that overlap pays only when the runner's threads have cores of their own. Otherwise the
   // runner shares the backend's pool and computes each job inline: no handoff, no idle spinning threads.
@@ -104,6 +107,7 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
   const bool overlap = o.expert_overlap == "on" || (o.expert_overlap == "auto" && cpu->threads() + expert_threads <= cores);
   std::unique_ptr<CpuExpertRunner> runner = overlap ? std::make_unique<CpuExpertRunner>(expert_threads)
                                                     : std::make_unique<CpuExpertRunner>(cpu->pool());
+  runner->keep_weights_in_place(o.mmap_weights);
   spdlog::info("experts: {} runner threads{}, {} main threads, {} cores; shared experts {} the routed ones", runner->threads(),
                overlap ? "" : " (the backend's)", cpu->threads(), cores, overlap ? "overlap" : "run after");
   rt.backend = std::move(cpu);
@@ -120,7 +124,9 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
   if (!model) return model.status();
   rt.model = std::move(model.value());
   for (const std::string& line : summarize_placement(rt.model->placement_log())) spdlog::info("placement: {}", line);
-  if (o.prefetch) prefetch_weights(*rt.gguf);
+  if (o.prefetch && o.mmap_weights) prefetch_weights(*rt.gguf);
+  spdlog::info("weights {}: {:.2f} GiB on the main backend", o.mmap_weights ? "used from the mapped file" : "copied to huge pages",
+               static_cast<double>(rt.backend->allocated_bytes()) / (1 << 30));
   return rt;
 }
 

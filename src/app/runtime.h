@@ -35,6 +35,7 @@ struct RuntimeOptions {
   PlacementOptions placement;
   SchedulerConfig scheduler{.cache_tokens = 16384, .page_size = 16, .max_batch_size = 4, .chunk_size = 512};
   bool prefetch = false;    // read every weight once before serving
+  bool mmap_weights = false;  // compute on the mapped file instead of copying weights to huge pages
 };
 
 // Registers --gguf_path, --model_path, --threads, --expert-threads, the placement flags and, when

@@ -38,6 +38,9 @@ class ExpertRunner {
  public:
   virtual ~ExpertRunner() = default;
   virtual std::string describe() const = 0;
+  // The expert stack `host` (host memory that outlives the runner, e.g. the mapped GGUF) as the runner will
+  // read it: in place, or copied into memory the runner owns.
+  virtual Result<Tensor> load_weight(const Tensor& host) = 0;
   virtual Status prepare(const ExpertLimits& limits) = 0;
   virtual void submit(const ExpertJob& job) = 0;
   virtual Status wait() = 0;

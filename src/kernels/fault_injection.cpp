@@ -118,6 +118,7 @@ class FaultInjectingRunner final : public ExpertRunner {
       : inner_(std::move(inner)), faults_(plan) {}
   std::string describe() const override { return inner_->describe() + " (with fault injection)"; }
   Status prepare(const ExpertLimits& limits) override { return inner_->prepare(limits); }
+  Result<Tensor> load_weight(const Tensor& host) override { return inner_->load_weight(host); }
   void submit(const ExpertJob& job) override {
     failing_ = faults_.should_fail("experts");
     if (!failing_) inner_->submit(job);

@@ -10,6 +10,10 @@
 
 namespace tandem {
 
+namespace {
+const uint8_t* host_bytes(const Tensor& t) { return t.device.is_cpu() ? static_cast<const uint8_t*>(t.data) : nullptr; }
+}  // namespace
+
 WeightLoader::WeightLoader(const GgufModel& gguf, const Placement& placement, const ModelDevices& devices)
     : gguf_(gguf), placement_(placement), devices_(devices) {
   if (!devices_.main) throw ModelLoadError("no main backend to load the model on");
@@ -63,7 +67,7 @@ Tensor WeightLoader::matrix(TensorKind kind, int layer, std::vector<int64_t> dim
   }
   auto loaded = devices_.main->load_weight(host);
   if (!loaded) throw ModelLoadError(fmt::format("tensor '{}': {}", name, loaded.status().message()));
-  log_.push_back({name, device, false, host.bytes(), rule});
+  log_.push_back({name, device, false, host.bytes(), rule, host_bytes(loaded.value())});
   return loaded.value();
 }
 
@@ -74,8 +78,10 @@ Tensor WeightLoader::experts(TensorKind kind, int layer, std::vector<int64_t> di
   const Device device = device_for(name, rule);
   if (device.is_cpu() && devices_.cpu_experts) {
     on_expert_runner = true;
-    log_.push_back({name, device, true, host.bytes(), rule});
-    return host;
+    auto loaded = devices_.cpu_experts->load_weight(host);
+    if (!loaded) throw ModelLoadError(fmt::format("tensor '{}': {}", name, loaded.status().message()));
+    log_.push_back({name, device, true, host.bytes(), rule, static_cast<const uint8_t*>(loaded->data)});
+    return loaded.value();
   }
   on_expert_runner = false;
   if (device != devices_.main->device()) {
@@ -84,7 +90,7 @@ Tensor WeightLoader::experts(TensorKind kind, int layer, std::vector<int64_t> di
   }
   auto loaded = devices_.main->load_weight(host);
   if (!loaded) throw ModelLoadError(fmt::format("tensor '{}': {}", name, loaded.status().message()));
-  log_.push_back({name, device, false, host.bytes(), rule});
+  log_.push_back({name, device, false, host.bytes(), rule, host_bytes(loaded.value())});
   return loaded.value();
 }
 
@@ -101,7 +107,7 @@ Tensor WeightLoader::upload(const std::vector<float>& values, std::array<int64_t
   if (!t) throw ModelLoadError(fmt::format("{}: {}", name, t.status().message()));
   devices_.main->upload(values.data(), t.value());
   if (Status s = devices_.main->sync(); !s) throw ModelLoadError(fmt::format("{}: {}", name, s.message()));
-  log_.push_back({name, devices_.main->device(), false, t->bytes(), ""});
+  log_.push_back({name, devices_.main->device(), false, t->bytes(), "", host_bytes(t.value())});
   return t.value();
 }
 

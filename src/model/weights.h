@@ -1,9 +1,8 @@
 // WeightLoader: the model's tensors, by name, shape-checked and placed on their devices.
 //
 // Each tensor goes where the Placement says (the main device when no rule matches). Routed experts placed
-// on the CPU stay in host memory for the ExpertRunner; every other tensor must be on the main device, where
-// the main backend computes with it (the CPU backend uses the mapped file in place, a GPU backend copies
-// it). The loader throws ModelLoadError naming the tensor when it is missing, has other dimensions than
+// on the CPU go to the ExpertRunner (which keeps them in host memory); every other tensor must be on the
+// main device, where the main backend computes with it (load_weight copies or maps it there). The loader throws ModelLoadError naming the tensor when it is missing, has other dimensions than
 // the hyper-parameters imply, has a type the kernels cannot compute, or is placed where it cannot run;
 // Model::load turns that into a Status. It records where every tensor went (placement_log()); keep it as
 // long as the tensors it made (their names live in it).
@@ -43,6 +42,7 @@ struct PlacedTensor {
   bool on_expert_runner = false;
   size_t bytes = 0;
   std::string rule;  // the rule that decided, or "" for the default
+  const uint8_t* host_data = nullptr;  // the bytes computed on, when they are in host memory
 };
 
 // Shape dims are given as GGUF orders them: ne[0] (row length) first; a matrix is {cols, rows}, an expert

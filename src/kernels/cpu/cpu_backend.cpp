@@ -112,7 +112,8 @@ Result<Tensor> CpuBackend::load_weight(const Tensor& host) {
   }
   Status s = prepare(limits_);
   if (!s) return s;
-  return host;
+  if (weights_in_place_) return host;
+  return weights_.copy(host, pool_);
 }
 
 Status CpuBackend::prepare(const StepLimits& limits) {

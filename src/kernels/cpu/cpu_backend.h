@@ -1,6 +1,7 @@
 // CpuBackend: the Backend on host memory, with the kernels of this folder for each tensor type.
 //
-// Weights are used in place (the mapped GGUF); alloc() returns 64-byte aligned, zero-filled host memory.
+// Weights are copied to huge-page memory at load (host_weights.h), or used in place (the mapped GGUF) when
+// asked; alloc() returns 64-byte aligned, zero-filled host memory.
 // Operations run at once on the calling thread and the backend's pool: matmul splits output rows over the
 // threads (matmul.h), attention splits (token, head) pairs, so no reduction is ever split and every result
 // is independent of the step's other tokens. Operations and prepare() are not thread-safe: one engine
@@ -13,6 +14,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/host_weights.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe.h"
 
@@ -27,6 +29,8 @@ class CpuBackend final : public Backend {
   std::string describe() const override;
   int threads() const { return pool_.size(); }
   ThreadPool& pool() { return pool_; }  // for a CpuExpertRunner that takes turns with this backend
+  // Keep weights in the caller's memory (the mapped file) instead of copying them to huge pages.
+  void keep_weights_in_place(bool in_place) { weights_in_place_ = in_place; }
 
   Result<Tensor> alloc(GgmlType type, std::array<int64_t, 3> ne, const char* name) override;
   Result<Tensor> alloc_host(GgmlType type, std::array<int64_t, 3> ne, const char* name) override {
@@ -34,7 +38,7 @@ class CpuBackend final : public Backend {
   }
   Result<Tensor> load_weight(const Tensor& host) override;
   Status prepare(const StepLimits& limits) override;
-  size_t allocated_bytes() const override { return allocated_bytes_; }
+  size_t allocated_bytes() const override { return allocated_bytes_ + weights_.bytes(); }
 
   void upload(const void* host, const Tensor& dst) override;
   void download(const Tensor& src, void* host) override;
@@ -71,6 +75,8 @@ class CpuBackend final : public Backend {
   cpu::MatmulScratch matmul_scratch_;     // decoded weight tiles, quantized activations
   cpu::ThreadScratch attention_scratch_;  // scores over the attention span
   cpu::MoeScratch moe_scratch_;
+  cpu::HostWeights weights_;
+  bool weights_in_place_ = false;
   std::string error_;                     // first failure since the last sync()
 };
 

@@ -33,6 +33,15 @@ std::string CpuExpertRunner::describe() const {
                      cpu::activation_precision_name(cpu::selected_activation_precision()));
 }
 
+Result<Tensor> CpuExpertRunner::load_weight(const Tensor& host) {
+  if (!host.device.is_cpu()) return Status::error(fmt::format("cpu expert runner: {} is not in host memory", host.name));
+  if (!cpu::has_fast_matmul(host.type)) {
+    return Status::error(fmt::format("cpu expert runner: no kernel for type {} ({})", ggml_type_name(host.type), host.name));
+  }
+  if (weights_in_place_) return host;
+  return weights_.copy(host, *pool_);
+}
+
 Status CpuExpertRunner::prepare(const ExpertLimits& limits) {
   std::lock_guard lock(mutex_);
   if (has_job_) return Status::error("cpu expert runner: prepare() while a job runs");

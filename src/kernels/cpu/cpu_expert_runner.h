@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/host_weights.h"
 #include "kernels/cpu/moe.h"
 #include "kernels/expert_runner.h"
 
@@ -28,7 +29,10 @@ class CpuExpertRunner final : public ExpertRunner {
   std::string describe() const override;
   int threads() const { return pool_->size(); }
   bool inline_jobs() const { return !own_pool_; }
+  Result<Tensor> load_weight(const Tensor& host) override;
   Status prepare(const ExpertLimits& limits) override;
+  // Keep weights in the caller's memory (the mapped file) instead of copying them to huge pages.
+  void keep_weights_in_place(bool in_place) { weights_in_place_ = in_place; }
   void submit(const ExpertJob& job) override;
   Status wait() override;
   double busy_seconds() const override;
@@ -41,6 +45,8 @@ class CpuExpertRunner final : public ExpertRunner {
   std::unique_ptr<ThreadPool> own_pool_;
   ThreadPool* pool_;
   cpu::MoeScratch scratch_;
+  cpu::HostWeights weights_;
+  bool weights_in_place_ = false;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   ExpertJob job_;
