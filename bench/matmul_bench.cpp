@@ -58,8 +58,8 @@ void bm_qmatmul(benchmark::State& state, GgmlType type, MatmulIsa isa, tandem::c
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (float& v : x) v = dist(rng);
-  std::vector<uint8_t> xq(tandem::cpu::q8_row_bytes(kCols) * static_cast<size_t>(tokens));
-  tandem::cpu::quantize_q8_rows(isa, x.data(), kCols, tokens, kCols, xq.data());
+  std::vector<uint8_t> xq(tandem::cpu::max_prepared_row_bytes(kCols) * static_cast<size_t>(tokens));
+  tandem::cpu::prepare_activation_rows(isa, type, precision, x.data(), kCols, tokens, kCols, xq.data());
   std::vector<float> y(static_cast<size_t>(tokens * rows));
   const size_t scratch_bytes = (tandem::cpu::qmatmul_scratch_bytes(kCols) + 63) / 64 * 64;
   auto* scratch = static_cast<uint8_t*>(std::aligned_alloc(64, scratch_bytes));

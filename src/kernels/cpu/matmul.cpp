@@ -34,12 +34,12 @@ void ThreadScratch::reserve(int n_threads, size_t bytes) {
 size_t matmul_thread_scratch_bytes(int64_t cols) {
   // The fallback dequantizes kRowBlock float rows; qmatmul decodes tiles; a q8 row for matmul_rows' own use.
   return std::max(static_cast<size_t>(kRowBlock * cols) * sizeof(float), qmatmul_scratch_bytes(cols)) +
-         q8_row_bytes(cols) * static_cast<size_t>(kRowBlock) + 64;
+         max_prepared_row_bytes(cols) * static_cast<size_t>(kRowBlock) + 64;
 }
 
 void MatmulScratch::reserve(int n_threads, int64_t max_tokens, int64_t max_cols) {
   per_thread.reserve(n_threads, matmul_thread_scratch_bytes(max_cols));
-  activations.reserve(q8_row_bytes(max_cols) * static_cast<size_t>(std::max<int64_t>(max_tokens, 1)));
+  activations.reserve(max_prepared_row_bytes(max_cols) * static_cast<size_t>(std::max<int64_t>(max_tokens, 1)));
 }
 
 namespace {
@@ -57,24 +57,26 @@ void fallback_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_
 
 }  // namespace
 
-void quantize_activations(ThreadPool& pool, GgmlType type, const float* x, int64_t ldx, int64_t n, int64_t cols,
-                          uint8_t* dst) {
-  if (!has_fast_matmul(type) || !uses_q8_activations(type, selected_activation_precision())) return;
+void prepare_activations(ThreadPool& pool, GgmlType type, const float* x, int64_t ldx, int64_t n, int64_t cols,
+                         uint8_t* dst) {
+  const ActivationPrecision precision = selected_activation_precision();
+  if (!has_fast_matmul(type) || !needs_prepared_activations(type, precision)) return;
   const MatmulIsa isa = selected_matmul_isa();
-  const size_t row_bytes = q8_row_bytes(cols);
+  const size_t row_bytes = prepared_row_bytes(type, precision, cols);
   if (n < 16) {
-    quantize_q8_rows(isa, x, ldx, n, cols, dst);
+    prepare_activation_rows(isa, type, precision, x, ldx, n, cols, dst);
     return;
   }
   Status s = pool.parallel_for(n, [&](int64_t begin, int64_t end) {
-    quantize_q8_rows(isa, x + begin * ldx, ldx, end - begin, cols, dst + static_cast<size_t>(begin) * row_bytes);
+    prepare_activation_rows(isa, type, precision, x + begin * ldx, ldx, end - begin, cols,
+                            dst + static_cast<size_t>(begin) * row_bytes);
   });
   if (!s) throw std::runtime_error(s.message());
 }
 
-void matmul_quantized(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const uint8_t* xq,
-                      const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
-  if (!has_fast_matmul(w.type)) throw std::invalid_argument("matmul_quantized: no kernel for this weight type");
+void matmul_prepared(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const uint8_t* prepared,
+                     const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
+  if (!has_fast_matmul(w.type)) throw std::invalid_argument("matmul_prepared: no kernel for this weight type");
   if (scratch.bytes_per_thread() < qmatmul_scratch_bytes(w.cols())) {
     throw std::invalid_argument("cpu matmul: scratch memory not reserved for rows of this width");
   }
@@ -82,7 +84,7 @@ void matmul_quantized(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w,
   const int64_t tiles = (w.rows() + kTileRows - 1) / kTileRows;
   Status s = pool.parallel_for(tiles, [&](int64_t begin, int64_t end, int thread) {
     qmatmul_rows(isa, selected_activation_precision(), w, mat, begin * kTileRows, std::min(w.rows(), end * kTileRows),
-                 xq, x, ldx, n, y, ldy, scratch.get(thread));
+                 prepared, x, ldx, n, y, ldy, scratch.get(thread));
   });
   if (!s) throw std::runtime_error(s.message());
 }
@@ -93,15 +95,15 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const Tensor& w, int64_t m
     throw std::invalid_argument("cpu matmul: scratch memory not reserved for rows of this width");
   }
   if (has_fast_matmul(w.type)) {
-    const uint8_t* xq = nullptr;
-    if (uses_q8_activations(w.type, selected_activation_precision())) {
-      if (scratch.activations.size() < q8_row_bytes(w.cols()) * static_cast<size_t>(n)) {
+    const uint8_t* prepared = nullptr;
+    if (needs_prepared_activations(w.type, selected_activation_precision())) {
+      if (scratch.activations.size() < max_prepared_row_bytes(w.cols()) * static_cast<size_t>(n)) {
         throw std::invalid_argument("cpu matmul: activation scratch not reserved for this many tokens");
       }
-      quantize_activations(pool, w.type, x, ldx, n, w.cols(), scratch.activations.data());
-      xq = scratch.activations.data();
+      prepare_activations(pool, w.type, x, ldx, n, w.cols(), scratch.activations.data());
+      prepared = scratch.activations.data();
     }
-    matmul_quantized(pool, scratch.per_thread, w, mat, xq, x, ldx, n, y, ldy);
+    matmul_prepared(pool, scratch.per_thread, w, mat, prepared, x, ldx, n, y, ldy);
     return;
   }
   Status s = pool.parallel_for(w.rows(), [&](int64_t begin, int64_t end, int thread) {
@@ -118,17 +120,18 @@ void matmul_rows(const Tensor& w, int64_t mat, int64_t row_begin, int64_t row_en
   }
   const MatmulIsa isa = selected_matmul_isa();
   const ActivationPrecision precision = selected_activation_precision();
-  if (!uses_q8_activations(w.type, precision)) {
+  if (!needs_prepared_activations(w.type, precision)) {
     qmatmul_rows(isa, precision, w, mat, row_begin, row_end, nullptr, x, ldx, n, y, ldy, scratch);
     return;
   }
-  // Few tokens (the per-head products of attention): quantize them here, after the decode tile.
+  // Few tokens (the per-head products of attention): prepare them here, after the decode tile.
   const size_t tile = qmatmul_scratch_bytes(w.cols());
   for (int64_t t0 = 0; t0 < n; t0 += kRowBlock) {
     const int64_t count = std::min(kRowBlock, n - t0);
-    uint8_t* xq = scratch + tile;
-    quantize_q8_rows(isa, x + t0 * ldx, ldx, count, w.cols(), xq);
-    qmatmul_rows(isa, precision, w, mat, row_begin, row_end, xq, nullptr, 0, count, y + t0 * ldy, ldy, scratch);
+    uint8_t* prepared = scratch + tile;
+    prepare_activation_rows(isa, w.type, precision, x + t0 * ldx, ldx, count, w.cols(), prepared);
+    qmatmul_rows(isa, precision, w, mat, row_begin, row_end, prepared, x + t0 * ldx, ldx, count, y + t0 * ldy, ldy,
+                 scratch);
   }
 }
 

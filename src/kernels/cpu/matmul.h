@@ -62,14 +62,14 @@ struct MatmulScratch {
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const Tensor& w, int64_t mat, const float* x, int64_t ldx,
             int64_t n, float* y, int64_t ldy);
 
-// The same with the activations already quantized (q8 rows at xq, q8_row_bytes(w.cols()) apart) when the
-// weight type uses them (uses_q8_activations); x is still used by float weight types.
-void matmul_quantized(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const uint8_t* xq,
-                      const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy);
+// The same with the activations already prepared for w's type (prepare_activations) at `prepared`.
+void matmul_prepared(ThreadPool& pool, ThreadScratch& scratch, const Tensor& w, int64_t mat, const uint8_t* prepared,
+                     const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy);
 
-// Quantizes n rows of x for `type`'s kernels into dst (no-op for float types), splitting rows over the pool.
-void quantize_activations(ThreadPool& pool, GgmlType type, const float* x, int64_t ldx, int64_t n, int64_t cols,
-                          uint8_t* dst);
+// Prepares n rows of x for `type`'s kernels into dst (qmatmul.h; nothing when the type needs nothing),
+// splitting rows over the pool.
+void prepare_activations(ThreadPool& pool, GgmlType type, const float* x, int64_t ldx, int64_t n, int64_t cols,
+                         uint8_t* dst);
 
 // The rows [row_begin, row_end) of the product, on the calling thread with `scratch` (the per-thread
 // buffer of MatmulScratch), for any type: dequantized float32 rows when there is no qmatmul kernel.

@@ -30,8 +30,8 @@ void MoeScratch::reserve(const ExpertLimits& l, int n_threads) {
   act.assign(slots * f, 0.0f);
   up.assign(slots * f, 0.0f);
   down.assign(slots * e, 0.0f);
-  x_quantized.reserve(q8_row_bytes(limits_.n_embd) * std::max<size_t>(slots, 1));
-  act_quantized.reserve(q8_row_bytes(limits_.max_ff) * std::max<size_t>(slots, 1));
+  x_quantized.reserve(max_prepared_row_bytes(limits_.n_embd) * std::max<size_t>(slots, 1));
+  act_quantized.reserve(max_prepared_row_bytes(limits_.max_ff) * std::max<size_t>(slots, 1));
   const int64_t max_rows = std::max(limits_.n_embd, limits_.max_ff);
   tasks.resize(static_cast<size_t>(limits_.max_experts * ((max_rows + kTaskRows - 1) / kTaskRows)));
   decode.reserve(n_threads, matmul_thread_scratch_bytes(max_rows));
@@ -95,11 +95,10 @@ void run_experts(ThreadPool& pool, MoeScratch& s, const ExpertJob& job) {
     const float* src = job.x.row<const float>(s.slot_order[static_cast<size_t>(i)] / k);
     std::copy(src, src + n_embd, s.x_sorted.data() + i * n_embd);
   }
-  const bool quantized = uses_q8_activations(gate.type, precision);
-  const size_t x_row_bytes = q8_row_bytes(n_embd), act_row_bytes = q8_row_bytes(n_ff);
-  if (quantized) {
-    quantize_activations(pool, gate.type, s.x_sorted.data(), n_embd, n_slots, n_embd, s.x_quantized.data());
-  }
+  const bool quantized = needs_prepared_activations(gate.type, precision);
+  const size_t x_row_bytes = prepared_row_bytes(gate.type, precision, n_embd);
+  const size_t act_row_bytes = prepared_row_bytes(down.type, precision, n_ff);
+  if (quantized) prepare_activations(pool, gate.type, s.x_sorted.data(), n_embd, n_slots, n_embd, s.x_quantized.data());
 
   // Runs fn(task, thread) for every task, handed out dynamically.
   auto run_tasks = [&](int64_t n_tasks, auto&& fn) {
@@ -138,10 +137,8 @@ void run_experts(ThreadPool& pool, MoeScratch& s, const ExpertJob& job) {
       swiglu(row, u + t * n_ff + task.row_begin, row, task.row_end - task.row_begin);
     }
   });
-  const bool down_quantized = uses_q8_activations(down.type, precision);
-  if (down_quantized) {
-    quantize_activations(pool, down.type, s.act.data(), n_ff, n_slots, n_ff, s.act_quantized.data());
-  }
+  const bool down_quantized = needs_prepared_activations(down.type, precision);
+  if (down_quantized) prepare_activations(pool, down.type, s.act.data(), n_ff, n_slots, n_ff, s.act_quantized.data());
   // Phase 2: the down product for a tile of output rows.
   run_tasks(make_tasks(n_embd), [&](const MoeScratch::Task& task, int thread) {
     const int64_t first = start[task.expert], m = start[task.expert + 1] - first;

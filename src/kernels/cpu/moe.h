@@ -38,7 +38,7 @@ class MoeScratch {
   std::vector<float> x_sorted;         // [max_tokens * k, n_embd]
   std::vector<float> act, up;          // [max_tokens * k, max_ff]
   std::vector<float> down;             // [max_tokens * k, n_embd]
-  AlignedBuffer x_quantized, act_quantized;  // int16 activation mode: quantized x_sorted and act rows
+  AlignedBuffer x_quantized, act_quantized;  // x_sorted and act rows prepared for the kernels
   std::vector<Task> tasks;
   std::atomic<int64_t> next_task{0};
   ThreadScratch decode;                // per-thread decode tiles

@@ -117,43 +117,70 @@ ActivationPrecision selected_activation_precision() {
   return precision;
 }
 
-bool uses_q8_activations(GgmlType type, ActivationPrecision precision) {
-  return precision == ActivationPrecision::Int16 && family_of(type) != WeightFamily::Float;
+bool needs_prepared_activations(GgmlType type, ActivationPrecision precision) {
+  if (family_of(type) == WeightFamily::Float) return false;
+  return precision == ActivationPrecision::Int16 || f32_has_min(type);
 }
 
-size_t q8_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q16Group); }
+size_t prepared_row_bytes(GgmlType type, ActivationPrecision precision, int64_t n) {
+  if (!needs_prepared_activations(type, precision)) return 0;
+  const auto groups = static_cast<size_t>((n + 255) / 256);
+  // int16 groups, or 16 sums per group (zero past the row's end), 64-byte aligned rows.
+  return precision == ActivationPrecision::Int16 ? groups * sizeof(Q16Group) : groups * 16 * sizeof(float);
+}
 
-void quantize_q8_rows(MatmulIsa isa, const float* x, int64_t ldx, int64_t n_rows, int64_t n, uint8_t* dst) {
+size_t max_prepared_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q16Group); }
+
+void prepare_activation_rows(MatmulIsa isa, GgmlType type, ActivationPrecision precision, const float* x, int64_t ldx,
+                             int64_t n_rows, int64_t n, uint8_t* dst) {
+  if (!needs_prepared_activations(type, precision)) return;
   const QmatmulKernels& k = kernels(isa);
-  const size_t row_bytes = q8_row_bytes(n);
-  for (int64_t r = 0; r < n_rows; ++r) k.quantize(x + r * ldx, n, reinterpret_cast<Q16Group*>(dst + r * row_bytes));
+  const size_t row_bytes = prepared_row_bytes(type, precision, n);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    uint8_t* out = dst + static_cast<size_t>(r) * row_bytes;
+    if (precision == ActivationPrecision::Int16) {
+      k.quantize(x + r * ldx, n, reinterpret_cast<Q16Group*>(out));
+    } else {
+      auto* sums = reinterpret_cast<float*>(out);
+      k.f32_xsum(x + r * ldx, n, sums);
+      std::fill(sums + n / 16, reinterpret_cast<float*>(out + row_bytes), 0.0f);
+    }
+  }
 }
 
 size_t qmatmul_scratch_bytes(int64_t n) {
-  // kDecodeRows rows of KBlocks or LGroups (640 bytes per 256 values either way), or of float32 values.
+  // kDecodeRows rows of KBlocks or LGroups (640 bytes per 256 values either way), or of float codes with
+  // their per-16 scales and mins (n + n / 8 floats).
   static_assert(sizeof(KBlock) == sizeof(LGroup));
   const size_t blocks = static_cast<size_t>((n + 255) / 256) * sizeof(KBlock);
-  return static_cast<size_t>(kDecodeRows) * std::max(blocks, static_cast<size_t>(n) * sizeof(float)) + 64;
+  const size_t floats = static_cast<size_t>(n + n / 8) * sizeof(float);
+  return static_cast<size_t>(kDecodeRows) * std::max(blocks, floats) + 64;
 }
 
 void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w, int64_t mat, int64_t r0, int64_t r1,
-                  const uint8_t* xq, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                  const uint8_t* prepared, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
                   uint8_t* scratch) {
   const QmatmulKernels& k = kernels(isa);
   const int64_t n = w.cols();
   const WeightFamily family = family_of(w.type);
   if (family != WeightFamily::Float && precision == ActivationPrecision::Float32) {
+    const auto* xsum = reinterpret_cast<const float*>(prepared);
+    const auto xsum_stride = static_cast<int64_t>(prepared_row_bytes(w.type, precision, n) / sizeof(float));
     if (n_tokens <= kDirectTokens) {
-      k.dot_direct_f32(w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), x, ldx, n_tokens, n, y + r0, ldy);
+      k.f32_dot_direct(w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), x, ldx, xsum, xsum_stride, n_tokens, n,
+                       y + r0, ldy);
       return;
     }
-    // Many tokens: decode a pass of rows to float32 once, then the float kernel for every token.
-    auto* decoded = reinterpret_cast<float*>(scratch);
+    // Many tokens: decode a pass of rows to float codes once, then every token against them.
+    auto* codes = reinterpret_cast<float*>(scratch);
+    const F32Row decoded{codes, codes + kDecodeRows * n, codes + kDecodeRows * n + kDecodeRows * n / 16};
     for (int64_t p = r0; p < r1; p += kDecodeRows) {
       const int rows = static_cast<int>(std::min(kDecodeRows, r1 - p));
-      for (int r = 0; r < rows; ++r) k.decode_f32(w.type, w.row(p + r, mat), n, decoded + r * n);
-      k.dot_float(GgmlType::F32, reinterpret_cast<const uint8_t*>(decoded), static_cast<size_t>(n) * sizeof(float), rows,
-                  x, ldx, n_tokens, n, y + p, ldy);
+      for (int r = 0; r < rows; ++r) {
+        k.f32_decode(w.type, w.row(p + r, mat), n,
+                     F32Row{decoded.code + r * n, decoded.dsc16 + r * n / 16, decoded.mneg16 + r * n / 16});
+      }
+      k.f32_dot_decoded(w.type, decoded, n, rows, x, ldx, xsum, xsum_stride, n_tokens, n, y + p, ldy);
     }
     return;
   }
@@ -164,7 +191,7 @@ void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w,
     }
     return;
   }
-  const auto* xg = reinterpret_cast<const Q16Group*>(xq);
+  const auto* xg = reinterpret_cast<const Q16Group*>(prepared);
   const int64_t groups = (n + 255) / 256;
   if (n_tokens <= kDirectTokens) {
     // Few tokens: decode block by block into L1 (no decoded tile), each block used for every token.

@@ -19,13 +19,16 @@
 // Float weights (F32, F16, BF16) use float32 activations: 16 running sums by position mod 16, one fma per
 // value in increasing position, combined by reduce16.
 //
-// Activation precision. The default multiplies quantized weights with float32 activations: each weight
-// value is decoded to float32 as w = fma(d, scale * code, -(dmin * min)) (legacy: fma(d, code, m)) and the
-// product is the float one above. Int16 activations (TANDEM_ACTIVATIONS=int16) run twice the multiply-adds
-// per instruction in prefill, but their 1e-4 relative error flips near-tied expert routing decisions now
-// and then (one greedy continuation of the Q4_K_M fixture diverges), so they are opt-in.
-// Every ISA computes exactly these operations, so scalar, AVX2 and AVX512 results are bit-identical, and a
-// result never depends on the other rows or tokens of the call (batch invariance).
+// Activation precision. The default multiplies quantized weights with float32 activations. Per sub-block
+// of S values (S = 32 for Q4_K, Q5_K and the legacy types, 16 for Q2_K, Q3_K, Q6_K) with float codes c
+// (centred where the type has no mins) and float activations x:
+//   p[l] = c[s + l] * x[s + l];  if S == 32: p[l] = fma(c[s + 16 + l], x[s + 16 + l], p[l])     (l < 16)
+//   acc[l] = fma(d * scale, p[l], acc[l])                      (legacy: the block's d)
+// and per 16 values k of a type with mins: accm[k % 16] = fma(-(dmin * min), xsum_k, accm[k % 16])
+// (legacy Q4_1 / Q5_1: m instead), where xsum_k is reduce16 of those 16 activations; the result is
+// reduce16(acc) + reduce16(accm). Int16 activations (TANDEM_ACTIVATIONS=int16) run fewer instructions per
+// weight, but their 1e-4 relative error flips near-tied expert routing decisions now and then (one greedy
+// continuation of the Q4_K_M fixture diverges), so they are opt-in.
 #pragma once
 
 #include <cstddef>
@@ -54,24 +57,26 @@ ActivationPrecision selected_activation_precision();
 
 // Weight types with an integer (or direct float) kernel; others are dequantized to float32 first.
 bool has_fast_matmul(GgmlType type);
-// Whether `type` multiplies quantized activation rows (quantized types in int16 mode) rather than float32 rows.
-bool uses_q8_activations(GgmlType type, ActivationPrecision precision);
-
-// Bytes of one quantized activation row of n values (n a multiple of 32).
-size_t q8_row_bytes(int64_t n);
-// Quantizes n_rows rows of n values (x row r at x + r * ldx) into rows at dst + r * q8_row_bytes(n).
-void quantize_q8_rows(MatmulIsa isa, const float* x, int64_t ldx, int64_t n_rows, int64_t n, uint8_t* dst);
+// Whether the kernels of `type` need the activations prepared once per call: quantized to int16 (int16
+// mode), or the sums of each 16 values (float mode, types with mins). Prepared rows are
+// prepared_row_bytes(type, precision, n) bytes apart.
+bool needs_prepared_activations(GgmlType type, ActivationPrecision precision);
+size_t prepared_row_bytes(GgmlType type, ActivationPrecision precision, int64_t n);
+size_t max_prepared_row_bytes(int64_t n);  // over every type and precision (for sizing buffers)
+// Prepares n_rows rows of n values (x row r at x + r * ldx) into dst (n a multiple of 32).
+void prepare_activation_rows(MatmulIsa isa, GgmlType type, ActivationPrecision precision, const float* x, int64_t ldx,
+                             int64_t n_rows, int64_t n, uint8_t* dst);
 
 // Scratch bytes a thread needs to decode a tile of weight rows of n values.
 size_t qmatmul_scratch_bytes(int64_t n);
 // Rows per tile: the kernels decode and multiply this many rows at a time.
 inline constexpr int64_t kTileRows = 4;
 
-// y[t * ldy + r] = sum_c W[mat][r][c] x_t[c] for rows r in [r0, r1) and tokens t < n_tokens.
-// For quantized types x_t is row t at xq + t * q8_row_bytes(cols); for float types it is x + t * ldx.
+// y[t * ldy + r] = sum_c W[mat][r][c] x_t[c] for rows r in [r0, r1) and tokens t < n_tokens: x_t is
+// x + t * ldx, with its prepared row at prepared + t * prepared_row_bytes(...) when the type needs one.
 // `scratch` holds qmatmul_scratch_bytes(cols) bytes, 64-byte aligned. Requires has_fast_matmul(w.type).
 void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w, int64_t mat, int64_t r0, int64_t r1,
-                  const uint8_t* xq, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                  const uint8_t* prepared, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
                   uint8_t* scratch);
 
 }  // namespace tandem::cpu

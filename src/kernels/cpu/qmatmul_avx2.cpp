@@ -64,28 +64,73 @@ struct Acc {
 };
 
 struct FAcc {
-  struct Pair {
-    __m256 acc[2];
+  struct Chunk {
+    __m256 v[4];  // values 0..7, 8..15, 16..23, 24..31 of the chunk
   };
-  static void init(Pair& p) { p.acc[0] = p.acc[1] = _mm256_setzero_ps(); }
+  static __m256 cvt8(__m128i bytes, bool is_signed) {
+    return _mm256_cvtepi32_ps(is_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes));
+  }
+  static Chunk from_codes(__m256i codes, bool is_signed) {
+    const __m128i lo = _mm256_castsi256_si128(codes), hi = _mm256_extracti128_si256(codes, 1);
+    return {{cvt8(lo, is_signed), cvt8(_mm_srli_si128(lo, 8), is_signed), cvt8(hi, is_signed),
+             cvt8(_mm_srli_si128(hi, 8), is_signed)}};
+  }
+  static Chunk load(const float* p) {
+    return {{_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)}};
+  }
+  static void store(const Chunk& c, float* p) {
+    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(p + 8 * i, c.v[i]);
+  }
+  struct Pair {
+    __m256 acc[2], accm[2];  // lanes 0..7 and 8..15
+  };
+  static void init(Pair& p) { p.acc[0] = p.acc[1] = p.accm[0] = p.accm[1] = _mm256_setzero_ps(); }
   static float result(const Pair& p) {
-    float a[16];
+    float a[16], m[16];
     _mm256_storeu_ps(a, p.acc[0]);
     _mm256_storeu_ps(a + 8, p.acc[1]);
-    return reduce16(a);
+    _mm256_storeu_ps(m, p.accm[0]);
+    _mm256_storeu_ps(m + 8, p.accm[1]);
+    return reduce16(a) + reduce16(m);
   }
   template <int NT>
-  static void add16(__m256 lo, __m256 hi, const float* const* x, int64_t pos, Pair* pairs) {
+  static void add(const Chunk& c, int sub, const float* dsc2, const float* const* x, Pair* pairs) {
+    if (sub == 32) {
+      const __m256 d = _mm256_set1_ps(dsc2[0]);
+      for (int t = 0; t < NT; ++t) {
+        const __m256 p0 = _mm256_fmadd_ps(c.v[2], _mm256_loadu_ps(x[t] + 16), _mm256_mul_ps(c.v[0], _mm256_loadu_ps(x[t])));
+        const __m256 p1 = _mm256_fmadd_ps(c.v[3], _mm256_loadu_ps(x[t] + 24), _mm256_mul_ps(c.v[1], _mm256_loadu_ps(x[t] + 8)));
+        pairs[t].acc[0] = _mm256_fmadd_ps(d, p0, pairs[t].acc[0]);
+        pairs[t].acc[1] = _mm256_fmadd_ps(d, p1, pairs[t].acc[1]);
+      }
+      return;
+    }
+    const __m256 d0 = _mm256_set1_ps(dsc2[0]), d1 = _mm256_set1_ps(dsc2[1]);
     for (int t = 0; t < NT; ++t) {
-      pairs[t].acc[0] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x[t] + pos), pairs[t].acc[0]);
-      pairs[t].acc[1] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x[t] + pos + 8), pairs[t].acc[1]);
+      pairs[t].acc[0] = _mm256_fmadd_ps(d0, _mm256_mul_ps(c.v[0], _mm256_loadu_ps(x[t])), pairs[t].acc[0]);
+      pairs[t].acc[1] = _mm256_fmadd_ps(d0, _mm256_mul_ps(c.v[1], _mm256_loadu_ps(x[t] + 8)), pairs[t].acc[1]);
+      pairs[t].acc[0] = _mm256_fmadd_ps(d1, _mm256_mul_ps(c.v[2], _mm256_loadu_ps(x[t] + 16)), pairs[t].acc[0]);
+      pairs[t].acc[1] = _mm256_fmadd_ps(d1, _mm256_mul_ps(c.v[3], _mm256_loadu_ps(x[t] + 24)), pairs[t].acc[1]);
+    }
+  }
+  template <int NT>
+  static void add_min(const float* mneg16, const float* const* xsum, Pair* pairs) {
+    const __m256 m0 = _mm256_loadu_ps(mneg16), m1 = _mm256_loadu_ps(mneg16 + 8);
+    for (int t = 0; t < NT; ++t) {
+      pairs[t].accm[0] = _mm256_fmadd_ps(m0, _mm256_loadu_ps(xsum[t]), pairs[t].accm[0]);
+      pairs[t].accm[1] = _mm256_fmadd_ps(m1, _mm256_loadu_ps(xsum[t] + 8), pairs[t].accm[1]);
     }
   }
 };
 
-void dot_direct_f32(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
-                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  simd::dot_direct_f32_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, n_tok, n, y, ldy);
+void f32_decode(GgmlType type, const uint8_t* row, int64_t n, F32Row dst) { simd::f32_decode_row<FAcc>(type, row, n, dst); }
+void f32_dot_decoded(GgmlType type, F32Row rows, int64_t row_stride, int n_rows, const float* x, int64_t ldx,
+                     const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::f32_dot_decoded_loop<FAcc>(type, rows, row_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
+}
+void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                    const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
 void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
@@ -104,6 +149,6 @@ void dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, co
 }  // namespace
 
 const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
-                                     simd::dot_float_avx2, simd::decode_f32, dot_direct_f32};
+                                     simd::dot_float_avx2, simd::f32_xsum, f32_decode, f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::avx2

@@ -53,25 +53,60 @@ struct Acc {
 };
 
 struct FAcc {
-  struct Pair {
-    __m512 acc;
+  struct Chunk {
+    __m512 a, b;  // values 0..15 and 16..31 of the chunk
   };
-  static void init(Pair& p) { p.acc = _mm512_setzero_ps(); }
+  static Chunk from_codes(__m256i codes, bool is_signed) {
+    const __m128i lo = _mm256_castsi256_si128(codes), hi = _mm256_extracti128_si256(codes, 1);
+    if (is_signed) return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi))};
+    return {_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi))};
+  }
+  static Chunk load(const float* p) { return {_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)}; }
+  static void store(const Chunk& c, float* p) {
+    _mm512_storeu_ps(p, c.a);
+    _mm512_storeu_ps(p + 16, c.b);
+  }
+  struct Pair {
+    __m512 acc, accm;
+  };
+  static void init(Pair& p) { p.acc = p.accm = _mm512_setzero_ps(); }
   static float result(const Pair& p) {
-    float a[16];
+    float a[16], m[16];
     _mm512_storeu_ps(a, p.acc);
-    return reduce16(a);
+    _mm512_storeu_ps(m, p.accm);
+    return reduce16(a) + reduce16(m);
   }
   template <int NT>
-  static void add16(__m256 lo, __m256 hi, const float* const* x, int64_t pos, Pair* pairs) {
-    const __m512 w = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-    for (int t = 0; t < NT; ++t) pairs[t].acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + pos), pairs[t].acc);
+  static void add(const Chunk& c, int sub, const float* dsc2, const float* const* x, Pair* pairs) {
+    if (sub == 32) {
+      const __m512 d = _mm512_set1_ps(dsc2[0]);
+      for (int t = 0; t < NT; ++t) {
+        const __m512 p = _mm512_fmadd_ps(c.b, _mm512_loadu_ps(x[t] + 16), _mm512_mul_ps(c.a, _mm512_loadu_ps(x[t])));
+        pairs[t].acc = _mm512_fmadd_ps(d, p, pairs[t].acc);
+      }
+      return;
+    }
+    const __m512 d0 = _mm512_set1_ps(dsc2[0]), d1 = _mm512_set1_ps(dsc2[1]);
+    for (int t = 0; t < NT; ++t) {
+      pairs[t].acc = _mm512_fmadd_ps(d0, _mm512_mul_ps(c.a, _mm512_loadu_ps(x[t])), pairs[t].acc);
+      pairs[t].acc = _mm512_fmadd_ps(d1, _mm512_mul_ps(c.b, _mm512_loadu_ps(x[t] + 16)), pairs[t].acc);
+    }
+  }
+  template <int NT>
+  static void add_min(const float* mneg16, const float* const* xsum, Pair* pairs) {
+    const __m512 m = _mm512_loadu_ps(mneg16);
+    for (int t = 0; t < NT; ++t) pairs[t].accm = _mm512_fmadd_ps(m, _mm512_loadu_ps(xsum[t]), pairs[t].accm);
   }
 };
 
-void dot_direct_f32(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
-                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  simd::dot_direct_f32_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, n_tok, n, y, ldy);
+void f32_decode(GgmlType type, const uint8_t* row, int64_t n, F32Row dst) { simd::f32_decode_row<FAcc>(type, row, n, dst); }
+void f32_dot_decoded(GgmlType type, F32Row rows, int64_t row_stride, int n_rows, const float* x, int64_t ldx,
+                     const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::f32_dot_decoded_loop<FAcc>(type, rows, row_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
+}
+void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                    const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
 void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
@@ -131,6 +166,6 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
 }  // namespace
 
 const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
-                                     dot_float, simd::decode_f32, dot_direct_f32};
+                                     dot_float, simd::f32_xsum, f32_decode, f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::avx512

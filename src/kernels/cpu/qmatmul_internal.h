@@ -59,6 +59,23 @@ static inline WeightFamily family_of(GgmlType t) {
   }
 }
 
+// Float-activation mode: a quantized row decoded to its codes (as floats, exact) and, per 16 values, the
+// scale dsc16 = d * scale (legacy: the block's d) and the min coefficient mneg16 = -(dmin * min) (legacy
+// Q4_1 / Q5_1: the block's m; 0 for types without mins). Row r of a decoded tile is at offset r * stride
+// values (codes) and r * stride / 16 (the other two).
+struct F32Row {
+  float* code;
+  float* dsc16;
+  float* mneg16;
+};
+// Values per sub-block (one scale): 32 for Q4_K, Q5_K and the legacy types, 16 for Q2_K, Q3_K, Q6_K.
+static inline int f32_sub_size(GgmlType t) {
+  return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q6_K ? 16 : 32;
+}
+static inline bool f32_has_min(GgmlType t) {
+  return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q2_K || t == GgmlType::Q4_1 || t == GgmlType::Q5_1;
+}
+
 // Rows decoded in one pass when there are many tokens (more rows amortize the activation reads).
 inline constexpr int64_t kDecodeRows = 16;
 // Up to this many tokens the kernels decode block by block into L1 and use each block for every token.
@@ -82,11 +99,15 @@ struct QmatmulKernels {
   // Float weights (F32 / F16 / BF16) times float activations.
   void (*dot_float)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy);
-  // Float-activation mode: a quantized row decoded to float32 values (qmatmul.h's formula), and the
-  // decode fused with the float dot product for at most kDirectTokens tokens.
-  void (*decode_f32)(GgmlType type, const uint8_t* row, int64_t n, float* dst);
-  void (*dot_direct_f32)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
-                         int64_t n_tok, int64_t n, float* y, int64_t ldy);
+  // Float-activation mode (qmatmul.h): the sums of each 16 activations, a row decoded to float codes with
+  // the scale and min of each 16 values, decoded rows times tokens, and the decode fused with the product
+  // for at most kDirectTokens tokens.
+  void (*f32_xsum)(const float* x, int64_t n, float* xsum);
+  void (*f32_decode)(GgmlType type, const uint8_t* row, int64_t n, F32Row dst);
+  void (*f32_dot_decoded)(GgmlType type, F32Row rows, int64_t row_stride, int n_rows, const float* x, int64_t ldx,
+                          const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy);
+  void (*f32_dot_direct)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                         const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy);
 };
 
 namespace scalar {

@@ -37,80 +37,89 @@ void quantize(const float* x, int64_t n, Q16Group* dst) {
   }
 }
 
+// The codes of one k-quant super-block (centred where the type has no mins), the scale and min of each 16
+// values, d and dmin.
+void k_codes(GgmlType type, const uint8_t* blk, int code[256], int scale16[16], int min16[16], float& d, float& dmin) {
+  std::fill(min16, min16 + 16, 0);
+  dmin = 0.0f;
+  switch (type) {
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: {
+      const bool five = type == GgmlType::Q5_K;
+      uint8_t sc[8], mn[8];
+      unpack_k4_scales(blk + 4, sc, mn);
+      const uint8_t* qh = blk + 16;
+      const uint8_t* qs = blk + (five ? 48 : 16);
+      for (int e = 0; e < 256; ++e) {
+        const int j = e / 64, l = e % 64;
+        code[e] = l < 32 ? qs[32 * j + l] & 0x0F : qs[32 * j + l - 32] >> 4;
+        if (five) code[e] |= ((qh[e % 32] >> (e / 32)) & 1) << 4;
+      }
+      for (int k = 0; k < 16; ++k) {
+        scale16[k] = sc[k / 2];
+        min16[k] = mn[k / 2];
+      }
+      d = half(blk);
+      dmin = half(blk + 2);
+      return;
+    }
+    case GgmlType::Q6_K: {
+      const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
+      for (int e = 0; e < 256; ++e) {
+        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        const uint8_t lo_byte = b->ql[64 * h + 32 * (k & 1) + l];
+        const int lo = k < 2 ? lo_byte & 0x0F : lo_byte >> 4;
+        const int hi = (b->qh[32 * h + l] >> (2 * k)) & 3;
+        code[e] = (lo | (hi << 4)) - 32;
+      }
+      for (int k = 0; k < 16; ++k) scale16[k] = b->scales[k];
+      d = half(reinterpret_cast<const uint8_t*>(&b->d));
+      return;
+    }
+    case GgmlType::Q3_K: {
+      const auto* b = reinterpret_cast<const BlockQ3_K*>(blk);
+      int8_t sc[16];
+      unpack_q3_k_scales(b->scales, sc);
+      for (int e = 0; e < 256; ++e) {
+        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        const int lo = (b->qs[32 * h + l] >> (2 * k)) & 3;
+        const int hi = (b->hmask[l] >> (4 * h + k)) & 1;
+        code[e] = lo + 4 * hi - 4;
+      }
+      for (int k = 0; k < 16; ++k) scale16[k] = sc[k];
+      d = half(reinterpret_cast<const uint8_t*>(&b->d));
+      return;
+    }
+    case GgmlType::Q2_K: {
+      const auto* b = reinterpret_cast<const BlockQ2_K*>(blk);
+      for (int e = 0; e < 256; ++e) {
+        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        code[e] = (b->qs[32 * h + l] >> (2 * k)) & 3;
+      }
+      for (int k = 0; k < 16; ++k) {
+        scale16[k] = b->scales[k] & 0x0F;
+        min16[k] = b->scales[k] >> 4;
+      }
+      d = half(reinterpret_cast<const uint8_t*>(&b->d));
+      dmin = half(reinterpret_cast<const uint8_t*>(&b->dmin));
+      return;
+    }
+    default:
+      std::fill(code, code + 256, 0);
+      std::fill(scale16, scale16 + 16, 0);
+      d = 0.0f;
+      return;
+  }
+}
+
 void decode_k(GgmlType type, const uint8_t* row, int64_t n, KBlock* dst) {
+  const size_t block_bytes = ggml_type_info(type).type_size;
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     KBlock& kb = dst[b];
-    int code[256] = {}, scale16[16] = {}, min16[16] = {};
+    int code[256], scale16[16], min16[16];
     float dmin = 0.0f;
-    kb.has_min = 1;
-    switch (type) {
-      case GgmlType::Q4_K:
-      case GgmlType::Q5_K: {
-        const bool five = type == GgmlType::Q5_K;
-        const uint8_t* blk = row + static_cast<size_t>(b) * (five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K));
-        uint8_t sc[8], mn[8];
-        unpack_k4_scales(blk + 4, sc, mn);
-        const uint8_t* qh = blk + 16;
-        const uint8_t* qs = blk + (five ? 48 : 16);
-        for (int e = 0; e < 256; ++e) {
-          const int j = e / 64, l = e % 64;
-          code[e] = l < 32 ? qs[32 * j + l] & 0x0F : qs[32 * j + l - 32] >> 4;
-          if (five) code[e] |= ((qh[e % 32] >> (e / 32)) & 1) << 4;
-        }
-        for (int k = 0; k < 16; ++k) {
-          scale16[k] = sc[k / 2];
-          min16[k] = mn[k / 2];
-        }
-        kb.d = half(blk);
-        dmin = half(blk + 2);
-        break;
-      }
-      case GgmlType::Q6_K: {
-        const auto* blk = reinterpret_cast<const BlockQ6_K*>(row) + b;
-        for (int e = 0; e < 256; ++e) {
-          const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-          const uint8_t lo_byte = blk->ql[64 * h + 32 * (k & 1) + l];
-          const int lo = k < 2 ? lo_byte & 0x0F : lo_byte >> 4;
-          const int hi = (blk->qh[32 * h + l] >> (2 * k)) & 3;
-          code[e] = (lo | (hi << 4)) - 32;
-        }
-        for (int k = 0; k < 16; ++k) scale16[k] = blk->scales[k];
-        kb.d = half(reinterpret_cast<const uint8_t*>(&blk->d));
-        kb.has_min = 0;
-        break;
-      }
-      case GgmlType::Q3_K: {
-        const auto* blk = reinterpret_cast<const BlockQ3_K*>(row) + b;
-        int8_t sc[16];
-        unpack_q3_k_scales(blk->scales, sc);
-        for (int e = 0; e < 256; ++e) {
-          const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-          const int lo = (blk->qs[32 * h + l] >> (2 * k)) & 3;
-          const int hi = (blk->hmask[l] >> (4 * h + k)) & 1;
-          code[e] = lo + 4 * hi - 4;
-        }
-        for (int k = 0; k < 16; ++k) scale16[k] = sc[k];
-        kb.d = half(reinterpret_cast<const uint8_t*>(&blk->d));
-        kb.has_min = 0;
-        break;
-      }
-      case GgmlType::Q2_K: {
-        const auto* blk = reinterpret_cast<const BlockQ2_K*>(row) + b;
-        for (int e = 0; e < 256; ++e) {
-          const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-          code[e] = (blk->qs[32 * h + l] >> (2 * k)) & 3;
-        }
-        for (int k = 0; k < 16; ++k) {
-          scale16[k] = blk->scales[k] & 0x0F;
-          min16[k] = blk->scales[k] >> 4;
-        }
-        kb.d = half(reinterpret_cast<const uint8_t*>(&blk->d));
-        dmin = half(reinterpret_cast<const uint8_t*>(&blk->dmin));
-        break;
-      }
-      default:
-        return;
-    }
+    k_codes(type, row + static_cast<size_t>(b) * block_bytes, code, scale16, min16, kb.d, dmin);
+    kb.has_min = f32_has_min(type) ? 1 : 0;
     for (int e = 0; e < 256; ++e) kb.wq[e] = static_cast<int16_t>(scale16[e / 16] * code[e]);
     for (int k = 0; k < 16; ++k) kb.mneg[k] = kb.has_min ? -(dmin * static_cast<float>(min16[k])) : 0.0f;
   }
@@ -279,39 +288,103 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
   }
 }
 
-void decode_f32(GgmlType type, const uint8_t* row, int64_t n, float* dst) {
+// One 256-value group of a row for the float-activation mode.
+struct RawGroup {
+  int code[256];
+  float dsc16[16];
+  float mneg16[16];
+  int values;  // 256, or fewer in a short legacy group
+};
+
+void raw_group(GgmlType type, const uint8_t* row, int64_t g, int64_t n, RawGroup& out) {
+  std::memset(&out, 0, sizeof out);
+  const size_t block_bytes = ggml_type_info(type).type_size;
   if (family_of(type) == WeightFamily::KQuant) {
-    const size_t block_bytes = ggml_type_info(type).type_size;
-    for (int64_t b = 0; b < n / 256; ++b) {
-      KBlock kb;
-      decode_k(type, row + static_cast<size_t>(b) * block_bytes, 256, &kb);
-      for (int e = 0; e < 256; ++e) dst[256 * b + e] = std::fma(kb.d, static_cast<float>(kb.wq[e]), kb.mneg[e / 16]);
+    int scale16[16], min16[16];
+    float d = 0.0f, dmin = 0.0f;
+    k_codes(type, row + static_cast<size_t>(g) * block_bytes, out.code, scale16, min16, d, dmin);
+    out.values = 256;
+    const bool mins = f32_has_min(type);
+    for (int k = 0; k < 16; ++k) {
+      out.dsc16[k] = d * static_cast<float>(scale16[k]);
+      out.mneg16[k] = mins ? -(dmin * static_cast<float>(min16[k])) : 0.0f;
     }
     return;
   }
-  const size_t block_bytes = ggml_type_info(type).type_size;
+  const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
+  LGroup lg;
+  decode_legacy(type, row + static_cast<size_t>(g) * 8 * block_bytes, 32 * blocks, &lg);
+  out.values = 32 * blocks;
+  for (int e = 0; e < out.values; ++e) out.code[e] = lg.wq[e];
+  for (int k = 0; k < 2 * blocks; ++k) {
+    out.dsc16[k] = lg.d[k / 2];
+    out.mneg16[k] = lg.m16[k];
+  }
+}
+
+void f32_xsum(const float* x, int64_t n, float* xsum) {
+  for (int64_t k = 0; k < n / 16; ++k) xsum[k] = reduce16(x + 16 * k);
+}
+
+void f32_decode(GgmlType type, const uint8_t* row, int64_t n, F32Row dst) {
+  RawGroup raw;
   for (int64_t g = 0; 256 * g < n; ++g) {
-    const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
-    LGroup lg;
-    decode_legacy(type, row + static_cast<size_t>(g) * 8 * block_bytes, 32 * blocks, &lg);
-    for (int e = 0; e < 32 * blocks; ++e) {
-      dst[256 * g + e] = std::fma(lg.d[e / 32], static_cast<float>(lg.wq[e]), lg.m16[e / 16]);
+    raw_group(type, row, g, n, raw);
+    for (int e = 0; e < raw.values; ++e) dst.code[256 * g + e] = static_cast<float>(raw.code[e]);
+    for (int k = 0; k < raw.values / 16; ++k) {
+      dst.dsc16[16 * g + k] = raw.dsc16[k];
+      dst.mneg16[16 * g + k] = raw.mneg16[k];
     }
   }
 }
 
-void dot_direct_f32(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
-                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  std::vector<float> row(static_cast<size_t>(n));
+// The header's accumulation for one (row, token) pair over a decoded row.
+float f32_pair(GgmlType type, const float* code, const float* dsc16, const float* mneg16, const float* x,
+               const float* xsum, int64_t n) {
+  const int sub = f32_sub_size(type);
+  const bool mins = f32_has_min(type);
+  float acc[16] = {}, accm[16] = {};
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    const int64_t values = std::min<int64_t>(256, n - 256 * g);
+    for (int64_t s = 256 * g; s < 256 * g + values; s += sub) {
+      float p[16];
+      for (int l = 0; l < 16; ++l) p[l] = code[s + l] * x[s + l];
+      if (sub == 32) {
+        for (int l = 0; l < 16; ++l) p[l] = std::fma(code[s + 16 + l], x[s + 16 + l], p[l]);
+      }
+      for (int l = 0; l < 16; ++l) acc[l] = std::fma(dsc16[s / 16], p[l], acc[l]);
+    }
+    if (mins) {
+      for (int64_t k = 0; k < values / 16; ++k) accm[k] = std::fma(mneg16[16 * g + k], xsum[16 * g + k], accm[k]);
+    }
+  }
+  return reduce16(acc) + reduce16(accm);
+}
+
+void f32_dot_decoded(GgmlType type, F32Row rows, int64_t row_stride, int n_rows, const float* x, int64_t ldx,
+                     const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   for (int r = 0; r < n_rows; ++r) {
-    decode_f32(type, w + static_cast<size_t>(r) * w_stride, n, row.data());
-    dot_float(GgmlType::F32, reinterpret_cast<const uint8_t*>(row.data()), 0, 1, x, ldx, n_tok, n, y + r, ldy);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      y[t * ldy + r] = f32_pair(type, rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16,
+                                rows.mneg16 + r * row_stride / 16, x + t * ldx, xsum + t * xsum_stride, n);
+    }
+  }
+}
+
+void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                    const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  std::vector<float> code(static_cast<size_t>(n)), dsc(static_cast<size_t>(n / 16)), mneg(static_cast<size_t>(n / 16));
+  for (int r = 0; r < n_rows; ++r) {
+    f32_decode(type, w + static_cast<size_t>(r) * w_stride, n, F32Row{code.data(), dsc.data(), mneg.data()});
+    f32_dot_decoded(type, F32Row{code.data(), dsc.data(), mneg.data()}, n, 1, x, ldx, xsum, xsum_stride, n_tok, n, y + r,
+                    ldy);
   }
 }
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{quantize, decode_k, decode_legacy, dot_k, dot_legacy, dot_direct, dot_float,
-                                     decode_f32, dot_direct_f32};
+const QmatmulKernels kQmatmulKernels{quantize,   decode_k,        decode_legacy,  dot_k,
+                                     dot_legacy, dot_direct,      dot_float,      f32_xsum,
+                                     f32_decode, f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::scalar

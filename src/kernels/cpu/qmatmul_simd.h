@@ -438,112 +438,260 @@ static inline void dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_str
   }
 }
 
-// --- float-activation mode ---------------------------------------------------------------------------
-// 16 scaled int16 codes of one sub-block to float32: fma(d, code, mneg), as values 0..7 and 8..15.
-static inline void codes_to_f32(__m256i wq16, __m256 d, __m256 mneg, __m256& lo, __m256& hi) {
-  lo = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(wq16))), mneg);
-  hi = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(wq16, 1))), mneg);
+// --- float-activation mode -----------------------------------------------------------------------------
+// visit_f32_group(type, row, g, n, sink, dsc16, mneg16) fills the group's per-16 scales and mins (as the
+// scalar reference computes them) and calls sink(c, codes) for each 32-value chunk c of group g: codes are
+// 32 int8 in natural order, signed (centred) or unsigned as f32_codes_signed(type) says. Returns the number
+// of values in the group.
+static inline bool f32_codes_signed(GgmlType t) {
+  return !(t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q2_K || t == GgmlType::Q4_1 || t == GgmlType::Q5_1);
 }
 
-// Calls sink(pos, lo, hi) for each sub-block of 16 values of a quantized row's group/block starting at
-// value `base`: the float32 weights qmatmul.h defines.
+// out[k] = scale * (float)v[k] for 8 unsigned bytes, each stored twice (for the two 16-value halves of
+// a 32-value sub-block): out[2k] = out[2k + 1].
+static inline void scaled_pairs8(const uint8_t* v, float scale, float* out) {
+  const __m256 f = _mm256_mul_ps(_mm256_set1_ps(scale),
+                                 _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v)))));
+  const __m256 lo = _mm256_unpacklo_ps(f, f), hi = _mm256_unpackhi_ps(f, f);  // per 128-bit lane
+  _mm256_storeu_ps(out, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+// out[k] = scale * (float)v[k] for 16 signed bytes.
+static inline void scaled16_i8(const int8_t* v, float scale, float* out) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
+  const __m256 s = _mm256_set1_ps(scale);
+  _mm256_storeu_ps(out, _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b))));
+  _mm256_storeu_ps(out + 8, _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)))));
+}
+
 template <typename Sink>
-static inline void f32_subblocks(GgmlType type, const uint8_t* row, int64_t g, int64_t n, KBlock& kb, LGroup& lg,
-                                 Sink&& sink) {
-  const size_t block_bytes = ggml_type_info(type).type_size;
+static inline int visit_f32_group(GgmlType type, const uint8_t* row, int64_t g, int64_t n, Sink&& sink, float* dsc16,
+                                  float* mneg16, size_t block_bytes) {
+  const uint8_t* blk = row + static_cast<size_t>(g) * block_bytes;
   switch (type) {
     case GgmlType::Q4_K:
     case GgmlType::Q5_K: {
-      const uint8_t* blk = row + static_cast<size_t>(g) * block_bytes;
-      alignas(32) float mneg[16];
-      const __m256 d = _mm256_set1_ps(half(blk));
-      q4k_chunks(blk, type == GgmlType::Q5_K, [&](int c, __m256i wa, __m256i wb) {
-        __m256 lo, hi;
-        codes_to_f32(wa, d, _mm256_set1_ps(mneg[2 * c]), lo, hi);
-        sink(256 * g + 32 * c, lo, hi);
-        codes_to_f32(wb, d, _mm256_set1_ps(mneg[2 * c + 1]), lo, hi);
-        sink(256 * g + 32 * c + 16, lo, hi);
-      }, mneg);
-      return;
+      const bool five = type == GgmlType::Q5_K;
+      alignas(8) uint8_t sc[8], mn[8];
+      unpack_k4_scales(blk + 4, sc, mn);
+      scaled_pairs8(sc, half(blk), dsc16);
+      scaled_pairs8(mn, -half(blk + 2), mneg16);  // (-dmin) * min == -(dmin * min), exactly
+      const uint8_t* qs = blk + (five ? 48 : 16);
+      const __m256i qh = five ? load32(blk + 16) : _mm256_setzero_si256();
+      const __m256i m4 = _mm256_set1_epi8(0x0F), bit = _mm256_set1_epi8(1);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = load32(qs + 32 * j);
+        __m256i lo = _mm256_and_si256(v, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (five) {
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j)), bit), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j + 1)), bit), 4));
+        }
+        sink(2 * j, lo);
+        sink(2 * j + 1, hi);
+      }
+      return 256;
     }
     case GgmlType::Q6_K: {
-      const auto& q6 = *reinterpret_cast<const BlockQ6_K*>(row + static_cast<size_t>(g) * block_bytes);
-      const __m256 d = _mm256_set1_ps(half(reinterpret_cast<const uint8_t*>(&q6.d))), zero = _mm256_setzero_ps();
-      q6k_chunks(q6, [&](int c, __m256i wa, __m256i wb) {
-        __m256 lo, hi;
-        codes_to_f32(wa, d, zero, lo, hi);
-        sink(256 * g + 32 * c, lo, hi);
-        codes_to_f32(wb, d, zero, lo, hi);
-        sink(256 * g + 32 * c + 16, lo, hi);
-      });
-      return;
-    }
-    case GgmlType::Q2_K:
-    case GgmlType::Q3_K: {
-      decode_k_block(type, row + static_cast<size_t>(g) * block_bytes, kb);
-      const __m256 d = _mm256_set1_ps(kb.d);
-      for (int k = 0; k < 16; ++k) {
-        __m256 lo, hi;
-        codes_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb.wq + 16 * k)), d, _mm256_set1_ps(kb.mneg[k]), lo, hi);
-        sink(256 * g + 16 * k, lo, hi);
+      const auto& b = *reinterpret_cast<const BlockQ6_K*>(blk);
+      scaled16_i8(b.scales, half(reinterpret_cast<const uint8_t*>(&b.d)), dsc16);
+      const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i ql0 = load32(b.ql + 64 * h), ql1 = load32(b.ql + 64 * h + 32), qh = load32(b.qh + 32 * h);
+        sink(4 * h + 0, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)), off));
+        sink(4 * h + 1, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)), off));
+        sink(4 * h + 2, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)), off));
+        sink(4 * h + 3, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)), off));
       }
-      return;
+      return 256;
+    }
+    case GgmlType::Q3_K: {
+      const auto& b = *reinterpret_cast<const BlockQ3_K*>(blk);
+      int8_t sc[16];
+      unpack_q3_k_scales(b.scales, sc);
+      scaled16_i8(sc, half(reinterpret_cast<const uint8_t*>(&b.d)), dsc16);
+      const __m256i hm = load32(b.hmask);
+      const __m256i one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = load32(b.qs + 32 * h);
+        for (int k = 0; k < 4; ++k) {
+          const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * k)), three);
+          const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + k)), one);
+          sink(4 * h + k, _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 2)), four));
+        }
+      }
+      return 256;
+    }
+    case GgmlType::Q2_K: {
+      const auto& b = *reinterpret_cast<const BlockQ2_K*>(blk);
+      const float d = half(reinterpret_cast<const uint8_t*>(&b.d)), dmin = half(reinterpret_cast<const uint8_t*>(&b.dmin));
+      for (int k = 0; k < 16; ++k) {
+        dsc16[k] = d * static_cast<float>(b.scales[k] & 0x0F);
+        mneg16[k] = -(dmin * static_cast<float>(b.scales[k] >> 4));
+      }
+      const __m256i three = _mm256_set1_epi8(3);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = load32(b.qs + 32 * h);
+        for (int k = 0; k < 4; ++k) sink(4 * h + k, _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * k)), three));
+      }
+      return 256;
     }
     default: {
+      // Legacy blocks of 32: the group is 8 of them (fewer at the end of a row).
       const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
-      decode_legacy_group(type, row + static_cast<size_t>(g) * 8 * block_bytes, blocks, lg);
-      for (int k = 0; k < 2 * blocks; ++k) {
-        __m256 lo, hi;
-        codes_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lg.wq + 16 * k)), _mm256_set1_ps(lg.d[k / 2]),
-                     _mm256_set1_ps(lg.m16[k]), lo, hi);
-        sink(256 * g + 16 * k, lo, hi);
+      const uint8_t* first = row + static_cast<size_t>(g) * 8 * block_bytes;
+      const bool one = type == GgmlType::Q4_1 || type == GgmlType::Q5_1;
+      const bool five = type == GgmlType::Q5_0 || type == GgmlType::Q5_1;
+      const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                              3, 3, 3, 3, 3, 3);
+      const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+      const __m128i m4 = _mm_set1_epi8(0x0F);
+      for (int j = 0; j < blocks; ++j) {
+        const uint8_t* b = first + static_cast<size_t>(j) * block_bytes;
+        const float d = half(b);
+        dsc16[2 * j] = dsc16[2 * j + 1] = d;
+        mneg16[2 * j] = mneg16[2 * j + 1] = one ? half(b + 2) : 0.0f;
+        if (type == GgmlType::Q8_0) {
+          sink(j, load32(b + 2));
+          continue;
+        }
+        const uint8_t* qs = b + (one ? 4 : 2) + (five ? 4 : 0);
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+        __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
+        if (five) {
+          const uint32_t qh = load_u32_le(b + (one ? 4 : 2));
+          const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)), spread);
+          const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, select), select);
+          codes = _mm256_or_si256(codes, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+        }
+        if (!one) codes = _mm256_sub_epi8(codes, _mm256_set1_epi8(five ? 16 : 8));
+        sink(j, codes);
       }
-      return;
+      for (int k = 2 * blocks; k < 16; ++k) dsc16[k] = mneg16[k] = 0.0f;
+      return 32 * blocks;
     }
   }
 }
 
-static inline void decode_f32(GgmlType type, const uint8_t* row, int64_t n, float* dst) {
-  alignas(64) KBlock kb;
-  alignas(64) LGroup lg;
-  for (int64_t g = 0; 256 * g < n; ++g) {
-    f32_subblocks(type, row, g, n, kb, lg, [&](int64_t pos, __m256 lo, __m256 hi) {
-      _mm256_storeu_ps(dst + pos, lo);
-      _mm256_storeu_ps(dst + pos + 8, hi);
-    });
-  }
+// The canonical sum of 16 floats (reduce16), vectorized.
+static inline float reduce16_ps(__m256 lo, __m256 hi) {
+  const __m256 s8 = _mm256_add_ps(lo, hi);
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
-// FAcc provides struct Pair (16 float lanes), init, result, and template <int NT> static void
-// add16(__m256 lo, __m256 hi, const float* const* x, int64_t pos, Pair* pairs).
+static inline void f32_xsum(const float* x, int64_t n, float* xsum) {
+  for (int64_t k = 0; k < n / 16; ++k) xsum[k] = reduce16_ps(_mm256_loadu_ps(x + 16 * k), _mm256_loadu_ps(x + 16 * k + 8));
+}
+
+// FAcc (per ISA) provides: struct Chunk (32 float codes), static Chunk from_codes(__m256i, bool is_signed),
+// static Chunk load(const float*), static void store(const Chunk&, float*), struct Pair (16 acc and 16 accm
+// lanes), init, result, and template <int NT> static void add(const Chunk&, int sub, const float* dsc2
+// (the chunk's two per-16 scales), const float* const* x (at the chunk), Pair*), template <int NT> static
+// void add_min(const float* mneg16, const float* const* xsum (at the group), Pair*).
+
 template <typename FAcc, int NT>
-static inline void dot_direct_f32_rows(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x,
-                                       int64_t ldx, int64_t n, float* y, int64_t ldy) {
-  alignas(64) KBlock kb;
-  alignas(64) LGroup lg;
-  const float* xs[NT];
-  for (int t = 0; t < NT; ++t) xs[t] = x + t * ldx;
+static inline void f32_direct_rows(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
+                                   const float* xsum, int64_t xsum_stride, int64_t n, float* y, int64_t ldy) {
+  const int sub = f32_sub_size(type);
+  const bool is_signed = f32_codes_signed(type), mins = f32_has_min(type);
+  const size_t block_bytes = ggml_type_info(type).type_size;
+  alignas(32) float dsc16[16], mneg16[16] = {};
   for (int r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
     typename FAcc::Pair pairs[NT];
     for (auto& p : pairs) FAcc::init(p);
     for (int64_t g = 0; 256 * g < n; ++g) {
-      f32_subblocks(type, row, g, n, kb, lg,
-                    [&](int64_t pos, __m256 lo, __m256 hi) { FAcc::template add16<NT>(lo, hi, xs, pos, pairs); });
+      const float* xs[NT];
+      const float* ss[NT];
+      visit_f32_group(type, row, g, n, [&](int c, __m256i codes) {
+        for (int t = 0; t < NT; ++t) xs[t] = x + t * ldx + 256 * g + 32 * c;
+        FAcc::template add<NT>(FAcc::from_codes(codes, is_signed), sub, dsc16 + 2 * c, xs, pairs);
+      }, dsc16, mneg16, block_bytes);
+      if (mins) {
+        for (int t = 0; t < NT; ++t) ss[t] = xsum + t * xsum_stride + 16 * g;
+        FAcc::template add_min<NT>(mneg16, ss, pairs);
+      }
     }
     for (int t = 0; t < NT; ++t) y[t * ldy + r] = FAcc::result(pairs[t]);
   }
 }
 
 template <typename FAcc>
-static inline void dot_direct_f32_loop(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x,
-                                       int64_t ldx, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+static inline void f32_dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x,
+                                       int64_t ldx, const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n,
+                                       float* y, int64_t ldy) {
   switch (n_tok) {
-    case 1: return dot_direct_f32_rows<FAcc, 1>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
-    case 2: return dot_direct_f32_rows<FAcc, 2>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
-    case 3: return dot_direct_f32_rows<FAcc, 3>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
-    case 4: return dot_direct_f32_rows<FAcc, 4>(type, w, w_stride, n_rows, x, ldx, n, y, ldy);
+    case 1: return f32_direct_rows<FAcc, 1>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+    case 2: return f32_direct_rows<FAcc, 2>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+    case 3: return f32_direct_rows<FAcc, 3>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+    case 4: return f32_direct_rows<FAcc, 4>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
     default: return;
+  }
+}
+
+template <typename FAcc>
+static inline void f32_decode_row(GgmlType type, const uint8_t* row, int64_t n, F32Row dst) {
+  const bool is_signed = f32_codes_signed(type);
+  const size_t block_bytes = ggml_type_info(type).type_size;
+  alignas(32) float dsc16[16], mneg16[16] = {};
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    const int values = visit_f32_group(type, row, g, n, [&](int c, __m256i codes) {
+      FAcc::store(FAcc::from_codes(codes, is_signed), dst.code + 256 * g + 32 * c);
+    }, dsc16, mneg16, block_bytes);
+    std::copy(dsc16, dsc16 + values / 16, dst.dsc16 + 16 * g);  // a short last group has fewer
+    std::copy(mneg16, mneg16 + values / 16, dst.mneg16 + 16 * g);
+  }
+}
+
+template <typename FAcc, int NT>
+static inline void f32_decoded_group(GgmlType type, F32Row row, const float* x, int64_t ldx, const float* xsum,
+                                     int64_t xsum_stride, int64_t n, float* y, int64_t ldy) {
+  const int sub = f32_sub_size(type);
+  const bool mins = f32_has_min(type);
+  typename FAcc::Pair pairs[NT];
+  for (auto& p : pairs) FAcc::init(p);
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    const int64_t chunks = std::min<int64_t>(256, n - 256 * g) / 32;
+    const float* xs[NT];
+    for (int64_t c = 0; c < chunks; ++c) {
+      for (int t = 0; t < NT; ++t) xs[t] = x + t * ldx + 256 * g + 32 * c;
+      FAcc::template add<NT>(FAcc::load(row.code + 256 * g + 32 * c), sub, row.dsc16 + 16 * g + 2 * c, xs, pairs);
+    }
+    if (mins) {
+      const float* ss[NT];
+      for (int t = 0; t < NT; ++t) ss[t] = xsum + t * xsum_stride + 16 * g;
+      alignas(32) float mneg16[16] = {};  // a short last group stores fewer than 16
+      std::copy(row.mneg16 + 16 * g, row.mneg16 + 16 * g + 2 * chunks, mneg16);
+      FAcc::template add_min<NT>(mneg16, ss, pairs);
+    }
+  }
+  for (int t = 0; t < NT; ++t) y[t * ldy] = FAcc::result(pairs[t]);
+}
+
+template <typename FAcc>
+static inline void f32_dot_decoded_loop(GgmlType type, F32Row rows, int64_t row_stride, int n_rows, const float* x,
+                                        int64_t ldx, const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n,
+                                        float* y, int64_t ldy) {
+  for (int r = 0; r < n_rows; ++r) {
+    const F32Row row{rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16, rows.mneg16 + r * row_stride / 16};
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tok; t0 += 4) {
+      f32_decoded_group<FAcc, 4>(type, row, x + t0 * ldx, ldx, xsum + t0 * xsum_stride, xsum_stride, n, y + t0 * ldy + r, ldy);
+    }
+    const float* xt = x + t0 * ldx;
+    const float* st = xsum + t0 * xsum_stride;
+    float* yt = y + t0 * ldy + r;
+    switch (n_tok - t0) {
+      case 3: f32_decoded_group<FAcc, 3>(type, row, xt, ldx, st, xsum_stride, n, yt, ldy); break;
+      case 2: f32_decoded_group<FAcc, 2>(type, row, xt, ldx, st, xsum_stride, n, yt, ldy); break;
+      case 1: f32_decoded_group<FAcc, 1>(type, row, xt, ldx, st, xsum_stride, n, yt, ldy); break;
+      default: break;
+    }
   }
 }
 

@@ -48,7 +48,8 @@ struct Problem {
   std::vector<uint8_t> w;       // quantized rows
   std::vector<float> wv;        // their values (scalar dequantization)
   std::vector<float> x;         // activations [tokens][cols]
-  std::vector<uint8_t> xq;      // q8 rows (scalar quantizer)
+  std::vector<uint8_t> xq;      // int16 activation rows (scalar quantizer)
+  std::vector<uint8_t> xsum;    // float-mode prepared rows (scalar)
 
   Tensor weight() {
     return Tensor::contiguous(w.data(), type, Device::cpu(), {cols, rows, 1});
@@ -56,7 +57,7 @@ struct Problem {
 };
 
 Problem make_problem(GgmlType type, int64_t cols, int64_t rows, int64_t tokens, uint64_t seed) {
-  Problem p{type, cols, rows, tokens, {}, {}, {}, {}};
+  Problem p{type, cols, rows, tokens, {}, {}, {}, {}, {}};
   const size_t row_bytes = ggml_row_size(type, cols);
   const auto src = random_floats(static_cast<size_t>(cols * rows), seed, 0.3f);
   p.w.resize(row_bytes * static_cast<size_t>(rows));
@@ -71,8 +72,13 @@ Problem make_problem(GgmlType type, int64_t cols, int64_t rows, int64_t tokens, 
     for (int64_t i = 0; i < cols; ++i) p.x[static_cast<size_t>(cols + i)] = 0.0f;
     p.x[5] = 40.0f;
   }
-  p.xq.resize(q8_row_bytes(cols) * static_cast<size_t>(tokens));
-  quantize_q8_rows(MatmulIsa::Scalar, p.x.data(), cols, tokens, cols, p.xq.data());
+  p.xq.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
+  p.xsum.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
+  if (family_of(type) != WeightFamily::Float) {
+    prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Int16, p.x.data(), cols, tokens, cols, p.xq.data());
+    prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Float32, p.x.data(), cols, tokens, cols,
+                            p.xsum.data());
+  }
   return p;
 }
 
@@ -86,8 +92,9 @@ struct Scratch {
 std::vector<float> run(MatmulIsa isa, ActivationPrecision precision, Problem& p, int64_t tokens, int64_t token_offset = 0) {
   std::vector<float> y(static_cast<size_t>(tokens * p.rows), -1.0f);
   Scratch scratch(qmatmul_scratch_bytes(p.cols));
-  const size_t q8_bytes = q8_row_bytes(p.cols);
-  qmatmul_rows(isa, precision, p.weight(), 0, 0, p.rows, p.xq.data() + static_cast<size_t>(token_offset) * q8_bytes,
+  const size_t row_bytes = prepared_row_bytes(p.type, precision, p.cols);
+  const uint8_t* prepared = precision == ActivationPrecision::Int16 ? p.xq.data() : p.xsum.data();
+  qmatmul_rows(isa, precision, p.weight(), 0, 0, p.rows, prepared + static_cast<size_t>(token_offset) * row_bytes,
                p.x.data() + token_offset * p.cols, p.cols, tokens, y.data(), p.rows, scratch.p);
   return y;
 }
@@ -123,12 +130,12 @@ TEST_P(Qmatmul, TheReferenceIsWithinTheBoundOfTheExactProduct) {
   Problem p = make_problem(type, cols, rows, tokens, 7);
   for (ActivationPrecision precision : kPrecisions) {
   const auto y = run(MatmulIsa::Scalar, precision, p, tokens);
-  const bool q8 = uses_q8_activations(type, precision);
+  const bool q8 = precision == ActivationPrecision::Int16 && family_of(type) != WeightFamily::Float;
   for (int64_t t = 0; t < tokens; ++t) {
     // The activation values the kernels see (dequantized q8) and their scales.
     std::vector<double> xs(static_cast<size_t>(cols)), step(static_cast<size_t>(cols), 0.0),
         magnitude_x(static_cast<size_t>(cols));
-    const auto* groups = reinterpret_cast<const Q16Group*>(p.xq.data() + static_cast<size_t>(t) * q8_row_bytes(cols));
+    const auto* groups = reinterpret_cast<const Q16Group*>(p.xq.data() + static_cast<size_t>(t) * max_prepared_row_bytes(cols));
     for (int64_t i = 0; i < cols; ++i) {
       const Q16Group& g = groups[i / 256];
       xs[static_cast<size_t>(i)] = q8 ? double{g.d} * g.q[i % 256] : p.x[static_cast<size_t>(t * cols + i)];
@@ -178,29 +185,30 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, Qmatmul, ::testing::ValuesIn(kTypes),
                            return std::string(ggml_type_name(param_info.param));
                          });
 
-TEST(QmatmulActivations, EveryIsaQuantizesLikeTheScalarReference) {
+TEST(QmatmulActivations, EveryIsaPreparesLikeTheScalarReference) {
   for (int64_t n : {32, 96, 256, 288, 2048}) {
     auto x = random_floats(static_cast<size_t>(n * 3), static_cast<uint64_t>(n), 2.0f);
     for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(n + i)] = 0.0f;  // an all-zero row
     x[static_cast<size_t>(2 * n)] = 1e4f;                                 // an outlier
-    std::vector<uint8_t> ref(q8_row_bytes(n) * 3);
-    quantize_q8_rows(MatmulIsa::Scalar, x.data(), n, 3, n, ref.data());
-    for (MatmulIsa isa : isas()) {
-      std::vector<uint8_t> got(ref.size());
-      quantize_q8_rows(isa, x.data(), n, 3, n, got.data());
-      const auto* a = reinterpret_cast<const Q16Group*>(ref.data());
-      const auto* b = reinterpret_cast<const Q16Group*>(got.data());
-      for (size_t g = 0; g < ref.size() / sizeof(Q16Group); ++g) {
-        ASSERT_EQ(a[g].d, b[g].d) << matmul_isa_name(isa) << " n " << n << " group " << g;
-        ASSERT_EQ(0, std::memcmp(a[g].q, b[g].q, sizeof a[g].q)) << matmul_isa_name(isa) << " n " << n << " group " << g;
-        ASSERT_EQ(0, std::memcmp(a[g].bsumf, b[g].bsumf, sizeof a[g].bsumf)) << matmul_isa_name(isa) << " group " << g;
+    for (ActivationPrecision precision : kPrecisions) {
+      const GgmlType type = GgmlType::Q4_1;  // has mins: float mode prepares sums
+      const size_t bytes = prepared_row_bytes(type, precision, n) * 3;
+      std::vector<uint8_t> ref(bytes);
+      prepare_activation_rows(MatmulIsa::Scalar, type, precision, x.data(), n, 3, n, ref.data());
+      for (MatmulIsa isa : isas()) {
+        std::vector<uint8_t> got(bytes);
+        prepare_activation_rows(isa, type, precision, x.data(), n, 3, n, got.data());
+        ASSERT_EQ(0, std::memcmp(ref.data(), got.data(), bytes)) << matmul_isa_name(isa) << " "
+                                                                 << activation_precision_name(precision) << " n " << n;
       }
-    }
-    // The codes reproduce x to within half a step (amax / 65534).
-    const auto* groups = reinterpret_cast<const Q16Group*>(ref.data());
-    for (int64_t i = 0; i < n; ++i) {
-      const Q16Group& g = groups[i / 256];
-      EXPECT_NEAR(double{g.d} * g.q[i % 256], x[static_cast<size_t>(i)], g.d / 2 * (1 + 1e-5)) << "n " << n << " i " << i;
+      if (precision == ActivationPrecision::Int16) {
+        // The codes reproduce x to within half a step (amax / 65534).
+        const auto* groups = reinterpret_cast<const Q16Group*>(ref.data());
+        for (int64_t i = 0; i < n; ++i) {
+          const Q16Group& g = groups[i / 256];
+          EXPECT_NEAR(double{g.d} * g.q[i % 256], x[static_cast<size_t>(i)], g.d / 2 * (1 + 1e-5)) << "n " << n << " i " << i;
+        }
+      }
     }
   }
 }
