@@ -64,6 +64,7 @@ struct Acc {
 };
 
 struct FAcc {
+  static constexpr int kTileRows = 1, kTileTokens = 4;  // decoded rows x tokens per register tile
   struct Chunk {
     __m256 v[4];  // values 0..7, 8..15, 16..23, 24..31 of the chunk
   };

@@ -53,6 +53,7 @@ struct Acc {
 };
 
 struct FAcc {
+  static constexpr int kTileRows = 2, kTileTokens = 4;  // decoded rows x tokens per register tile
   struct Chunk {
     __m512 a, b;  // values 0..15 and 16..31 of the chunk
   };

@@ -648,49 +648,69 @@ static inline void f32_decode_row(GgmlType type, const uint8_t* row, int64_t n, 
   }
 }
 
-template <typename FAcc, int NT>
-static inline void f32_decoded_group(GgmlType type, F32Row row, const float* x, int64_t ldx, const float* xsum,
-                                     int64_t xsum_stride, int64_t n, float* y, int64_t ldy) {
+// RT decoded rows x NT tokens: each chunk of codes is loaded once for the NT tokens, each activation once
+// for the RT rows.
+template <typename FAcc, int RT, int NT>
+static inline void f32_decoded_tile(GgmlType type, const F32Row* rows, const float* x, int64_t ldx, const float* xsum,
+                                    int64_t xsum_stride, int64_t n, float* y, int64_t ldy) {
   const int sub = f32_sub_size(type);
   const bool mins = f32_has_min(type);
-  typename FAcc::Pair pairs[NT];
-  for (auto& p : pairs) FAcc::init(p);
+  typename FAcc::Pair pairs[RT][NT];
+  for (auto& row : pairs) for (auto& p : row) FAcc::init(p);
   for (int64_t g = 0; 256 * g < n; ++g) {
     const int64_t chunks = std::min<int64_t>(256, n - 256 * g) / 32;
     const float* xs[NT];
     for (int64_t c = 0; c < chunks; ++c) {
       for (int t = 0; t < NT; ++t) xs[t] = x + t * ldx + 256 * g + 32 * c;
-      FAcc::template add<NT>(FAcc::load(row.code + 256 * g + 32 * c), sub, row.dsc16 + 16 * g + 2 * c, xs, pairs);
+      for (int r = 0; r < RT; ++r) {
+        FAcc::template add<NT>(FAcc::load(rows[r].code + 256 * g + 32 * c), sub, rows[r].dsc16 + 16 * g + 2 * c, xs, pairs[r]);
+      }
     }
     if (mins) {
       const float* ss[NT];
       for (int t = 0; t < NT; ++t) ss[t] = xsum + t * xsum_stride + 16 * g;
-      alignas(32) float mneg16[16] = {};  // a short last group stores fewer than 16
-      std::copy(row.mneg16 + 16 * g, row.mneg16 + 16 * g + 2 * chunks, mneg16);
-      FAcc::template add_min<NT>(mneg16, ss, pairs);
+      for (int r = 0; r < RT; ++r) {
+        alignas(32) float mneg16[16] = {};  // a short last group stores fewer than 16
+        std::copy(rows[r].mneg16 + 16 * g, rows[r].mneg16 + 16 * g + 2 * chunks, mneg16);
+        FAcc::template add_min<NT>(mneg16, ss, pairs[r]);
+      }
     }
   }
-  for (int t = 0; t < NT; ++t) y[t * ldy] = FAcc::result(pairs[t]);
+  for (int r = 0; r < RT; ++r) {
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = FAcc::result(pairs[r][t]);
+  }
 }
 
+// Tokens outer, rows inner: a group of tokens' activations stays in L1 while the decoded rows (in L2) pass.
 template <typename FAcc>
 static inline void f32_dot_decoded_loop(GgmlType type, F32Row rows, int64_t row_stride, int n_rows, const float* x,
                                         int64_t ldx, const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n,
                                         float* y, int64_t ldy) {
-  for (int r = 0; r < n_rows; ++r) {
-    const F32Row row{rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16, rows.mneg16 + r * row_stride / 16};
-    int64_t t0 = 0;
-    for (; t0 + 4 <= n_tok; t0 += 4) {
-      f32_decoded_group<FAcc, 4>(type, row, x + t0 * ldx, ldx, xsum + t0 * xsum_stride, xsum_stride, n, y + t0 * ldy + r, ldy);
-    }
+  constexpr int RT = FAcc::kTileRows, NT = FAcc::kTileTokens;
+  auto row_at = [&](int r) {
+    return F32Row{rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16, rows.mneg16 + r * row_stride / 16};
+  };
+  for (int64_t t0 = 0; t0 < n_tok; t0 += NT) {
+    const int nt = static_cast<int>(std::min<int64_t>(NT, n_tok - t0));
     const float* xt = x + t0 * ldx;
     const float* st = xsum + t0 * xsum_stride;
-    float* yt = y + t0 * ldy + r;
-    switch (n_tok - t0) {
-      case 3: f32_decoded_group<FAcc, 3>(type, row, xt, ldx, st, xsum_stride, n, yt, ldy); break;
-      case 2: f32_decoded_group<FAcc, 2>(type, row, xt, ldx, st, xsum_stride, n, yt, ldy); break;
-      case 1: f32_decoded_group<FAcc, 1>(type, row, xt, ldx, st, xsum_stride, n, yt, ldy); break;
-      default: break;
+    for (int r0 = 0; r0 < n_rows; r0 += RT) {
+      F32Row tile[RT];
+      const int nr = std::min(RT, n_rows - r0);
+      for (int r = 0; r < RT; ++r) tile[r] = row_at(r0 + std::min(r, nr - 1));
+      if (nt == NT && nr == RT) {
+        f32_decoded_tile<FAcc, RT, NT>(type, tile, xt, ldx, st, xsum_stride, n, y + t0 * ldy + r0, ldy);
+        continue;
+      }
+      for (int r = 0; r < nr; ++r) {
+        float* yr = y + t0 * ldy + r0 + r;
+        switch (nt) {
+          case 4: f32_decoded_tile<FAcc, 1, 4>(type, &tile[r], xt, ldx, st, xsum_stride, n, yr, ldy); break;
+          case 3: f32_decoded_tile<FAcc, 1, 3>(type, &tile[r], xt, ldx, st, xsum_stride, n, yr, ldy); break;
+          case 2: f32_decoded_tile<FAcc, 1, 2>(type, &tile[r], xt, ldx, st, xsum_stride, n, yr, ldy); break;
+          default: f32_decoded_tile<FAcc, 1, 1>(type, &tile[r], xt, ldx, st, xsum_stride, n, yr, ldy); break;
+        }
+      }
     }
   }
 }
