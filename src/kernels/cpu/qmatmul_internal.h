@@ -79,7 +79,7 @@ static inline bool f32_has_min(GgmlType t) {
 // Rows decoded in one pass when there are many tokens (more rows amortize the activation reads).
 inline constexpr int64_t kDecodeRows = 16;
 // Up to this many tokens the kernels decode block by block into L1 and use each block for every token.
-inline constexpr int64_t kDirectTokens = 4;
+inline constexpr int64_t kDirectTokens = 8;
 
 // The kernels of one ISA. Rows are `w` + r * w_stride bytes (the GGUF layout); activation row t is at
 // x + t * x_stride groups; y[t * ldy + r].

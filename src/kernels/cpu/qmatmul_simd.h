@@ -434,6 +434,10 @@ static inline void dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_str
     case 2: return dot_direct_rows<Acc, 2>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
     case 3: return dot_direct_rows<Acc, 3>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
     case 4: return dot_direct_rows<Acc, 4>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 5: return dot_direct_rows<Acc, 5>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 6: return dot_direct_rows<Acc, 6>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 7: return dot_direct_rows<Acc, 7>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 8: return dot_direct_rows<Acc, 8>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
     default: return;
   }
 }
@@ -630,6 +634,10 @@ static inline void f32_dot_direct_loop(GgmlType type, const uint8_t* w, size_t w
     case 2: return f32_direct_rows<FAcc, 2>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
     case 3: return f32_direct_rows<FAcc, 3>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
     case 4: return f32_direct_rows<FAcc, 4>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+    case 5: return f32_direct_rows<FAcc, 5>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+    case 6: return f32_direct_rows<FAcc, 6>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+    case 7: return f32_direct_rows<FAcc, 7>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+    case 8: return f32_direct_rows<FAcc, 8>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
     default: return;
   }
 }
