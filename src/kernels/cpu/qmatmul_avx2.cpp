@@ -12,8 +12,8 @@ struct Acc {
   struct Pair {
     __m256 acc[2], accm[2];
   };
-  static void init(Pair& p) { p.acc[0] = p.acc[1] = p.accm[0] = p.accm[1] = _mm256_setzero_ps(); }
-  static float result(const Pair& p) {
+  static TANDEM_INLINE void init(Pair& p) { p.acc[0] = p.acc[1] = p.accm[0] = p.accm[1] = _mm256_setzero_ps(); }
+  static TANDEM_INLINE float result(const Pair& p) {
     float a[16], m[16];
     _mm256_storeu_ps(a, p.acc[0]);
     _mm256_storeu_ps(a + 8, p.acc[1]);
@@ -28,14 +28,14 @@ struct Acc {
     Block() {
       for (auto& l : lanes) l[0] = l[1] = _mm256_setzero_si256();
     }
-    void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
+    TANDEM_INLINE void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
       for (int t = 0; t < NT; ++t) {
         lanes[t][0] = _mm256_add_epi32(lanes[t][0], _mm256_madd_epi16(wa, ld(x[t]->q + 32 * c)));
         lanes[t][1] = _mm256_add_epi32(lanes[t][1], _mm256_madd_epi16(wb, ld(x[t]->q + 32 * c + 16)));
       }
     }
-    void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk(c, ld(w + 32 * c), ld(w + 32 * c + 16), x); }
-    void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
+    TANDEM_INLINE void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk(c, ld(w + 32 * c), ld(w + 32 * c + 16), x); }
+    TANDEM_INLINE void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
       for (int t = 0; t < NT; ++t) {
         const __m256 dd = _mm256_set1_ps(d * x[t]->d);
         pairs[t].acc[0] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(lanes[t][0]), pairs[t].acc[0]);
@@ -43,14 +43,14 @@ struct Acc {
       }
       if (mneg) add_min(mneg, x, pairs);
     }
-    void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
+    TANDEM_INLINE void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
       const __m256 m0 = _mm256_loadu_ps(m16), m1 = _mm256_loadu_ps(m16 + 8);
       for (int t = 0; t < NT; ++t) {
         pairs[t].accm[0] = _mm256_fmadd_ps(m0, _mm256_loadu_ps(x[t]->bsumf), pairs[t].accm[0]);
         pairs[t].accm[1] = _mm256_fmadd_ps(m1, _mm256_loadu_ps(x[t]->bsumf + 8), pairs[t].accm[1]);
       }
     }
-    void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
+    TANDEM_INLINE void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
       const __m256i w0 = ld(w + 32 * j), w1 = ld(w + 32 * j + 16);
       for (int t = 0; t < NT; ++t) {
         const __m256 dd = _mm256_set1_ps(d * x[t]->d);
@@ -68,25 +68,25 @@ struct FAcc {
   struct Chunk {
     __m256 v[4];  // values 0..7, 8..15, 16..23, 24..31 of the chunk
   };
-  static __m256 cvt8(__m128i bytes, bool is_signed) {
+  static TANDEM_INLINE __m256 cvt8(__m128i bytes, bool is_signed) {
     return _mm256_cvtepi32_ps(is_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes));
   }
-  static Chunk from_codes(__m256i codes, bool is_signed) {
+  static TANDEM_INLINE Chunk from_codes(__m256i codes, bool is_signed) {
     const __m128i lo = _mm256_castsi256_si128(codes), hi = _mm256_extracti128_si256(codes, 1);
     return {{cvt8(lo, is_signed), cvt8(_mm_srli_si128(lo, 8), is_signed), cvt8(hi, is_signed),
              cvt8(_mm_srli_si128(hi, 8), is_signed)}};
   }
-  static Chunk load(const float* p) {
+  static TANDEM_INLINE Chunk load(const float* p) {
     return {{_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)}};
   }
-  static void store(const Chunk& c, float* p) {
+  static TANDEM_INLINE void store(const Chunk& c, float* p) {
     for (int i = 0; i < 4; ++i) _mm256_storeu_ps(p + 8 * i, c.v[i]);
   }
   struct Pair {
     __m256 acc[2], accm[2];  // lanes 0..7 and 8..15
   };
-  static void init(Pair& p) { p.acc[0] = p.acc[1] = p.accm[0] = p.accm[1] = _mm256_setzero_ps(); }
-  static float result(const Pair& p) {
+  static TANDEM_INLINE void init(Pair& p) { p.acc[0] = p.acc[1] = p.accm[0] = p.accm[1] = _mm256_setzero_ps(); }
+  static TANDEM_INLINE float result(const Pair& p) {
     float a[16], m[16];
     _mm256_storeu_ps(a, p.acc[0]);
     _mm256_storeu_ps(a + 8, p.acc[1]);
@@ -95,7 +95,7 @@ struct FAcc {
     return reduce16(a) + reduce16(m);
   }
   template <int NT>
-  static void add(const Chunk& c, int sub, const float* dsc2, const float* const* x, Pair* pairs) {
+  static TANDEM_INLINE void add(const Chunk& c, int sub, const float* dsc2, const float* const* x, Pair* pairs) {
     if (sub == 32) {
       const __m256 d = _mm256_set1_ps(dsc2[0]);
       for (int t = 0; t < NT; ++t) {
@@ -115,7 +115,7 @@ struct FAcc {
     }
   }
   template <int NT>
-  static void add_min(const float* mneg16, const float* const* xsum, Pair* pairs) {
+  static TANDEM_INLINE void add_min(const float* mneg16, const float* const* xsum, Pair* pairs) {
     const __m256 m0 = _mm256_loadu_ps(mneg16), m1 = _mm256_loadu_ps(mneg16 + 8);
     for (int t = 0; t < NT; ++t) {
       pairs[t].accm[0] = _mm256_fmadd_ps(m0, _mm256_loadu_ps(xsum[t]), pairs[t].accm[0]);

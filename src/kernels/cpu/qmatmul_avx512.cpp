@@ -11,8 +11,8 @@ struct Acc {
   struct Pair {
     __m512 acc, accm;
   };
-  static void init(Pair& p) { p.acc = p.accm = _mm512_setzero_ps(); }
-  static float result(const Pair& p) {
+  static TANDEM_INLINE void init(Pair& p) { p.acc = p.accm = _mm512_setzero_ps(); }
+  static TANDEM_INLINE float result(const Pair& p) {
     float a[16], m[16];
     _mm512_storeu_ps(a, p.acc);
     _mm512_storeu_ps(m, p.accm);
@@ -25,24 +25,24 @@ struct Acc {
     Block() {
       for (auto& l : lanes) l = _mm512_setzero_si512();
     }
-    void chunk512(int c, __m512i w, const Q16Group* const* x) {
+    TANDEM_INLINE void chunk512(int c, __m512i w, const Q16Group* const* x) {
       for (int t = 0; t < NT; ++t) lanes[t] = _mm512_dpwssd_epi32(lanes[t], w, _mm512_loadu_si512(x[t]->q + 32 * c));
     }
-    void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
+    TANDEM_INLINE void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
       chunk512(c, _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1), x);
     }
-    void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk512(c, _mm512_loadu_si512(w + 32 * c), x); }
-    void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
+    TANDEM_INLINE void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk512(c, _mm512_loadu_si512(w + 32 * c), x); }
+    TANDEM_INLINE void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
       for (int t = 0; t < NT; ++t) {
         pairs[t].acc = _mm512_fmadd_ps(_mm512_set1_ps(d * x[t]->d), _mm512_cvtepi32_ps(lanes[t]), pairs[t].acc);
       }
       if (mneg) add_min(mneg, x, pairs);
     }
-    void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
+    TANDEM_INLINE void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
       const __m512 m = _mm512_loadu_ps(m16);
       for (int t = 0; t < NT; ++t) pairs[t].accm = _mm512_fmadd_ps(m, _mm512_loadu_ps(x[t]->bsumf), pairs[t].accm);
     }
-    void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
+    TANDEM_INLINE void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
       const __m512i wv = _mm512_loadu_si512(w + 32 * j);
       for (int t = 0; t < NT; ++t) {
         const __m512i l = _mm512_dpwssd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(x[t]->q + 32 * j));
@@ -57,28 +57,28 @@ struct FAcc {
   struct Chunk {
     __m512 a, b;  // values 0..15 and 16..31 of the chunk
   };
-  static Chunk from_codes(__m256i codes, bool is_signed) {
+  static TANDEM_INLINE Chunk from_codes(__m256i codes, bool is_signed) {
     const __m128i lo = _mm256_castsi256_si128(codes), hi = _mm256_extracti128_si256(codes, 1);
     if (is_signed) return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi))};
     return {_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi))};
   }
-  static Chunk load(const float* p) { return {_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)}; }
-  static void store(const Chunk& c, float* p) {
+  static TANDEM_INLINE Chunk load(const float* p) { return {_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)}; }
+  static TANDEM_INLINE void store(const Chunk& c, float* p) {
     _mm512_storeu_ps(p, c.a);
     _mm512_storeu_ps(p + 16, c.b);
   }
   struct Pair {
     __m512 acc, accm;
   };
-  static void init(Pair& p) { p.acc = p.accm = _mm512_setzero_ps(); }
-  static float result(const Pair& p) {
+  static TANDEM_INLINE void init(Pair& p) { p.acc = p.accm = _mm512_setzero_ps(); }
+  static TANDEM_INLINE float result(const Pair& p) {
     float a[16], m[16];
     _mm512_storeu_ps(a, p.acc);
     _mm512_storeu_ps(m, p.accm);
     return reduce16(a) + reduce16(m);
   }
   template <int NT>
-  static void add(const Chunk& c, int sub, const float* dsc2, const float* const* x, Pair* pairs) {
+  static TANDEM_INLINE void add(const Chunk& c, int sub, const float* dsc2, const float* const* x, Pair* pairs) {
     if (sub == 32) {
       const __m512 d = _mm512_set1_ps(dsc2[0]);
       for (int t = 0; t < NT; ++t) {
@@ -94,7 +94,7 @@ struct FAcc {
     }
   }
   template <int NT>
-  static void add_min(const float* mneg16, const float* const* xsum, Pair* pairs) {
+  static TANDEM_INLINE void add_min(const float* mneg16, const float* const* xsum, Pair* pairs) {
     const __m512 m = _mm512_loadu_ps(mneg16);
     for (int t = 0; t < NT; ++t) pairs[t].accm = _mm512_fmadd_ps(m, _mm512_loadu_ps(xsum[t]), pairs[t].accm);
   }

@@ -15,7 +15,7 @@
 
 namespace tandem::cpu::simd {
 
-static inline float half(const uint8_t* p) {
+static TANDEM_INLINE float half(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
   return _cvtsh_ss(h);
@@ -63,7 +63,7 @@ static inline void quantize(const float* x, int64_t n, Q16Group* dst) {
   }
 }
 
-static inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+static TANDEM_INLINE __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 static inline void store16(int16_t* dst, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v); }
 
 // 32 one-byte codes (unsigned or signed) times the scales of their two sub-blocks of 16, to 32 int16.
@@ -167,7 +167,7 @@ static inline void decode_q2_k(const BlockQ2_K& blk, KBlock& kb) {
   store_mneg(kb, half(reinterpret_cast<const uint8_t*>(&blk.dmin)), m16);
 }
 
-static inline void decode_k_block(GgmlType type, const uint8_t* blk, KBlock& kb) {
+static TANDEM_INLINE void decode_k_block(GgmlType type, const uint8_t* blk, KBlock& kb) {
   switch (type) {
     case GgmlType::Q4_K: return decode_q4_k(blk, false, kb);
     case GgmlType::Q5_K: return decode_q4_k(blk, true, kb);
@@ -246,7 +246,7 @@ static inline void decode_legacy(GgmlType type, const uint8_t* row, int64_t n, L
 // 32 c + 16..31), each equal to the KBlock::wq the decoders above would store.
 
 template <typename Sink>
-static inline void q4k_chunks(const uint8_t* blk, bool five, Sink&& sink, float mneg[16]) {
+static TANDEM_INLINE void q4k_chunks(const uint8_t* blk, bool five, Sink&& sink, float mneg[16]) {
   uint8_t sc[8], mn[8];
   unpack_k4_scales(blk + 4, sc, mn);
   // mneg[k] = -(dmin * min of the 32-value sub-block k / 2), ready before the chunks.
@@ -275,7 +275,7 @@ static inline void q4k_chunks(const uint8_t* blk, bool five, Sink&& sink, float 
 }
 
 template <typename Sink>
-static inline void q6k_chunks(const BlockQ6_K& blk, Sink&& sink) {
+static TANDEM_INLINE void q6k_chunks(const BlockQ6_K& blk, Sink&& sink) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
   const int8_t* s = blk.scales;
   for (int h = 0; h < 2; ++h) {
@@ -398,14 +398,14 @@ static inline void dot_direct_rows(GgmlType type, const uint8_t* w, size_t w_str
         case GgmlType::Q4_K:
         case GgmlType::Q5_K: {
           typename Acc::template Block<NT> b;
-          q4k_chunks(blk, type == GgmlType::Q5_K, [&](int c, __m256i wa, __m256i wb) { b.chunk(c, wa, wb, xs); }, mneg);
+          q4k_chunks(blk, type == GgmlType::Q5_K, [&](int c, __m256i wa, __m256i wb) __attribute__((always_inline)) { b.chunk(c, wa, wb, xs); }, mneg);
           b.finish(half(blk), mneg, xs, pairs);
           break;
         }
         case GgmlType::Q6_K: {
           typename Acc::template Block<NT> b;
           const auto& q6 = *reinterpret_cast<const BlockQ6_K*>(blk);
-          q6k_chunks(q6, [&](int c, __m256i wa, __m256i wb) { b.chunk(c, wa, wb, xs); });
+          q6k_chunks(q6, [&](int c, __m256i wa, __m256i wb) __attribute__((always_inline)) { b.chunk(c, wa, wb, xs); });
           b.finish(half(reinterpret_cast<const uint8_t*>(&q6.d)), nullptr, xs, pairs);
           break;
         }
@@ -453,7 +453,7 @@ static inline bool f32_codes_signed(GgmlType t) {
 
 // out[k] = scale * (float)v[k] for 8 unsigned bytes, each stored twice (for the two 16-value halves of
 // a 32-value sub-block): out[2k] = out[2k + 1].
-static inline void scaled_pairs8(const uint8_t* v, float scale, float* out) {
+static TANDEM_INLINE void scaled_pairs8(const uint8_t* v, float scale, float* out) {
   const __m256 f = _mm256_mul_ps(_mm256_set1_ps(scale),
                                  _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v)))));
   const __m256 lo = _mm256_unpacklo_ps(f, f), hi = _mm256_unpackhi_ps(f, f);  // per 128-bit lane
@@ -461,7 +461,7 @@ static inline void scaled_pairs8(const uint8_t* v, float scale, float* out) {
   _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
 }
 // out[k] = scale * (float)v[k] for 16 signed bytes.
-static inline void scaled16_i8(const int8_t* v, float scale, float* out) {
+static TANDEM_INLINE void scaled16_i8(const int8_t* v, float scale, float* out) {
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
   const __m256 s = _mm256_set1_ps(scale);
   _mm256_storeu_ps(out, _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b))));
@@ -469,7 +469,7 @@ static inline void scaled16_i8(const int8_t* v, float scale, float* out) {
 }
 
 template <typename Sink>
-static inline int visit_f32_group(GgmlType type, const uint8_t* row, int64_t g, int64_t n, Sink&& sink, float* dsc16,
+static TANDEM_INLINE int visit_f32_group(GgmlType type, const uint8_t* row, int64_t g, int64_t n, Sink&& sink, float* dsc16,
                                   float* mneg16, size_t block_bytes) {
   const uint8_t* blk = row + static_cast<size_t>(g) * block_bytes;
   switch (type) {
@@ -612,7 +612,7 @@ static inline void f32_direct_rows(GgmlType type, const uint8_t* w, size_t w_str
     for (int64_t g = 0; 256 * g < n; ++g) {
       const float* xs[NT];
       const float* ss[NT];
-      visit_f32_group(type, row, g, n, [&](int c, __m256i codes) {
+      visit_f32_group(type, row, g, n, [&](int c, __m256i codes) __attribute__((always_inline)) {
         for (int t = 0; t < NT; ++t) xs[t] = x + t * ldx + 256 * g + 32 * c;
         FAcc::template add<NT>(FAcc::from_codes(codes, is_signed), sub, dsc16 + 2 * c, xs, pairs);
       }, dsc16, mneg16, block_bytes);
@@ -648,7 +648,7 @@ static inline void f32_decode_row(GgmlType type, const uint8_t* row, int64_t n, 
   const size_t block_bytes = ggml_type_info(type).type_size;
   alignas(32) float dsc16[16], mneg16[16] = {};
   for (int64_t g = 0; 256 * g < n; ++g) {
-    const int values = visit_f32_group(type, row, g, n, [&](int c, __m256i codes) {
+    const int values = visit_f32_group(type, row, g, n, [&](int c, __m256i codes) __attribute__((always_inline)) {
       FAcc::store(FAcc::from_codes(codes, is_signed), dst.code + 256 * g + 32 * c);
     }, dsc16, mneg16, block_bytes);
     std::copy(dsc16, dsc16 + values / 16, dst.dsc16 + 16 * g);  // a short last group has fewer

@@ -114,7 +114,7 @@ static_assert(sizeof(BlockQ6_K) == 210);
 // Q4_K / Q5_K: the 12 scale bytes hold 8 (scale, min) pairs of 6 bits. Pairs 0..3 sit in the low 6 bits of
 // bytes 0..3 (scale) and 4..7 (min); pairs 4..7 keep their low 4 bits in the nibbles of bytes 8..11
 // (scale low, min high) and their top 2 bits in the top 2 bits of bytes 0..3 (scale) and 4..7 (min).
-static inline void unpack_k4_scales(const uint8_t* s, uint8_t scale[8], uint8_t min[8]) {
+__attribute__((always_inline)) static inline void unpack_k4_scales(const uint8_t* s, uint8_t scale[8], uint8_t min[8]) {
   uint32_t w[3];
   std::memcpy(w, s, sizeof w);
   const uint32_t words[4] = {w[0] & 0x3F3F3F3Fu, (w[2] & 0x0F0F0F0Fu) | ((w[0] >> 2) & 0x30303030u), w[1] & 0x3F3F3F3Fu,
@@ -134,7 +134,7 @@ static inline void pack_k4_scales(const uint8_t scale[8], const uint8_t min[8], 
 // Q3_K: the 12 scale bytes hold 16 values u = scale + 32 of 6 bits. The low 4 bits of u_s are the low
 // nibble of byte s (s < 8) or the high nibble of byte s - 8; its top 2 bits are bits 2*(s/4)..+1 of
 // byte 8 + s % 4.
-static inline void unpack_q3_k_scales(const uint8_t* s, int8_t scale[16]) {
+__attribute__((always_inline)) static inline void unpack_q3_k_scales(const uint8_t* s, int8_t scale[16]) {
   uint32_t w[3];
   std::memcpy(w, s, sizeof w);
   const uint32_t t = w[2];
