@@ -7,8 +7,8 @@
 // of the exact value (the standard summation bound); tests allow twice that, plus 1e-6 absolute. Products
 // with quantized weights may also quantize the activations, to at least 16 bits per group of 256 values:
 // each x_i may move by amax / 65536 of its group (amax = max |x| over the 256 values), which adds
-// sum_i |w_i| * amax_i / 65536 (the CPU backend's two int8 levels keep x_i to amax / 64516: allowed
-// amax / 65536 * 1.02 below).
+// sum_i |w_i| * amax_i / 65536 (the CPU backend's int22 activations keep x_i to about amax / 2^21, well
+// inside; the allowance below is amax / 65536 * 1.02).
 // A backend joins the suite by adding a factory to kBackends (the CUDA backend adds itself when built).
 #include <gtest/gtest.h>
 

@@ -103,33 +103,33 @@ bool has_fast_matmul(GgmlType type) {
 }
 
 const char* activation_precision_name(ActivationPrecision precision) {
-  return precision == ActivationPrecision::Int16 ? "int16" : "f32";
+  return precision == ActivationPrecision::Int22 ? "int22" : "f32";
 }
 
 ActivationPrecision selected_activation_precision() {
   static const ActivationPrecision precision = [] {
     const char* text = std::getenv("TANDEM_ACTIVATIONS");
-    if (!text || !*text || std::string(text) == "f32") return ActivationPrecision::Float32;
-    if (std::string(text) == "int16") return ActivationPrecision::Int16;
-    std::fprintf(stderr, "TANDEM_ACTIVATIONS=%s: unknown (f32, int16); using f32\n", text);
-    return ActivationPrecision::Float32;
+    if (!text || !*text || std::string(text) == "int22") return ActivationPrecision::Int22;
+    if (std::string(text) == "f32") return ActivationPrecision::Float32;
+    std::fprintf(stderr, "TANDEM_ACTIVATIONS=%s: unknown (int22, f32); using int22\n", text);
+    return ActivationPrecision::Int22;
   }();
   return precision;
 }
 
 bool needs_prepared_activations(GgmlType type, ActivationPrecision precision) {
   if (family_of(type) == WeightFamily::Float) return false;
-  return precision == ActivationPrecision::Int16 || f32_has_min(type);
+  return precision == ActivationPrecision::Int22 || f32_has_min(type);
 }
 
 size_t prepared_row_bytes(GgmlType type, ActivationPrecision precision, int64_t n) {
   if (!needs_prepared_activations(type, precision)) return 0;
   const auto groups = static_cast<size_t>((n + 255) / 256);
-  // int16 groups, or 16 sums per group (zero past the row's end), 64-byte aligned rows.
-  return precision == ActivationPrecision::Int16 ? groups * sizeof(Q16Group) : groups * 16 * sizeof(float);
+  // int22 groups, or 16 sums per group (zero past the row's end), 64-byte aligned rows.
+  return precision == ActivationPrecision::Int22 ? groups * sizeof(Q22Group) : groups * 16 * sizeof(float);
 }
 
-size_t max_prepared_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q16Group); }
+size_t max_prepared_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q22Group); }
 
 void prepare_activation_rows(MatmulIsa isa, GgmlType type, ActivationPrecision precision, const float* x, int64_t ldx,
                              int64_t n_rows, int64_t n, uint8_t* dst) {
@@ -138,8 +138,8 @@ void prepare_activation_rows(MatmulIsa isa, GgmlType type, ActivationPrecision p
   const size_t row_bytes = prepared_row_bytes(type, precision, n);
   for (int64_t r = 0; r < n_rows; ++r) {
     uint8_t* out = dst + static_cast<size_t>(r) * row_bytes;
-    if (precision == ActivationPrecision::Int16) {
-      k.quantize(x + r * ldx, n, reinterpret_cast<Q16Group*>(out));
+    if (precision == ActivationPrecision::Int22) {
+      k.i22_quantize(x + r * ldx, n, reinterpret_cast<Q22Group*>(out));
     } else {
       auto* sums = reinterpret_cast<float*>(out);
       k.f32_xsum(x + r * ldx, n, sums);
@@ -149,12 +149,10 @@ void prepare_activation_rows(MatmulIsa isa, GgmlType type, ActivationPrecision p
 }
 
 size_t qmatmul_scratch_bytes(int64_t n) {
-  // kDecodeRows rows of KBlocks or LGroups (640 bytes per 256 values either way), or of float codes with
-  // their per-16 scales and mins (n + n / 8 floats).
-  static_assert(sizeof(KBlock) == sizeof(LGroup));
-  const size_t blocks = static_cast<size_t>((n + 255) / 256) * sizeof(KBlock);
-  const size_t floats = static_cast<size_t>(n + n / 8) * sizeof(float);
-  return static_cast<size_t>(kDecodeRows) * std::max(blocks, floats) + 64;
+  // kDecodeRows rows of codes (floats or bytes) with their per-16 scales and mins (n / 8 floats), rounded
+  // up to whole groups of 256 so that the kernels may read a short last group's padding.
+  const int64_t padded = (n + 255) / 256 * 256;
+  return static_cast<size_t>(kDecodeRows) * static_cast<size_t>(padded + padded / 8) * sizeof(float) + 64;
 }
 
 void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w, int64_t mat, int64_t r0, int64_t r1,
@@ -191,24 +189,24 @@ void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w,
     }
     return;
   }
-  const auto* xg = reinterpret_cast<const Q16Group*>(prepared);
+  // int22, many tokens: decode a pass of rows to byte codes once, then every token against them.
+  const auto* xg = reinterpret_cast<const Q22Group*>(prepared);
   const int64_t groups = (n + 255) / 256;
   if (n_tokens <= kDirectTokens) {
-    // Few tokens: decode block by block into L1 (no decoded tile), each block used for every token.
-    k.dot_direct(w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), xg, groups, n_tokens, n, y + r0, ldy);
+    k.i22_dot_direct(w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), xg, groups, n_tokens, n, y + r0, ldy);
     return;
   }
-  for (int64_t p = r0; p < r1; p += kDecodeRows) {
-    const int rows = static_cast<int>(std::min(kDecodeRows, r1 - p));
-    if (family == WeightFamily::KQuant) {
-      auto* decoded = reinterpret_cast<KBlock*>(scratch);
-      for (int r = 0; r < rows; ++r) k.decode_k(w.type, w.row(p + r, mat), n, decoded + r * groups);
-      k.dot_k(decoded, groups, rows, xg, groups, n_tokens, groups, y + p, ldy);
-    } else {
-      auto* decoded = reinterpret_cast<LGroup*>(scratch);
-      for (int r = 0; r < rows; ++r) k.decode_legacy(w.type, w.row(p + r, mat), n, decoded + r * groups);
-      k.dot_legacy(decoded, groups, rows, xg, groups, n_tokens, n, y + p, ldy);
+  const int64_t pass = kDecodeRows;
+  const int64_t stride = groups * 256;
+  auto* scales = reinterpret_cast<float*>(scratch);
+  const U8Row decoded{scratch + pass * stride / 16 * 2 * sizeof(float), scales, scales + pass * stride / 16};
+  for (int64_t p = r0; p < r1; p += pass) {
+    const int rows = static_cast<int>(std::min(pass, r1 - p));
+    for (int r = 0; r < rows; ++r) {
+      k.u8_decode(w.type, w.row(p + r, mat), n,
+                  U8Row{decoded.code + r * stride, decoded.dsc16 + r * stride / 16, decoded.mneg16 + r * stride / 16});
     }
+    k.i22_dot_decoded(w.type, decoded, stride, rows, xg, groups, n_tokens, n, y + p, ldy);
   }
 }
 

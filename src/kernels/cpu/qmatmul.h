@@ -1,34 +1,35 @@
-// Integer matrix products of the CPU backend: weights stay quantized, activations are quantized once per
-// call, and every weight block is decoded once per tile and used for every token of the call.
+// Matrix products of the CPU backend over quantized weights: weights stay quantized in memory, activations
+// are prepared once per call, and every weight block is decoded once per tile and used for every token of
+// the call. Two activation precisions, each with one canonical order of float operations that every ISA
+// (scalar reference, AVX2, AVX512-VNNI) reproduces bit for bit, whatever the number of tokens in a call.
 //
-// Activations (q16 rows): per group of 256 values (the last group of a row may be shorter, a multiple of
-// 32), d = max|x| / 32767 and the int16 codes round(x / d): x is kept to max|x| / 65534 of its group. (One
-// int8 level, as other engines use, moves small models' routing decisions and logits far past the
-// fixtures' tolerance; int16 codes cost the same multiply-adds per instruction as int8 with scales.)
-// Weights are decoded to int16 codes scaled by their sub-block scale (exact: |scale * code| <= 4096),
-// with a float d per super-block (k-quants) or block (legacy types) and the float "min" terms.
-//
-// Exactness and order. Lane l (0..15) of a (row, token) pair sums, per block, the products of values
-// 2l and 2l + 1 of each 32 (k-quants: 16 products over 256 values, at most 16 * 4096 * 32767 < 2^31;
-// legacy types: per 32-value block); those integer sums are exact. Then, per block in increasing order:
-//   acc[l] = fma(d * dx, (float)lane[l], acc[l])
-// and per group with mins (16 sub-blocks of 16 values):
-//   accm[k] = fma(-(dmin * min[k]), dx * bsum[k], accm[k])        (k-quants; legacy: m[k] instead)
-// The result is reduce16(acc) + reduce16(accm), where reduce16 sums 16 lanes as
+// int22 (the default). Per group of 256 activations (a short last group: its values, a multiple of 32),
+// dx = amax / XMAX and X = round(x * (XMAX / amax)) with XMAX = 2^21 - 2^14, held as three int8 digits
+// X = 65536 a2 + 256 a1 + a0, and xsum[k] = dx * (sum of X over values 16 k .. 16 k + 15). Weights are
+// unsigned codes u (types with signed codes are stored offset: Q6_K u = q + 32, Q8_0 u = q + 128, ...) with
+// a float scale dsc16 per 16 values (d * sub-block scale; the block's d for legacy types) and a float
+// coefficient mneg16 per 16 values for the min or offset term (-(dmin * min); -(32 * dsc16) for Q6_K, ...).
+// Lane l (0..15) of each 64 values q of a group sums the 4 products u * X of values 64 q + 4 l .. + 3 as an
+// exact int32 T (|T| <= 4 * 255 * XMAX < 2^31: three VNNI dot products with shifts), then
+//   G[l] = fma(dsc16[4 q + l / 4], (float)T[l], G[l])     (G = 0 at each group's start)
+//   acc[l] = fma(dx, G[l], acc[l])                          (at each group's end)
+//   accm[k] = fma(mneg16[k], xsum[k], accm[k])              (per group, k = 0..15)
+// and the result is reduce16(acc) + reduce16(accm), where reduce16 sums 16 lanes as
 //   s8[i] = l[i] + l[i+8], s4[i] = s8[i] + s8[i+4], s2[i] = s4[i] + s4[i+2], s2[0] + s2[1].
-// Float weights (F32, F16, BF16) use float32 activations: 16 running sums by position mod 16, one fma per
-// value in increasing position, combined by reduce16.
+// Why 22 bits: with one int8 level per group, as other engines use, the rounding of the activations moves
+// near-tied expert routing decisions of small models (and the fixture logits) far past the reference; 16
+// bits still flip one greedy continuation; 20 bits and more stay within float32's own error. Three int8
+// digits cost three VNNI instructions per 64 products, about half the work of converting codes to float.
 //
-// Activation precision. The default multiplies quantized weights with float32 activations. Per sub-block
-// of S values (S = 32 for Q4_K, Q5_K and the legacy types, 16 for Q2_K, Q3_K, Q6_K) with float codes c
-// (centred where the type has no mins) and float activations x:
+// f32 (TANDEM_ACTIVATIONS=f32): float32 activations, codes converted to float (centred where the type has
+// no mins). Per sub-block of S values (S = 32 for Q4_K, Q5_K and the legacy types, 16 for Q2_K, Q3_K, Q6_K):
 //   p[l] = c[s + l] * x[s + l];  if S == 32: p[l] = fma(c[s + 16 + l], x[s + 16 + l], p[l])     (l < 16)
-//   acc[l] = fma(d * scale, p[l], acc[l])                      (legacy: the block's d)
-// and per 16 values k of a type with mins: accm[k % 16] = fma(-(dmin * min), xsum_k, accm[k % 16])
-// (legacy Q4_1 / Q5_1: m instead), where xsum_k is reduce16 of those 16 activations; the result is
-// reduce16(acc) + reduce16(accm). Int16 activations (TANDEM_ACTIVATIONS=int16) run fewer instructions per
-// weight, but their 1e-4 relative error flips near-tied expert routing decisions now and then (one greedy
-// continuation of the Q4_K_M fixture diverges), so they are opt-in.
+//   acc[l] = fma(dsc16, p[l], acc[l])
+// and per 16 values k of a type with mins: accm[k % 16] = fma(mneg16, xsum_k, accm[k % 16]) with xsum_k the
+// reduce16 of those 16 activations; the result is reduce16(acc) + reduce16(accm).
+//
+// Float weights (F32, F16, BF16) use float32 activations in both modes: 16 running sums by position mod 16,
+// one fma per value in increasing position, combined by reduce16.
 #pragma once
 
 #include <cstddef>
@@ -50,15 +51,15 @@ MatmulIsa selected_matmul_isa();
 // Parses "scalar" / "avx2" / "avx512"; false for anything else.
 bool parse_matmul_isa(const char* text, MatmulIsa& isa);
 
-enum class ActivationPrecision { Float32, Int16 };
+enum class ActivationPrecision { Int22, Float32 };
 const char* activation_precision_name(ActivationPrecision precision);
-// TANDEM_ACTIVATIONS=f32 (default) or int16.
+// TANDEM_ACTIVATIONS=int22 (default) or f32.
 ActivationPrecision selected_activation_precision();
 
 // Weight types with an integer (or direct float) kernel; others are dequantized to float32 first.
 bool has_fast_matmul(GgmlType type);
-// Whether the kernels of `type` need the activations prepared once per call: quantized to int16 (int16
-// mode), or the sums of each 16 values (float mode, types with mins). Prepared rows are
+// Whether the kernels of `type` need the activations prepared once per call: quantized (int22 mode), or
+// the sums of each 16 values (f32 mode, types with mins). Prepared rows are
 // prepared_row_bytes(type, precision, n) bytes apart.
 bool needs_prepared_activations(GgmlType type, ActivationPrecision precision);
 size_t prepared_row_bytes(GgmlType type, ActivationPrecision precision, int64_t n);

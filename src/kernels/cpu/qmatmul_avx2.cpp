@@ -6,61 +6,69 @@ namespace tandem::cpu::avx2 {
 
 namespace {
 
-__m256i ld(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-struct Acc {
-  struct Pair {
-    __m256 acc[2], accm[2];
+// int22: lanes 0..7 and 8..15 of a chunk are two vectors (values 0..31 and 32..63); each digit product is
+// maddubs (pairs of byte products, exact in int16 for codes below 128) then madd with ones (sums of 4).
+// Q8_0's offset codes reach 255, so their products are split into the high and low nibble of the code.
+template <bool kWide>
+struct IAcc {
+  static constexpr int kTileRows = 1, kTileTokens = 2;
+  struct Lanes {
+    __m256 v[2];
   };
-  static TANDEM_INLINE void init(Pair& p) { p.acc[0] = p.acc[1] = p.accm[0] = p.accm[1] = _mm256_setzero_ps(); }
-  static TANDEM_INLINE float result(const Pair& p) {
+  static TANDEM_INLINE void zero(Lanes& l) { l.v[0] = l.v[1] = _mm256_setzero_ps(); }
+  static TANDEM_INLINE __m256i dot4(__m256i u, __m256i d) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, d), _mm256_set1_epi16(1));
+  }
+  static TANDEM_INLINE __m256i dot(__m256i u, __m256i d) {
+    if (!kWide) return dot4(u, d);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    return _mm256_add_epi32(_mm256_slli_epi32(dot4(_mm256_and_si256(_mm256_srli_epi16(u, 4), m4), d), 4),
+                            dot4(_mm256_and_si256(u, m4), d));
+  }
+  struct Codes {
+    __m256i v[2];  // values 0..31 and 32..63
+  };
+  static TANDEM_INLINE Codes load_codes(const uint8_t* p) {
+    return {{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))}};
+  }
+  static TANDEM_INLINE Codes join(__m256i lo, __m256i hi) { return {{lo, hi}}; }
+  using Scales = const float*;  // the group's dsc16
+  static TANDEM_INLINE Scales load_scales(const float* dsc16) { return dsc16; }
+  template <int NT>
+  static TANDEM_INLINE void chunk(const Codes& codes, Scales dsc16, int q, const Q22Group* const* x, Lanes* g) {
+    const __m256i* u = codes.v;
+    // lane l takes the scale of values 64 q + 4 l: dsc16[4 q + l / 4]
+    const __m256 four = _mm256_castps128_ps256(_mm_loadu_ps(dsc16 + 4 * q));
+    const __m256 scale[2] = {_mm256_permutevar8x32_ps(four, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)),
+                             _mm256_permutevar8x32_ps(four, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3))};
+    for (int t = 0; t < NT; ++t) {
+      for (int h = 0; h < 2; ++h) {
+        const int8_t* d = &x[t]->digit[0][64 * q + 32 * h];
+        auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+        __m256i lanes = _mm256_slli_epi32(dot(u[h], ld(d + 512)), 8);
+        lanes = _mm256_slli_epi32(_mm256_add_epi32(lanes, dot(u[h], ld(d + 256))), 8);
+        lanes = _mm256_add_epi32(lanes, dot(u[h], ld(d)));
+        g[t].v[h] = _mm256_fmadd_ps(scale[h], _mm256_cvtepi32_ps(lanes), g[t].v[h]);
+      }
+    }
+  }
+  static TANDEM_INLINE void end_group(float dx, const Lanes& g, Lanes& acc) {
+    const __m256 d = _mm256_set1_ps(dx);
+    acc.v[0] = _mm256_fmadd_ps(d, g.v[0], acc.v[0]);
+    acc.v[1] = _mm256_fmadd_ps(d, g.v[1], acc.v[1]);
+  }
+  static TANDEM_INLINE void add_min(const float* mneg16, const float* xsum, Lanes& accm) {
+    accm.v[0] = _mm256_fmadd_ps(_mm256_loadu_ps(mneg16), _mm256_loadu_ps(xsum), accm.v[0]);
+    accm.v[1] = _mm256_fmadd_ps(_mm256_loadu_ps(mneg16 + 8), _mm256_loadu_ps(xsum + 8), accm.v[1]);
+  }
+  static TANDEM_INLINE float result(const Lanes& acc, const Lanes& accm) {
     float a[16], m[16];
-    _mm256_storeu_ps(a, p.acc[0]);
-    _mm256_storeu_ps(a + 8, p.acc[1]);
-    _mm256_storeu_ps(m, p.accm[0]);
-    _mm256_storeu_ps(m + 8, p.accm[1]);
+    _mm256_storeu_ps(a, acc.v[0]);
+    _mm256_storeu_ps(a + 8, acc.v[1]);
+    _mm256_storeu_ps(m, accm.v[0]);
+    _mm256_storeu_ps(m + 8, accm.v[1]);
     return reduce16(a) + reduce16(m);
   }
-
-  template <int NT>
-  struct Block {
-    __m256i lanes[NT][2];
-    Block() {
-      for (auto& l : lanes) l[0] = l[1] = _mm256_setzero_si256();
-    }
-    TANDEM_INLINE void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
-      for (int t = 0; t < NT; ++t) {
-        lanes[t][0] = _mm256_add_epi32(lanes[t][0], _mm256_madd_epi16(wa, ld(x[t]->q + 32 * c)));
-        lanes[t][1] = _mm256_add_epi32(lanes[t][1], _mm256_madd_epi16(wb, ld(x[t]->q + 32 * c + 16)));
-      }
-    }
-    TANDEM_INLINE void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk(c, ld(w + 32 * c), ld(w + 32 * c + 16), x); }
-    TANDEM_INLINE void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
-      for (int t = 0; t < NT; ++t) {
-        const __m256 dd = _mm256_set1_ps(d * x[t]->d);
-        pairs[t].acc[0] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(lanes[t][0]), pairs[t].acc[0]);
-        pairs[t].acc[1] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(lanes[t][1]), pairs[t].acc[1]);
-      }
-      if (mneg) add_min(mneg, x, pairs);
-    }
-    TANDEM_INLINE void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
-      const __m256 m0 = _mm256_loadu_ps(m16), m1 = _mm256_loadu_ps(m16 + 8);
-      for (int t = 0; t < NT; ++t) {
-        pairs[t].accm[0] = _mm256_fmadd_ps(m0, _mm256_loadu_ps(x[t]->bsumf), pairs[t].accm[0]);
-        pairs[t].accm[1] = _mm256_fmadd_ps(m1, _mm256_loadu_ps(x[t]->bsumf + 8), pairs[t].accm[1]);
-      }
-    }
-    TANDEM_INLINE void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
-      const __m256i w0 = ld(w + 32 * j), w1 = ld(w + 32 * j + 16);
-      for (int t = 0; t < NT; ++t) {
-        const __m256 dd = _mm256_set1_ps(d * x[t]->d);
-        const __m256i l0 = _mm256_madd_epi16(w0, ld(x[t]->q + 32 * j));
-        const __m256i l1 = _mm256_madd_epi16(w1, ld(x[t]->q + 32 * j + 16));
-        pairs[t].acc[0] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(l0), pairs[t].acc[0]);
-        pairs[t].acc[1] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(l1), pairs[t].acc[1]);
-      }
-    }
-  };
 };
 
 struct FAcc {
@@ -134,22 +142,27 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
-           int64_t n_blocks, float* y, int64_t ldy) {
-  simd::dot_k_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_blocks, y, ldy);
+void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  if (type == GgmlType::Q8_0) {
+    simd::i22_dot_direct_loop<IAcc<true>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  } else {
+    simd::i22_dot_direct_loop<IAcc<false>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  }
 }
-void dot_legacy(const LGroup* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
-                int64_t n_values, float* y, int64_t ldy) {
-  simd::dot_legacy_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_values, y, ldy);
-}
-void dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x, int64_t x_stride,
-                int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  simd::dot_direct_loop<Acc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }
+void i22_dot_decoded(GgmlType type, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  if (type == GgmlType::Q8_0) {
+    simd::i22_dot_decoded_loop<IAcc<true>>(rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  } else {
+    simd::i22_dot_decoded_loop<IAcc<false>>(rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  }
 }
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
-                                     simd::dot_float_avx2, simd::f32_xsum, f32_decode, f32_dot_decoded, f32_dot_direct};
+const QmatmulKernels kQmatmulKernels{simd::dot_float_avx2, simd::i22_quantize, u8_decode,       i22_dot_decoded, i22_dot_direct,
+                                     simd::f32_xsum,       f32_decode,         f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::avx2

@@ -1,55 +1,50 @@
 // qmatmul kernels with AVX512 F/BW/VL/VNNI (built with those flags; called only after a CPU check).
 // Decoders and activation quantization are the AVX2 ones (qmatmul_simd.h); the 16 lanes of a pair are one
-// 512-bit vector and the int16 products go through vpdpwssd.
+// 512-bit vector.
 #include "kernels/cpu/qmatmul_simd.h"
 
 namespace tandem::cpu::avx512 {
 
 namespace {
 
-struct Acc {
-  struct Pair {
-    __m512 acc, accm;
-  };
-  static TANDEM_INLINE void init(Pair& p) { p.acc = p.accm = _mm512_setzero_ps(); }
-  static TANDEM_INLINE float result(const Pair& p) {
+// int22: the 16 lanes of a chunk are one vector; the three digit products go through vpdpbusd.
+struct IAcc {
+  static constexpr int kTileRows = 2, kTileTokens = 4;
+  using Lanes = __m512;
+  static TANDEM_INLINE void zero(Lanes& l) { l = _mm512_setzero_ps(); }
+  using Codes = __m512i;  // 64 codes
+  static TANDEM_INLINE Codes load_codes(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static TANDEM_INLINE Codes join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+  // 16 floats written as two halves just before (two loads, so that each is forwarded from its store).
+  static TANDEM_INLINE __m512 load16(const float* p) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p)), _mm256_loadu_ps(p + 8), 1);
+  }
+  using Scales = __m512;  // the group's dsc16
+  static TANDEM_INLINE Scales load_scales(const float* dsc16) { return load16(dsc16); }
+  template <int NT>
+  static TANDEM_INLINE void chunk(const Codes& u, const Scales& dsc16, int q, const Q22Group* const* x, Lanes* g) {
+    // lane l takes the scale of values 64 q + 4 l: dsc16[4 q + l / 4]
+    const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(4 * q),
+                                           _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+    const __m512 scale = _mm512_permutexvar_ps(index, dsc16);
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* d = &x[t]->digit[0][64 * q];
+      __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+      g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), g[t]);
+    }
+  }
+  static TANDEM_INLINE void end_group(float dx, const Lanes& g, Lanes& acc) { acc = _mm512_fmadd_ps(_mm512_set1_ps(dx), g, acc); }
+  static TANDEM_INLINE void add_min(const float* mneg16, const float* xsum, Lanes& accm) {
+    accm = _mm512_fmadd_ps(load16(mneg16), _mm512_loadu_ps(xsum), accm);
+  }
+  static TANDEM_INLINE float result(const Lanes& acc, const Lanes& accm) {
     float a[16], m[16];
-    _mm512_storeu_ps(a, p.acc);
-    _mm512_storeu_ps(m, p.accm);
+    _mm512_storeu_ps(a, acc);
+    _mm512_storeu_ps(m, accm);
     return reduce16(a) + reduce16(m);
   }
-
-  template <int NT>
-  struct Block {
-    __m512i lanes[NT];
-    Block() {
-      for (auto& l : lanes) l = _mm512_setzero_si512();
-    }
-    TANDEM_INLINE void chunk512(int c, __m512i w, const Q16Group* const* x) {
-      for (int t = 0; t < NT; ++t) lanes[t] = _mm512_dpwssd_epi32(lanes[t], w, _mm512_loadu_si512(x[t]->q + 32 * c));
-    }
-    TANDEM_INLINE void chunk(int c, __m256i wa, __m256i wb, const Q16Group* const* x) {
-      chunk512(c, _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1), x);
-    }
-    TANDEM_INLINE void chunk_mem(int c, const int16_t* w, const Q16Group* const* x) { chunk512(c, _mm512_loadu_si512(w + 32 * c), x); }
-    TANDEM_INLINE void finish(float d, const float* mneg, const Q16Group* const* x, Pair* pairs) {
-      for (int t = 0; t < NT; ++t) {
-        pairs[t].acc = _mm512_fmadd_ps(_mm512_set1_ps(d * x[t]->d), _mm512_cvtepi32_ps(lanes[t]), pairs[t].acc);
-      }
-      if (mneg) add_min(mneg, x, pairs);
-    }
-    TANDEM_INLINE void add_min(const float* m16, const Q16Group* const* x, Pair* pairs) {
-      const __m512 m = _mm512_loadu_ps(m16);
-      for (int t = 0; t < NT; ++t) pairs[t].accm = _mm512_fmadd_ps(m, _mm512_loadu_ps(x[t]->bsumf), pairs[t].accm);
-    }
-    TANDEM_INLINE void legacy_block(int j, const int16_t* w, float d, const Q16Group* const* x, Pair* pairs) {
-      const __m512i wv = _mm512_loadu_si512(w + 32 * j);
-      for (int t = 0; t < NT; ++t) {
-        const __m512i l = _mm512_dpwssd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(x[t]->q + 32 * j));
-        pairs[t].acc = _mm512_fmadd_ps(_mm512_set1_ps(d * x[t]->d), _mm512_cvtepi32_ps(l), pairs[t].acc);
-      }
-    }
-  };
 };
 
 struct FAcc {
@@ -110,17 +105,14 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
-           int64_t n_blocks, float* y, int64_t ldy) {
-  simd::dot_k_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_blocks, y, ldy);
+void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::i22_dot_direct_loop<IAcc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
-void dot_legacy(const LGroup* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
-                int64_t n_values, float* y, int64_t ldy) {
-  simd::dot_legacy_loop<Acc>(rows, row_stride, n_rows, x, x_stride, n_tok, n_values, y, ldy);
-}
-void dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x, int64_t x_stride,
-                int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  simd::dot_direct_loop<Acc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }
+void i22_dot_decoded(GgmlType, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::i22_dot_decoded_loop<IAcc>(rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 
 __m512 load_weights16(GgmlType type, const uint8_t* row, int64_t i) {
@@ -166,7 +158,7 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{simd::quantize, simd::decode_k, simd::decode_legacy, dot_k, dot_legacy, dot_direct,
-                                     dot_float, simd::f32_xsum, f32_decode, f32_dot_decoded, f32_dot_direct};
+const QmatmulKernels kQmatmulKernels{dot_float,      simd::i22_quantize, u8_decode,       i22_dot_decoded, i22_dot_direct,
+                                     simd::f32_xsum, f32_decode,         f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::avx512

@@ -17,40 +17,17 @@
 
 namespace tandem::cpu {
 
-// One group of (up to) 256 activation values quantized to int16: x = d * q with d = max|x| / 32767, and
-// bsumf[k] = d * (sum of q[16 k .. 16 k + 15]) for the "min" terms of the weights. A short last group is
-// zero-padded. The q16 row is an array of these.
-struct alignas(64) Q16Group {
-  int16_t q[256];
-  float bsumf[16];
-  float d;
+// One group of (up to) 256 activations in int22 mode (qmatmul.h): X = 65536 digit[2] + 256 digit[1] +
+// digit[0] (each digit in [-128, 127]), x ~= dx * X, xsum[k] = dx * (sum of X[16 k .. 16 k + 15]). A short
+// last group is zero-padded. A prepared row is an array of these.
+inline constexpr int32_t kInt22Max = (1 << 21) - (1 << 14);
+struct alignas(64) Q22Group {
+  int8_t digit[3][256];
+  float xsum[16];
+  float dx;
   uint8_t pad[60];
 };
-static_assert(sizeof(Q16Group) == 640);
-
-// A k-quant super-block decoded: w[e] = d * wq[e] + mneg-term, where wq = scale * code is exact in int16
-// (Q6_K and Q3_K codes centred, so they have no min term) and mneg[k] = -(dmin * min[k]) applies to the
-// 16 values of sub-block k (has_min = 0 when the type has no mins).
-struct alignas(64) KBlock {
-  int16_t wq[256];
-  float mneg[16];
-  float d;
-  int32_t has_min;
-  uint8_t pad[56];
-};
-static_assert(sizeof(KBlock) == 640);
-
-// 256 values of a legacy type (8 blocks of 32) decoded: w[e] = d[e / 32] * wq[e] + m[e / 32] (codes of
-// Q4_0 / Q5_0 centred and Q8_0 signed, so only Q4_1 / Q5_1 have m). m16[k] = m of the block holding
-// values 16 k .. 16 k + 15. A short last group holds fewer blocks (zero codes and scales after them).
-struct alignas(64) LGroup {
-  int16_t wq[256];
-  float d[8];
-  float m16[16];
-  int32_t has_min;
-  uint8_t pad[28];
-};
-static_assert(sizeof(LGroup) == 640);
+static_assert(sizeof(Q22Group) == 896);
 
 enum class WeightFamily { KQuant, Legacy, Float };
 static inline WeightFamily family_of(GgmlType t) {
@@ -64,12 +41,17 @@ static inline WeightFamily family_of(GgmlType t) {
   }
 }
 
-// Float-activation mode: a quantized row decoded to its codes (as floats, exact) and, per 16 values, the
-// scale dsc16 = d * scale (legacy: the block's d) and the min coefficient mneg16 = -(dmin * min) (legacy
-// Q4_1 / Q5_1: the block's m; 0 for types without mins). Row r of a decoded tile is at offset r * stride
-// values (codes) and r * stride / 16 (the other two).
+// A quantized row decoded, for either mode: its codes (f32 mode: floats, centred where the type has no
+// mins; int22 mode: unsigned bytes), and per 16 values the scale dsc16 = d * scale (legacy: the block's d)
+// and the coefficient mneg16 of the min or offset term (qmatmul.h). Row r of a decoded tile is at offset
+// r * stride values (codes) and r * stride / 16 (the other two).
 struct F32Row {
   float* code;
+  float* dsc16;
+  float* mneg16;
+};
+struct U8Row {
+  uint8_t* code;
   float* dsc16;
   float* mneg16;
 };
@@ -89,24 +71,22 @@ inline constexpr int64_t kDirectTokens = 8;
 // The kernels of one ISA. Rows are `w` + r * w_stride bytes (the GGUF layout); activation row t is at
 // x + t * x_stride groups; y[t * ldy + r].
 struct QmatmulKernels {
-  void (*quantize)(const float* x, int64_t n, Q16Group* dst);
-  // Decodes one row (n values) into n / 256 KBlocks or ceil(n / 256) LGroups.
-  void (*decode_k)(GgmlType type, const uint8_t* row, int64_t n, KBlock* dst);
-  void (*decode_legacy)(GgmlType type, const uint8_t* row, int64_t n, LGroup* dst);
-  // Decoded rows (row r at rows + r * row_stride) times any number of tokens.
-  void (*dot_k)(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
-                int64_t n_blocks, float* y, int64_t ldy);
-  void (*dot_legacy)(const LGroup* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride,
-                     int64_t n_tok, int64_t n_values, float* y, int64_t ldy);
-  // Quantized rows straight from the file, at most kDirectTokens tokens.
-  void (*dot_direct)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x, int64_t x_stride,
-                     int64_t n_tok, int64_t n, float* y, int64_t ldy);
-  // Float weights (F32 / F16 / BF16) times float activations.
+  // Float weights (F32 / F16 / BF16) times float activations; rows are w + r * w_stride bytes.
   void (*dot_float)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy);
-  // Float-activation mode (qmatmul.h): the sums of each 16 activations, a row decoded to float codes with
-  // the scale and min of each 16 values, decoded rows times tokens, and the decode fused with the product
-  // for at most kDirectTokens tokens.
+  // int22 mode: the activations of one row quantized into ceil(n / 256) groups, a quantized row decoded,
+  // and decoded rows (row r at offset r * row_stride) times n_tok tokens (token t's groups at
+  // x + t * x_stride), y[t * ldy + r].
+  void (*i22_quantize)(const float* x, int64_t n, Q22Group* dst);
+  void (*u8_decode)(GgmlType type, const uint8_t* row, int64_t n, U8Row dst);
+  void (*i22_dot_decoded)(GgmlType type, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x,
+                          int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy);
+  // The same straight from quantized rows (row r at w + r * w_stride bytes), at most kDirectTokens tokens.
+  void (*i22_dot_direct)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x,
+                         int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy);
+  // f32 mode: the sums of each 16 activations, a row decoded to float codes with the scale and min of each
+  // 16 values, decoded rows times tokens, and the decode fused with the product for at most kDirectTokens
+  // tokens.
   void (*f32_xsum)(const float* x, int64_t n, float* xsum);
   void (*f32_decode)(GgmlType type, const uint8_t* row, int64_t n, F32Row dst);
   void (*f32_dot_decoded)(GgmlType type, F32Row rows, int64_t row_stride, int n_rows, const float* x, int64_t ldx,

@@ -19,29 +19,42 @@ float half(const uint8_t* p) {
   return fp16_to_fp32(h);
 }
 
-void quantize(const float* x, int64_t n, Q16Group* dst) {
+void i22_quantize(const float* x, int64_t n, Q22Group* dst) {
   for (int64_t g = 0; g * 256 < n; ++g) {
-    Q16Group& out = dst[g];
+    Q22Group& out = dst[g];
+    std::memset(&out, 0, sizeof out);
     const float* v = x + g * 256;
     const int m = static_cast<int>(std::min<int64_t>(256, n - g * 256));
     float amax = 0.0f;
     for (int i = 0; i < m; ++i) amax = std::max(amax, std::fabs(v[i]));
-    const float id = amax > 0.0f ? 32767.0f / amax : 0.0f;
-    out.d = amax / 32767.0f;
-    for (int i = 0; i < 256; ++i) out.q[i] = i < m ? static_cast<int16_t>(std::nearbyint(v[i] * id)) : 0;
+    if (amax == 0.0f) continue;
+    const float id = static_cast<float>(kInt22Max) / amax;
+    out.dx = amax / static_cast<float>(kInt22Max);
+    int32_t q[256] = {};
+    for (int i = 0; i < m; ++i) q[i] = static_cast<int32_t>(std::nearbyint(v[i] * id));
+    for (int i = 0; i < 256; ++i) {
+      const int32_t a0 = ((q[i] + 128) & 255) - 128;
+      const int32_t x1 = (q[i] - a0) / 256;
+      const int32_t a1 = ((x1 + 128) & 255) - 128;
+      out.digit[0][i] = static_cast<int8_t>(a0);
+      out.digit[1][i] = static_cast<int8_t>(a1);
+      out.digit[2][i] = static_cast<int8_t>((x1 - a1) / 256);
+    }
     for (int k = 0; k < 16; ++k) {
       int32_t s = 0;
-      for (int i = 0; i < 16; ++i) s += out.q[16 * k + i];
-      out.bsumf[k] = out.d * static_cast<float>(s);
+      for (int i = 0; i < 16; ++i) s += q[16 * k + i];
+      out.xsum[k] = out.dx * static_cast<float>(s);
     }
   }
 }
 
-// The codes of one k-quant super-block (centred where the type has no mins), the scale and min of each 16
-// values, d and dmin.
-void k_codes(GgmlType type, const uint8_t* blk, int code[256], int scale16[16], int min16[16], float& d, float& dmin) {
+// The unsigned codes of one k-quant super-block, the scale and min of each 16 values, d, dmin, and the
+// offset that centres the codes of the types without mins (value = d * scale * (code - offset)).
+void k_codes(GgmlType type, const uint8_t* blk, int code[256], int scale16[16], int min16[16], float& d, float& dmin,
+             int& offset) {
   std::fill(min16, min16 + 16, 0);
   dmin = 0.0f;
+  offset = 0;
   switch (type) {
     case GgmlType::Q4_K:
     case GgmlType::Q5_K: {
@@ -70,8 +83,9 @@ void k_codes(GgmlType type, const uint8_t* blk, int code[256], int scale16[16], 
         const uint8_t lo_byte = b->ql[64 * h + 32 * (k & 1) + l];
         const int lo = k < 2 ? lo_byte & 0x0F : lo_byte >> 4;
         const int hi = (b->qh[32 * h + l] >> (2 * k)) & 3;
-        code[e] = (lo | (hi << 4)) - 32;
+        code[e] = lo | (hi << 4);
       }
+      offset = 32;
       for (int k = 0; k < 16; ++k) scale16[k] = b->scales[k];
       d = half(reinterpret_cast<const uint8_t*>(&b->d));
       return;
@@ -84,8 +98,9 @@ void k_codes(GgmlType type, const uint8_t* blk, int code[256], int scale16[16], 
         const int h = e / 128, k = (e % 128) / 32, l = e % 32;
         const int lo = (b->qs[32 * h + l] >> (2 * k)) & 3;
         const int hi = (b->hmask[l] >> (4 * h + k)) & 1;
-        code[e] = lo + 4 * hi - 4;
+        code[e] = lo + 4 * hi;
       }
+      offset = 4;
       for (int k = 0; k < 16; ++k) scale16[k] = sc[k];
       d = half(reinterpret_cast<const uint8_t*>(&b->d));
       return;
@@ -112,156 +127,49 @@ void k_codes(GgmlType type, const uint8_t* blk, int code[256], int scale16[16], 
   }
 }
 
-void decode_k(GgmlType type, const uint8_t* row, int64_t n, KBlock* dst) {
-  const size_t block_bytes = ggml_type_info(type).type_size;
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    KBlock& kb = dst[b];
-    int code[256], scale16[16], min16[16];
-    float dmin = 0.0f;
-    k_codes(type, row + static_cast<size_t>(b) * block_bytes, code, scale16, min16, kb.d, dmin);
-    kb.has_min = f32_has_min(type) ? 1 : 0;
-    for (int e = 0; e < 256; ++e) kb.wq[e] = static_cast<int16_t>(scale16[e / 16] * code[e]);
-    for (int k = 0; k < 16; ++k) kb.mneg[k] = kb.has_min ? -(dmin * static_cast<float>(min16[k])) : 0.0f;
-  }
-}
-
-void decode_legacy(GgmlType type, const uint8_t* row, int64_t n, LGroup* dst) {
-  const int64_t blocks = n / kQK;
+// The unsigned codes of legacy block b of a row, its d, m (Q4_1 / Q5_1) and centring offset.
+void legacy_codes(GgmlType type, const uint8_t* row, int64_t b, int code[32], float& d, float& m, int& offset) {
   const bool one = type == GgmlType::Q4_1 || type == GgmlType::Q5_1;
-  for (int64_t g = 0; g * 8 < blocks; ++g) {
-    LGroup& lg = dst[g];
-    std::memset(&lg, 0, sizeof lg);
-    lg.has_min = one ? 1 : 0;
-    for (int j = 0; j < 8 && g * 8 + j < blocks; ++j) {
-      const int64_t b = g * 8 + j;
-      int code[32];
-      float d = 0.0f, m = 0.0f;
-      switch (type) {
-        case GgmlType::Q8_0: {
-          const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
-          for (int i = 0; i < 32; ++i) code[i] = blk->qs[i];
-          d = half(reinterpret_cast<const uint8_t*>(&blk->d));
-          break;
-        }
-        case GgmlType::Q4_0:
-        case GgmlType::Q4_1: {
-          const uint8_t* blk = row + static_cast<size_t>(b) * (one ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0));
-          const uint8_t* qs = blk + (one ? 4 : 2);
-          for (int i = 0; i < 16; ++i) {
-            code[i] = (qs[i] & 0x0F) - (one ? 0 : 8);
-            code[i + 16] = (qs[i] >> 4) - (one ? 0 : 8);
-          }
-          d = half(blk);
-          if (one) m = half(blk + 2);
-          break;
-        }
-        case GgmlType::Q5_0:
-        case GgmlType::Q5_1: {
-          const uint8_t* blk = row + static_cast<size_t>(b) * (one ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0));
-          const uint32_t qh = load_u32_le(blk + (one ? 4 : 2));
-          const uint8_t* qs = blk + (one ? 8 : 6);
-          for (int i = 0; i < 16; ++i) {
-            code[i] = ((qs[i] & 0x0F) | (((qh >> i) & 1) << 4)) - (one ? 0 : 16);
-            code[i + 16] = ((qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4)) - (one ? 0 : 16);
-          }
-          d = half(blk);
-          if (one) m = half(blk + 2);
-          break;
-        }
-        default:
-          return;
+  d = m = 0.0f;
+  offset = 0;
+  switch (type) {
+    case GgmlType::Q8_0: {
+      const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
+      for (int i = 0; i < 32; ++i) code[i] = blk->qs[i] + 128;
+      d = half(reinterpret_cast<const uint8_t*>(&blk->d));
+      offset = 128;
+      return;
+    }
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1: {
+      const uint8_t* blk = row + static_cast<size_t>(b) * (one ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0));
+      const uint8_t* qs = blk + (one ? 4 : 2);
+      for (int i = 0; i < 16; ++i) {
+        code[i] = qs[i] & 0x0F;
+        code[i + 16] = qs[i] >> 4;
       }
-      for (int i = 0; i < 32; ++i) lg.wq[32 * j + i] = static_cast<int16_t>(code[i]);
-      lg.d[j] = d;
-      lg.m16[2 * j] = lg.m16[2 * j + 1] = m;
+      d = half(blk);
+      if (one) m = half(blk + 2);
+      offset = one ? 0 : 8;
+      return;
     }
-  }
-}
-
-// The per-pair state of the header's accumulation.
-struct PairAcc {
-  float acc[16] = {};
-  float accm[16] = {};
-  float result() const { return reduce16(acc) + reduce16(accm); }
-};
-
-void accumulate_k(const KBlock& kb, const Q16Group& xg, PairAcc& a) {
-  int32_t lane[16] = {};
-  for (int c = 0; c < 8; ++c) {
-    for (int l = 0; l < 16; ++l) {
-      const int e = 32 * c + 2 * l;
-      lane[l] += kb.wq[e] * xg.q[e] + kb.wq[e + 1] * xg.q[e + 1];
-    }
-  }
-  const float dd = kb.d * xg.d;
-  for (int l = 0; l < 16; ++l) a.acc[l] = std::fma(dd, static_cast<float>(lane[l]), a.acc[l]);
-  if (kb.has_min) {
-    for (int k = 0; k < 16; ++k) a.accm[k] = std::fma(kb.mneg[k], xg.bsumf[k], a.accm[k]);
-  }
-}
-
-void accumulate_legacy(const LGroup& lg, const Q16Group& xg, int blocks, PairAcc& a) {
-  for (int j = 0; j < blocks; ++j) {
-    int32_t lane[16];
-    for (int l = 0; l < 16; ++l) {
-      const int e = 32 * j + 2 * l;
-      lane[l] = lg.wq[e] * xg.q[e] + lg.wq[e + 1] * xg.q[e + 1];
-    }
-    const float dd = lg.d[j] * xg.d;
-    for (int l = 0; l < 16; ++l) a.acc[l] = std::fma(dd, static_cast<float>(lane[l]), a.acc[l]);
-  }
-  if (lg.has_min) {
-    for (int k = 0; k < 2 * blocks; ++k) a.accm[k] = std::fma(lg.m16[k], xg.bsumf[k], a.accm[k]);
-  }
-}
-
-void dot_k(const KBlock* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride, int64_t n_tok,
-           int64_t n_blocks, float* y, int64_t ldy) {
-  for (int r = 0; r < n_rows; ++r) {
-    for (int64_t t = 0; t < n_tok; ++t) {
-      PairAcc a;
-      for (int64_t b = 0; b < n_blocks; ++b) accumulate_k(rows[r * row_stride + b], x[t * x_stride + b], a);
-      y[t * ldy + r] = a.result();
-    }
-  }
-}
-
-void dot_legacy(const LGroup* rows, int64_t row_stride, int n_rows, const Q16Group* x, int64_t x_stride,
-                int64_t n_tok, int64_t n_values, float* y, int64_t ldy) {
-  const int64_t groups = (n_values + 255) / 256;
-  for (int r = 0; r < n_rows; ++r) {
-    for (int64_t t = 0; t < n_tok; ++t) {
-      PairAcc a;
-      for (int64_t g = 0; g < groups; ++g) {
-        const int blocks = static_cast<int>(std::min<int64_t>(8, (n_values - 256 * g) / 32));
-        accumulate_legacy(rows[r * row_stride + g], x[t * x_stride + g], blocks, a);
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1: {
+      const uint8_t* blk = row + static_cast<size_t>(b) * (one ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0));
+      const uint32_t qh = load_u32_le(blk + (one ? 4 : 2));
+      const uint8_t* qs = blk + (one ? 8 : 6);
+      for (int i = 0; i < 16; ++i) {
+        code[i] = (qs[i] & 0x0F) | (((qh >> i) & 1) << 4);
+        code[i + 16] = (qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4);
       }
-      y[t * ldy + r] = a.result();
+      d = half(blk);
+      if (one) m = half(blk + 2);
+      offset = one ? 0 : 16;
+      return;
     }
-  }
-}
-
-void dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q16Group* x, int64_t x_stride,
-                int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  const bool k_quant = family_of(type) == WeightFamily::KQuant;
-  const int64_t groups = (n + 255) / 256;
-  const size_t block_bytes = ggml_type_info(type).type_size;
-  for (int r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
-    PairAcc a[kDirectTokens];
-    for (int64_t g = 0; g < groups; ++g) {
-      if (k_quant) {
-        KBlock kb;
-        decode_k(type, row + static_cast<size_t>(g) * block_bytes, 256, &kb);
-        for (int64_t t = 0; t < n_tok; ++t) accumulate_k(kb, x[t * x_stride + g], a[t]);
-      } else {
-        LGroup lg;
-        const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
-        decode_legacy(type, row + static_cast<size_t>(g) * 8 * block_bytes, 32 * blocks, &lg);
-        for (int64_t t = 0; t < n_tok; ++t) accumulate_legacy(lg, x[t * x_stride + g], blocks, a[t]);
-      }
-    }
-    for (int64_t t = 0; t < n_tok; ++t) y[t * ldy + r] = a[t].result();
+    default:
+      std::fill(code, code + 32, 0);
+      return;
   }
 }
 
@@ -288,7 +196,9 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
   }
 }
 
-// One 256-value group of a row for the float-activation mode.
+// One 256-value group of a row: codes, and per 16 values dsc16 and mneg16 (qmatmul.h). With
+// `unsigned_codes` (int22 mode) the codes are unsigned and a centring offset goes into mneg16; otherwise
+// (f32 mode) they are centred and mneg16 holds only real mins.
 struct RawGroup {
   int code[256];
   float dsc16[16];
@@ -296,29 +206,97 @@ struct RawGroup {
   int values;  // 256, or fewer in a short legacy group
 };
 
-void raw_group(GgmlType type, const uint8_t* row, int64_t g, int64_t n, RawGroup& out) {
+void raw_group(GgmlType type, const uint8_t* row, int64_t g, int64_t n, bool unsigned_codes, RawGroup& out) {
   std::memset(&out, 0, sizeof out);
   const size_t block_bytes = ggml_type_info(type).type_size;
   if (family_of(type) == WeightFamily::KQuant) {
-    int scale16[16], min16[16];
+    int scale16[16], min16[16], offset = 0;
     float d = 0.0f, dmin = 0.0f;
-    k_codes(type, row + static_cast<size_t>(g) * block_bytes, out.code, scale16, min16, d, dmin);
+    k_codes(type, row + static_cast<size_t>(g) * block_bytes, out.code, scale16, min16, d, dmin, offset);
     out.values = 256;
     const bool mins = f32_has_min(type);
     for (int k = 0; k < 16; ++k) {
       out.dsc16[k] = d * static_cast<float>(scale16[k]);
-      out.mneg16[k] = mins ? -(dmin * static_cast<float>(min16[k])) : 0.0f;
+      if (mins) out.mneg16[k] = -(dmin * static_cast<float>(min16[k]));
+      else if (unsigned_codes) out.mneg16[k] = out.dsc16[k] * -static_cast<float>(offset);
+    }
+    if (!unsigned_codes) {
+      for (int& c : out.code) c -= offset;
     }
     return;
   }
   const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
-  LGroup lg;
-  decode_legacy(type, row + static_cast<size_t>(g) * 8 * block_bytes, 32 * blocks, &lg);
   out.values = 32 * blocks;
-  for (int e = 0; e < out.values; ++e) out.code[e] = lg.wq[e];
-  for (int k = 0; k < 2 * blocks; ++k) {
-    out.dsc16[k] = lg.d[k / 2];
-    out.mneg16[k] = lg.m16[k];
+  for (int j = 0; j < blocks; ++j) {
+    float d = 0.0f, m = 0.0f;
+    int offset = 0;
+    legacy_codes(type, row, 8 * g + j, out.code + 32 * j, d, m, offset);
+    if (!unsigned_codes) {
+      for (int i = 0; i < 32; ++i) out.code[32 * j + i] -= offset;
+    }
+    const float coefficient = offset != 0 ? (unsigned_codes ? d * -static_cast<float>(offset) : 0.0f) : m;
+    out.dsc16[2 * j] = out.dsc16[2 * j + 1] = d;
+    out.mneg16[2 * j] = out.mneg16[2 * j + 1] = coefficient;
+  }
+}
+
+void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) {
+  RawGroup raw;
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    raw_group(type, row, g, n, true, raw);
+    for (int e = 0; e < raw.values; ++e) dst.code[256 * g + e] = static_cast<uint8_t>(raw.code[e]);
+    for (int k = 0; k < raw.values / 16; ++k) {
+      dst.dsc16[16 * g + k] = raw.dsc16[k];
+      dst.mneg16[16 * g + k] = raw.mneg16[k];
+    }
+  }
+}
+
+// The header's int22 accumulation for one (row, token) pair over a decoded row.
+float i22_pair(const uint8_t* code, const float* dsc16, const float* mneg16, const Q22Group* x, int64_t n) {
+  float acc[16] = {}, accm[16] = {};
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    const Q22Group& xg = x[g];
+    const int64_t values = std::min<int64_t>(256, n - 256 * g);
+    float lanes[16] = {};
+    for (int64_t q = 0; 64 * q < values; ++q) {
+      for (int l = 0; l < 16; ++l) {
+        int64_t t = 0;
+        for (int i = 0; i < 4; ++i) {
+          const int64_t e = 64 * q + 4 * l + i;
+          if (e >= values) break;
+          const int32_t xq = 65536 * xg.digit[2][e] + 256 * xg.digit[1][e] + xg.digit[0][e];
+          t += static_cast<int64_t>(code[256 * g + e]) * xq;
+        }
+        const int64_t k = 4 * q + l / 4;
+        const float scale = 16 * k < values ? dsc16[16 * g + k] : 0.0f;
+        lanes[l] = std::fma(scale, static_cast<float>(static_cast<int32_t>(t)), lanes[l]);
+      }
+    }
+    for (int l = 0; l < 16; ++l) acc[l] = std::fma(xg.dx, lanes[l], acc[l]);
+    for (int64_t k = 0; k < values / 16; ++k) accm[k] = std::fma(mneg16[16 * g + k], xg.xsum[k], accm[k]);
+  }
+  return reduce16(acc) + reduce16(accm);
+}
+
+void i22_dot_decoded(GgmlType, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  for (int r = 0; r < n_rows; ++r) {
+    for (int64_t t = 0; t < n_tok; ++t) {
+      y[t * ldy + r] = i22_pair(rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16,
+                                rows.mneg16 + r * row_stride / 16, x + t * x_stride, n);
+    }
+  }
+}
+
+void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  const int64_t padded = (n + 255) / 256 * 256;
+  std::vector<uint8_t> code(static_cast<size_t>(padded));
+  std::vector<float> dsc(static_cast<size_t>(padded / 16)), mneg(static_cast<size_t>(padded / 16));
+  for (int r = 0; r < n_rows; ++r) {
+    u8_decode(type, w + static_cast<size_t>(r) * w_stride, n, U8Row{code.data(), dsc.data(), mneg.data()});
+    i22_dot_decoded(type, U8Row{code.data(), dsc.data(), mneg.data()}, padded, 1, x, x_stride, n_tok, n, y + r, ldy);
   }
 }
 
@@ -329,7 +307,7 @@ void f32_xsum(const float* x, int64_t n, float* xsum) {
 void f32_decode(GgmlType type, const uint8_t* row, int64_t n, F32Row dst) {
   RawGroup raw;
   for (int64_t g = 0; 256 * g < n; ++g) {
-    raw_group(type, row, g, n, raw);
+    raw_group(type, row, g, n, false, raw);
     for (int e = 0; e < raw.values; ++e) dst.code[256 * g + e] = static_cast<float>(raw.code[e]);
     for (int k = 0; k < raw.values / 16; ++k) {
       dst.dsc16[16 * g + k] = raw.dsc16[k];
@@ -383,8 +361,7 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{quantize,   decode_k,        decode_legacy,  dot_k,
-                                     dot_legacy, dot_direct,      dot_float,      f32_xsum,
-                                     f32_decode, f32_dot_decoded, f32_dot_direct};
+const QmatmulKernels kQmatmulKernels{dot_float,  i22_quantize,    u8_decode,     i22_dot_decoded, i22_dot_direct,
+                                     f32_xsum,   f32_decode,      f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::scalar

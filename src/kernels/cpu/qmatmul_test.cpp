@@ -2,10 +2,13 @@
 // odd shapes and 1..64 tokens; the reference is within a stated bound of the exact product; results do not
 // depend on how many tokens share a call.
 //
-// Bounds. With the activations quantized, the exact value is sum_i w_i * d q_i; the kernels sum integer
-// lanes exactly and accumulate one fused multiply-add per lane and block, then 2 x 16 lanes, so they are
-// within (blocks + 8) * 2^-23 * sum_i |w_i d q_i| of it (plus the min terms' float products). Against the
-// unquantized activations the quantization adds at most sum_i |w_i| * d / 2 (d = amax / 32767).
+// Bounds. int22: with the activations quantized (xq = dx * X), the kernels sum the integer lanes exactly,
+// round each lane to float and accumulate one fma per lane and 64 values, one per lane and group, then
+// 2 x 16 lanes: within (n / 64 + n / 256 + 10) * 2^-23 of the magnitude sum_i |dsc u_i xq_i| (the
+// unsigned codes, before the min or offset term) plus sum_k |mneg16_k xsum_k|. Against the unquantized
+// activations the quantization adds at most sum_i |w_i| * 7 dx / 8 (dx = amax / XMAX; half a step and
+// the float roundings of the quantizer). f32: one rounding per
+// product and fma, within (n + 2) * 2^-23 * sum_i |w_i x_i|.
 #include "kernels/cpu/qmatmul.h"
 
 #include <gtest/gtest.h>
@@ -48,7 +51,7 @@ struct Problem {
   std::vector<uint8_t> w;       // quantized rows
   std::vector<float> wv;        // their values (scalar dequantization)
   std::vector<float> x;         // activations [tokens][cols]
-  std::vector<uint8_t> xq;      // int16 activation rows (scalar quantizer)
+  std::vector<uint8_t> xq;      // int22 activation rows (scalar quantizer)
   std::vector<uint8_t> xsum;    // float-mode prepared rows (scalar)
 
   Tensor weight() {
@@ -75,7 +78,7 @@ Problem make_problem(GgmlType type, int64_t cols, int64_t rows, int64_t tokens, 
   p.xq.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
   p.xsum.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
   if (family_of(type) != WeightFamily::Float) {
-    prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Int16, p.x.data(), cols, tokens, cols, p.xq.data());
+    prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Int22, p.x.data(), cols, tokens, cols, p.xq.data());
     prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Float32, p.x.data(), cols, tokens, cols,
                             p.xsum.data());
   }
@@ -93,13 +96,13 @@ std::vector<float> run(MatmulIsa isa, ActivationPrecision precision, Problem& p,
   std::vector<float> y(static_cast<size_t>(tokens * p.rows), -1.0f);
   Scratch scratch(qmatmul_scratch_bytes(p.cols));
   const size_t row_bytes = prepared_row_bytes(p.type, precision, p.cols);
-  const uint8_t* prepared = precision == ActivationPrecision::Int16 ? p.xq.data() : p.xsum.data();
+  const uint8_t* prepared = precision == ActivationPrecision::Int22 ? p.xq.data() : p.xsum.data();
   qmatmul_rows(isa, precision, p.weight(), 0, 0, p.rows, prepared + static_cast<size_t>(token_offset) * row_bytes,
                p.x.data() + token_offset * p.cols, p.cols, tokens, y.data(), p.rows, scratch.p);
   return y;
 }
 
-const ActivationPrecision kPrecisions[] = {ActivationPrecision::Float32, ActivationPrecision::Int16};
+const ActivationPrecision kPrecisions[] = {ActivationPrecision::Int22, ActivationPrecision::Float32};
 
 class Qmatmul : public ::testing::TestWithParam<GgmlType> {};
 
@@ -128,37 +131,55 @@ TEST_P(Qmatmul, TheReferenceIsWithinTheBoundOfTheExactProduct) {
   const GgmlType type = GetParam();
   const int64_t cols = ggml_type_info(type).block_size == 256 ? 1024 : 160, rows = 7, tokens = 9;
   Problem p = make_problem(type, cols, rows, tokens, 7);
-  for (ActivationPrecision precision : kPrecisions) {
-  const auto y = run(MatmulIsa::Scalar, precision, p, tokens);
-  const bool q8 = precision == ActivationPrecision::Int16 && family_of(type) != WeightFamily::Float;
-  for (int64_t t = 0; t < tokens; ++t) {
-    // The activation values the kernels see (dequantized q8) and their scales.
-    std::vector<double> xs(static_cast<size_t>(cols)), step(static_cast<size_t>(cols), 0.0),
-        magnitude_x(static_cast<size_t>(cols));
-    const auto* groups = reinterpret_cast<const Q16Group*>(p.xq.data() + static_cast<size_t>(t) * max_prepared_row_bytes(cols));
-    for (int64_t i = 0; i < cols; ++i) {
-      const Q16Group& g = groups[i / 256];
-      xs[static_cast<size_t>(i)] = q8 ? double{g.d} * g.q[i % 256] : p.x[static_cast<size_t>(t * cols + i)];
-      magnitude_x[static_cast<size_t>(i)] = std::abs(xs[static_cast<size_t>(i)]);
-      step[static_cast<size_t>(i)] = q8 ? g.d * (1 + 1e-6) : 0.0;
-    }
+  const bool quantized_weights = family_of(type) != WeightFamily::Float;
+  // The scalar decode of each row: unsigned codes with their per-16 scale and min/offset coefficient.
+  std::vector<uint8_t> code(static_cast<size_t>(rows * cols));
+  std::vector<float> dsc16(static_cast<size_t>(rows * cols / 16)), mneg16(dsc16.size());
+  if (quantized_weights) {
     for (int64_t r = 0; r < rows; ++r) {
-      double exact = 0, magnitude = 0, exact_unquantized = 0, quantization = 0;
-      for (int64_t i = 0; i < cols; ++i) {
-        const double w = p.wv[static_cast<size_t>(r * cols + i)];
-        exact += w * xs[static_cast<size_t>(i)];
-        magnitude += std::abs(w) * magnitude_x[static_cast<size_t>(i)];
-        exact_unquantized += w * p.x[static_cast<size_t>(t * cols + i)];
-        quantization += std::abs(w) * step[static_cast<size_t>(i)] / 2;
-      }
-      const double terms = q8 ? static_cast<double>(cols) / 32 + 8 : static_cast<double>(cols);
-      const double bound = (terms + 2) * std::ldexp(1.0, -23) * magnitude + 1e-5 * magnitude / static_cast<double>(cols) + 1e-6;
-      const double got = y[static_cast<size_t>(t * rows + r)];
-      ASSERT_NEAR(got, exact, bound) << ggml_type_name(type) << " " << activation_precision_name(precision) << " token "
-                                     << t << " row " << r;
-      ASSERT_NEAR(got, exact_unquantized, bound + quantization * (1 + 1e-6)) << ggml_type_name(type);
+      scalar::kQmatmulKernels.u8_decode(type, p.w.data() + static_cast<size_t>(r) * ggml_row_size(type, cols), cols,
+                                        U8Row{code.data() + r * cols, dsc16.data() + r * cols / 16, mneg16.data() + r * cols / 16});
     }
   }
+  for (ActivationPrecision precision : kPrecisions) {
+    const auto y = run(MatmulIsa::Scalar, precision, p, tokens);
+    const bool int22 = precision == ActivationPrecision::Int22 && quantized_weights;
+    for (int64_t t = 0; t < tokens; ++t) {
+      // The activation values the kernels see and the quantization step of each.
+      std::vector<double> xs(static_cast<size_t>(cols)), step(static_cast<size_t>(cols), 0.0);
+      const auto* groups = reinterpret_cast<const Q22Group*>(p.xq.data() + static_cast<size_t>(t) * max_prepared_row_bytes(cols));
+      for (int64_t i = 0; i < cols; ++i) {
+        const Q22Group& g = groups[i / 256];
+        const int e = static_cast<int>(i % 256);
+        const double xq = double{g.dx} * (65536.0 * g.digit[2][e] + 256.0 * g.digit[1][e] + g.digit[0][e]);
+        xs[static_cast<size_t>(i)] = int22 ? xq : p.x[static_cast<size_t>(t * cols + i)];
+        step[static_cast<size_t>(i)] = int22 ? g.dx * (1 + 1e-6) : 0.0;
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        double exact = 0, magnitude = 0, exact_unquantized = 0, quantization = 0;
+        for (int64_t i = 0; i < cols; ++i) {
+          const auto ri = static_cast<size_t>(r * cols + i);
+          const double w = p.wv[ri], x = xs[static_cast<size_t>(i)];
+          exact += w * x;
+          magnitude += int22 ? std::abs(double{dsc16[ri / 16]} * code[ri] * x) : std::abs(w * x);
+          exact_unquantized += w * p.x[static_cast<size_t>(t * cols + i)];
+          quantization += std::abs(w) * step[static_cast<size_t>(i)] * 0.875;  // see the activations test
+        }
+        if (int22) {
+          for (int64_t k = 0; k < cols / 16; ++k) {
+            const Q22Group& g = groups[k / 16];
+            magnitude += std::abs(double{mneg16[static_cast<size_t>(r * cols / 16 + k)]} * g.xsum[k % 16]);
+          }
+        }
+        const double terms = int22 ? static_cast<double>(cols) / 64 + static_cast<double>(cols) / 256 + 10
+                                   : static_cast<double>(cols) + 2;
+        const double bound = terms * std::ldexp(1.0, -23) * magnitude + 1e-6;
+        const double got = y[static_cast<size_t>(t * rows + r)];
+        ASSERT_NEAR(got, exact, bound) << ggml_type_name(type) << " " << activation_precision_name(precision) << " token "
+                                       << t << " row " << r;
+        ASSERT_NEAR(got, exact_unquantized, bound + quantization * (1 + 1e-6)) << ggml_type_name(type);
+      }
+    }
   }
 }
 
@@ -201,12 +222,17 @@ TEST(QmatmulActivations, EveryIsaPreparesLikeTheScalarReference) {
         ASSERT_EQ(0, std::memcmp(ref.data(), got.data(), bytes)) << matmul_isa_name(isa) << " "
                                                                  << activation_precision_name(precision) << " n " << n;
       }
-      if (precision == ActivationPrecision::Int16) {
-        // The codes reproduce x to within half a step (amax / 65534).
-        const auto* groups = reinterpret_cast<const Q16Group*>(ref.data());
+      if (precision == ActivationPrecision::Int22) {
+        // The digits reproduce x to within half a step (amax / (2 XMAX)) plus the float roundings of
+        // x * id, id and dx (each at most 2^-24 relative to XMAX < 2^21 steps: 1/8 step), and the top
+        // digit stays within 32.
+        const auto* groups = reinterpret_cast<const Q22Group*>(ref.data());
         for (int64_t i = 0; i < n; ++i) {
-          const Q16Group& g = groups[i / 256];
-          EXPECT_NEAR(double{g.d} * g.q[i % 256], x[static_cast<size_t>(i)], g.d / 2 * (1 + 1e-5)) << "n " << n << " i " << i;
+          const Q22Group& g = groups[i / 256];
+          const int e = static_cast<int>(i % 256);
+          const double xq = double{g.dx} * (65536.0 * g.digit[2][e] + 256.0 * g.digit[1][e] + g.digit[0][e]);
+          EXPECT_NEAR(xq, x[static_cast<size_t>(i)], g.dx * 0.875 * (1 + 1e-5)) << "n " << n << " i " << i;
+          EXPECT_LE(std::abs(g.digit[2][e]), 32);
         }
       }
     }
