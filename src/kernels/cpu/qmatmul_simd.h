@@ -203,25 +203,46 @@ static TANDEM_INLINE int visit_group(GgmlType type, const uint8_t* row, int64_t 
       return 256;
     }
     default: {
-      // Legacy blocks of 32: the group is 8 of them (fewer at the end of a row).
+      // Legacy blocks of 32: the group is 8 of them (fewer at the end of a row). Their d (and m) are
+      // gathered and converted at once, and the scales stored as whole vectors (so that the kernels' vector
+      // loads of them are forwarded from the stores).
       const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
       const uint8_t* first = row + static_cast<size_t>(g) * 8 * block_bytes;
       const bool one = type == GgmlType::Q4_1 || type == GgmlType::Q5_1;
       const bool five = type == GgmlType::Q5_0 || type == GgmlType::Q5_1;
       const int offset = type == GgmlType::Q8_0 ? 128 : one ? 0 : five ? 16 : 8;
+      // The first 4 bytes of each block (d, and m for Q4_1 / Q5_1), zero for blocks past the row's end.
+      // (One gather: a vector load of scalar stores would stall on store forwarding.)
+      const __m256i lanes8 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256i present = _mm256_cmpgt_epi32(_mm256_set1_epi32(blocks), lanes8);
+      const __m256i heads = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(first),
+                                                        _mm256_mullo_epi32(lanes8, _mm256_set1_epi32(static_cast<int>(block_bytes))),
+                                                        present, 1);
+      // bytes 0-1 of each head are d, 2-3 are m (Q4_1 / Q5_1): [d0..3 m0..3 | d4..7 m4..7] -> [d0..7 m0..7]
+      const __m256i halves = _mm256_permute4x64_epi64(
+          _mm256_shuffle_epi8(heads, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
+                                                      12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
+          0xD8);
+      const __m256 d8 = _mm256_cvtph_ps(_mm256_castsi256_si128(halves));
+      const __m256 m8 = one ? _mm256_cvtph_ps(_mm256_extracti128_si256(halves, 1))
+                            : kUnsigned ? _mm256_mul_ps(d8, _mm256_set1_ps(-static_cast<float>(offset))) : _mm256_setzero_ps();
+      auto store_pairs = [](__m256 v, float* out) __attribute__((always_inline)) {  // out[2j] = out[2j + 1] = v[j]
+        const __m256 lo = _mm256_unpacklo_ps(v, v), hi = _mm256_unpackhi_ps(v, v);
+        _mm256_storeu_ps(out, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+      };
+      store_pairs(d8, dsc16);
+      store_pairs(m8, mneg16);
       const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
                                               3, 3, 3, 3, 3, 3);
       const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
       const __m128i m4 = _mm_set1_epi8(0x0F);
-      for (int j = 0; j < blocks; ++j) {
+      auto block = [&](int j) __attribute__((always_inline)) {
         const uint8_t* b = first + static_cast<size_t>(j) * block_bytes;
-        const float d = half(b);
-        dsc16[2 * j] = dsc16[2 * j + 1] = d;
-        mneg16[2 * j] = mneg16[2 * j + 1] = one ? half(b + 2) : kUnsigned ? d * -static_cast<float>(offset) : 0.0f;
         if (type == GgmlType::Q8_0) {
           const __m256i q = load32(b + 2);
           sink(j, kUnsigned ? _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))) : q);  // q + 128
-          continue;
+          return;
         }
         const uint8_t* qs = b + (one ? 4 : 2) + (five ? 4 : 0);
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
@@ -234,8 +255,12 @@ static TANDEM_INLINE int visit_group(GgmlType type, const uint8_t* row, int64_t 
         }
         if (!one && !kUnsigned) codes = _mm256_sub_epi8(codes, _mm256_set1_epi8(static_cast<char>(offset)));
         sink(j, codes);
+      };
+      if (blocks == 8) {
+        for (int j = 0; j < 8; ++j) block(j);  // unrolled: the sinks see constant chunk numbers
+      } else {
+        for (int j = 0; j < blocks; ++j) block(j);
       }
-      for (int k = 2 * blocks; k < 16; ++k) dsc16[k] = mneg16[k] = 0.0f;
       return 32 * blocks;
     }
   }
