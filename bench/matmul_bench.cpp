@@ -11,12 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/qmatmul.h"
 #include "kernels/cpu/quant.h"
 
 namespace {
 
 using tandem::GgmlType;
+
+size_t m_bytes_for_pool();
 using tandem::cpu::MatmulIsa;
 
 constexpr int64_t kCols = 4096;
@@ -75,6 +79,46 @@ void bm_qmatmul(benchmark::State& state, GgmlType type, MatmulIsa isa, tandem::c
                                                 benchmark::Counter::kIsRate);
 }
 
+// The backend's matmul on every core (the selected ISA and precision), over a matrix 4x the single-thread
+// one (75 MiB at Q4_K, beyond any cache): the decode rate all threads reach together, next to
+// read_bandwidth_all_threads.
+constexpr int64_t kPoolRows = 4 * kRows;
+
+void bm_pool_matmul(benchmark::State& state, GgmlType type) {
+  const int64_t tokens = state.range(0);
+  const Matrix m = make_matrix(type);
+  std::vector<uint8_t> bytes(m.row_bytes * kPoolRows);
+  for (int64_t k = 0; k < 4; ++k) std::memcpy(bytes.data() + k * m.bytes.size(), m.bytes.data(), m.bytes.size());
+  std::vector<float> x(static_cast<size_t>(tokens * kCols), 0.5f), y(static_cast<size_t>(tokens * kPoolRows));
+  tandem::ThreadPool pool(0);
+  tandem::cpu::MatmulScratch scratch;
+  scratch.reserve(pool.size(), tokens, kCols);
+  const tandem::Tensor w = tandem::Tensor::contiguous(bytes.data(), type, tandem::Device::cpu(), {kCols, kPoolRows, 1});
+  for (auto _ : state) {
+    tandem::cpu::matmul(pool, scratch, w, 0, x.data(), kCols, tokens, y.data(), kPoolRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes.size()));
+  state.counters["threads"] = pool.size();
+}
+
+void bm_read_bandwidth_all_threads(benchmark::State& state) {
+  std::vector<uint64_t> data(m_bytes_for_pool() / 8, 1);
+  tandem::ThreadPool pool(0);
+  std::vector<uint64_t> sums(static_cast<size_t>(pool.size()) * 8);
+  for (auto _ : state) {
+    (void)pool.parallel_for(static_cast<int64_t>(data.size() / 4096), [&](int64_t begin, int64_t end, int thread) {
+      uint64_t sum = 0;
+      for (size_t i = static_cast<size_t>(begin) * 4096; i < static_cast<size_t>(end) * 4096; i += 8) {
+        sum += data[i] ^ data[i + 1] ^ data[i + 2] ^ data[i + 3] ^ data[i + 4] ^ data[i + 5] ^ data[i + 6] ^ data[i + 7];
+      }
+      sums[static_cast<size_t>(thread) * 8] += sum;
+    });
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(data.size() * 8));
+}
+
 // Plain reads of a buffer as large as the Q4_K matrix: the bandwidth a decode step can use on one thread.
 void bm_read_bandwidth(benchmark::State& state) {
   std::vector<uint64_t> data(static_cast<size_t>(64) << 20 >> 3, 1);
@@ -86,8 +130,15 @@ void bm_read_bandwidth(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(data.size() * 8));
 }
 
+size_t m_bytes_for_pool() { return tandem::ggml_row_size(GgmlType::Q4_K, kCols) * static_cast<size_t>(kPoolRows); }
+
 void register_all() {
   benchmark::RegisterBenchmark("read_bandwidth", bm_read_bandwidth);
+  benchmark::RegisterBenchmark("read_bandwidth_all_threads", bm_read_bandwidth_all_threads)->UseRealTime();
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_0}) {
+    const std::string name = std::string("matmul_all_threads/") + std::string(tandem::ggml_type_name(type));
+    benchmark::RegisterBenchmark(name.c_str(), bm_pool_matmul, type)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
   for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q2_K,
                         GgmlType::Q3_K, GgmlType::BF16}) {
     for (MatmulIsa isa : {MatmulIsa::Scalar, MatmulIsa::Avx2, MatmulIsa::Avx512}) {

@@ -33,6 +33,7 @@ struct StepLimits {
   int64_t max_sequences = 0;  // sequences per step
   int64_t max_context = 0;    // positions a token can attend to
   int max_experts_per_token = 0;
+  int64_t max_width = 0;      // values per token of the widest activation an operation reads (all heads)
 };
 
 // Where the keys and values of a step's tokens are in the paged KV cache (all I32 tensors on the device).
@@ -107,6 +108,10 @@ class Backend {
   virtual void matmul(const Tensor& w, int64_t mat, const Tensor& x, const Tensor& y) = 0;
   // y[t][h] = W[h] x[t][h] for every head h.   w: {cols, rows, n_heads}; x: {cols, n_heads, n}; y: {rows, n_heads, n}
   virtual void matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y) = 0;
+  // y[t][h] = W[h]^T x[t][h]: y[t][h][c] = sum over r of w[h][r][c] x[t][h][r], for a weight stored with the
+  // summed dimension as rows (MLA's key up-projection in attn_kv_b).
+  //   w: {cols, rows, n_heads}; x: {rows, n_heads, n}; y: {cols, n_heads, n}
+  virtual void matmul_heads_transposed(const Tensor& w, const Tensor& x, const Tensor& y) = 0;
   // out = a + b (same shapes; out may alias a or b)
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // out = silu(gate) * up (same shapes; out may alias gate)

@@ -122,7 +122,7 @@ class BackendConformance : public ::testing::TestWithParam<BackendFactory> {
     return t.value();
   }
 
-  StepLimits limits{.max_tokens = 256, .max_sequences = 8, .max_context = 512, .max_experts_per_token = 8};
+  StepLimits limits{.max_tokens = 256, .max_sequences = 8, .max_context = 512, .max_experts_per_token = 8, .max_width = 1024};
   std::unique_ptr<Backend> backend;
   std::deque<std::vector<uint8_t>> storage;
 };
@@ -210,6 +210,46 @@ TEST_P(BackendConformance, MatmulHeadsMatchesTheReference) {
           }
         }
       }
+    }
+  }
+}
+
+// MLA's key up-projection: per head, rows [first, first + count) of each group of rows of a 2-D weight
+// (attn_kv_b's key rows), summed weighted by the token's per-head vector.
+TEST_P(BackendConformance, MatmulHeadsTransposedMatchesTheReferenceAndIsBatchInvariant) {
+  for (GgmlType type : {GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_K}) {
+    const int64_t heads = 3, group = 13, first = 2, count = 9;
+    const int64_t cols = ggml_type_info(type).block_size == 256 ? 256 : 96;
+    std::vector<float> w;  // [heads * group][cols]
+    const Tensor wt = weight(type, cols, heads * group, 1, 4, w).row_groups(group, first, count);
+    std::vector<float> alone_first;  // token 0's result when alone
+    for (int64_t n : kBatchSizes) {
+      const int64_t width = count + 5;  // x is a column range of a wider per-head tensor
+      const std::vector<float> x = random_floats(static_cast<size_t>(n * heads * width), 13);
+      const Tensor xt = f32(x, {heads * width, n, 1}).heads(heads).col_range(0, count);
+      const Tensor yt = zeros({heads * cols, n, 1});
+      backend->matmul_heads_transposed(wt, xt, yt.heads(heads));
+      ASSERT_TRUE(backend->sync());
+      const std::vector<float> y = read(yt);
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t h = 0; h < heads; ++h) {
+          for (int64_t c = 0; c < cols; ++c) {
+            double exact = 0, magnitude = 0;
+            for (int64_t r = 0; r < count; ++r) {
+              const double p = double{w[static_cast<size_t>((h * group + first + r) * cols + c)]} *
+                               x[static_cast<size_t>((t * heads + h) * width + r)];
+              exact += p;
+              magnitude += std::abs(p);
+            }
+            ASSERT_NEAR(y[static_cast<size_t>((t * heads + h) * cols + c)], exact, bound(count, magnitude))
+                << ggml_type_name(type) << " n " << n;
+          }
+        }
+      }
+      // Token 0 has the same inputs in every call (same seed): its result must not change with n.
+      const std::vector<float> first_token(y.begin(), y.begin() + heads * cols);
+      if (alone_first.empty()) alone_first = first_token;
+      ASSERT_EQ(first_token, alone_first) << ggml_type_name(type) << " n " << n;
     }
   }
 }

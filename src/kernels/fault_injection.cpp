@@ -59,6 +59,9 @@ class FaultInjectingBackend final : public Backend {
   void matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y) override {
     if (!fault("matmul_heads")) inner_->matmul_heads(w, x, y);
   }
+  void matmul_heads_transposed(const Tensor& w, const Tensor& x, const Tensor& y) override {
+    if (!fault("matmul_heads_transposed")) inner_->matmul_heads_transposed(w, x, y);
+  }
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override {
     if (!fault("add")) inner_->add(a, b, out);
   }

@@ -46,6 +46,14 @@ Tensor Tensor::heads(int64_t n_heads) const {
   return t;
 }
 
+Tensor Tensor::row_groups(int64_t group_rows, int64_t first, int64_t count) const {
+  Tensor t = *this;
+  t.data = static_cast<uint8_t*>(data) + static_cast<size_t>(first) * nb[1];
+  t.ne = {ne[0], count, ne[1] / group_rows};
+  t.nb[2] = nb[1] * static_cast<size_t>(group_rows);
+  return t;
+}
+
 Tensor Tensor::flat_rows() const {
   Tensor t = *this;
   t.ne = {ne[0], ne[1] * ne[2], 1};

@@ -68,6 +68,9 @@ struct Tensor {
   Tensor col_range(int64_t first, int64_t count) const;
   // A 2-D tensor {n_heads * d, n} with contiguous rows, seen as {d, n_heads, n}.
   Tensor heads(int64_t n_heads) const;
+  // A 2-D tensor whose rows come in groups of group_rows, seen as {cols, count, groups}: rows
+  // [first, first + count) of each group (any type: whole rows). E.g. per-head parts of a weight.
+  Tensor row_groups(int64_t group_rows, int64_t first, int64_t count) const;
   // A {d, heads, n} tensor whose heads are packed (nb[2] == heads * nb[1]) seen as 2-D {d, heads * n}.
   Tensor flat_rows() const;
 };

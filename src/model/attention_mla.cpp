@@ -57,7 +57,11 @@ class MlaAttention final : public Attention {
     // Queries in latent space: [q_lat = W_UK^T q_nope | roped q_pe] per token and head.
     const Tensor q_heads = q.heads(n_head);                         // {qk, n_head, n}
     const Tensor q_latent = ws.q_latent.row_range(0, n).heads(n_head);  // {width, n_head, n}
-    b.matmul_heads(w_uk_t_, q_heads.col_range(0, nope), q_latent.col_range(0, lora));
+    if (uk_rows_are_nope_) {
+      b.matmul_heads_transposed(w_uk_, q_heads.col_range(0, nope), q_latent.col_range(0, lora));
+    } else {
+      b.matmul_heads(w_uk_, q_heads.col_range(0, nope), q_latent.col_range(0, lora));
+    }
     b.copy(q_heads.col_range(nope, rope), q_latent.col_range(lora, rope));
     b.rope(q_latent.col_range(lora, rope), s.batch.positions, s.rope);
 
@@ -74,39 +78,35 @@ class MlaAttention final : public Attention {
   }
 
  private:
-  // W_UK^T {nope, lora, n_head} and W_UV {lora, vdim, n_head} in float32, from attn_kv_b (rows per head:
-  // nope key rows then vdim value rows) or, in files that only carry them, from the split attn_k_b / attn_v_b.
+  // The up-projections stay as the file stores them (quantized; for DeepSeek-V3 a float32 copy would take
+  // 4 GB). attn_kv_b holds, per head, nope key rows then vdim value rows of lora values: W_UV is a view of
+  // its value rows, and W_UK^T q_nope sums its key rows weighted by q_nope (matmul_heads_transposed).
+  // Files of MLA-native converters carry instead the split attn_k_b, W_UK already transposed per head
+  // (ne = [nope, lora, n_head], or 2-D [nope, n_head * lora]), and attn_v_b, W_UV as [lora, vdim, n_head]
+  // (or 2-D [lora, n_head * vdim]): plain per-head products.
   void load_up_projections(WeightLoader& w, int layer) {
     const int64_t n_head = c_.n_head, nope = c_.qk_nope_dim, vdim = c_.head_dim_v, lora = c_.kv_lora_rank;
-    std::vector<float> uk_t(static_cast<size_t>(n_head * lora * nope)), uv(static_cast<size_t>(n_head * vdim * lora));
     if (w.has(TensorKind::AttnKvB, layer)) {
-      const std::vector<float> kv_b = w.host_values(TensorKind::AttnKvB, layer, {lora, n_head * (nope + vdim)});
-      for (int64_t h = 0; h < n_head; ++h) {
-        const float* head = kv_b.data() + h * (nope + vdim) * lora;  // [nope + vdim, lora]
-        for (int64_t j = 0; j < nope; ++j) {
-          for (int64_t i = 0; i < lora; ++i) uk_t[static_cast<size_t>((h * lora + i) * nope + j)] = head[j * lora + i];
-        }
-        std::copy(head + nope * lora, head + (nope + vdim) * lora, uv.data() + h * vdim * lora);
-      }
-    } else {
-      // Split layout (MLA-native converters): k_b holds W_UK transposed per head, ne = [nope, lora, n_head]
-      // (ik_llama.cpp writes it 2-D as [nope, n_head * lora], the same bytes); v_b holds W_UV as
-      // ne = [lora, vdim, n_head] (or 2-D [lora, n_head * vdim]).
-      const auto k_dims = w.dims(TensorKind::AttnKB, layer).size() == 2 ? std::vector<int64_t>{nope, n_head * lora}
-                                                                        : std::vector<int64_t>{nope, lora, n_head};
-      const auto v_dims = w.dims(TensorKind::AttnVB, layer).size() == 2 ? std::vector<int64_t>{lora, n_head * vdim}
-                                                                        : std::vector<int64_t>{lora, vdim, n_head};
-      uk_t = w.host_values(TensorKind::AttnKB, layer, k_dims);  // already [n_head][lora][nope]
-      uv = w.host_values(TensorKind::AttnVB, layer, v_dims);
+      kv_b_ = w.matrix(TensorKind::AttnKvB, layer, {lora, n_head * (nope + vdim)});
+      w_uk_ = kv_b_.row_groups(nope + vdim, 0, nope);     // {lora, nope, n_head}
+      w_uv_ = kv_b_.row_groups(nope + vdim, nope, vdim);  // {lora, vdim, n_head}
+      uk_rows_are_nope_ = true;
+      return;
     }
-    w_uk_t_ = w.upload(uk_t, {nope, lora, n_head}, fmt::format("blk.{}.attn_uk_t (absorbed, f32)", layer));
-    w_uv_ = w.upload(uv, {lora, vdim, n_head}, fmt::format("blk.{}.attn_uv (absorbed, f32)", layer));
+    const bool k_3d = w.dims(TensorKind::AttnKB, layer).size() == 3, v_3d = w.dims(TensorKind::AttnVB, layer).size() == 3;
+    const Tensor k_b = w.matrix(TensorKind::AttnKB, layer, k_3d ? std::vector<int64_t>{nope, lora, n_head}
+                                                                 : std::vector<int64_t>{nope, n_head * lora});
+    const Tensor v_b = w.matrix(TensorKind::AttnVB, layer, v_3d ? std::vector<int64_t>{lora, vdim, n_head}
+                                                                 : std::vector<int64_t>{lora, n_head * vdim});
+    w_uk_ = k_3d ? k_b : k_b.row_groups(lora, 0, lora);  // {nope, lora, n_head}
+    w_uv_ = v_3d ? v_b : v_b.row_groups(vdim, 0, vdim);  // {lora, vdim, n_head}
   }
 
   const ModelConfig& c_;
   Tensor q_, q_a_, q_b_, kv_a_, output_;
   Tensor q_a_norm_, kv_a_norm_;
-  Tensor w_uk_t_, w_uv_;
+  Tensor kv_b_, w_uk_, w_uv_;
+  bool uk_rows_are_nope_ = false;  // w_uk_ is attn_kv_b's key rows (transposed product), else attn_k_b
 };
 
 }  // namespace

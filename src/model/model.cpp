@@ -100,6 +100,7 @@ Result<StepBuffersPtr> Model::create_step_buffers(const StepLimits& requested, c
   Status failed;
   auto device = [&](GgmlType type, int64_t width, int64_t rows, const char* name) {
     if (width <= 0 || !failed.is_ok()) return Tensor{};
+    if (type == GgmlType::F32 && rows == limits.max_tokens) limits.max_width = std::max(limits.max_width, width);
     auto t = b.alloc(type, {width, rows, 1}, name);
     if (!t) failed = t.status();
     return t ? t.value() : Tensor{};
@@ -161,6 +162,7 @@ Result<StepBuffersPtr> Model::create_step_buffers(const StepLimits& requested, c
   ws->logits = device(GgmlType::F32, c.n_vocab, S, "logits");
   if (!failed) return Status::error("step buffers: " + failed.message());
 
+  ws->limits = limits;  // with max_width, now known
   if (Status s = b.prepare(limits); !s) return s;
   if (impl_->any_runner_layer) {
     if (!impl_->devices.cpu_experts) return Status::error("step buffers: the model's experts need an ExpertRunner");

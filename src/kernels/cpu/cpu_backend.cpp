@@ -1,6 +1,8 @@
 #include "kernels/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -52,8 +54,49 @@ int64_t slot_of(const PagedBatch& b, int64_t n_slots, int32_t seq, int64_t pos) 
 
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) { error_.reserve(512); }
-CpuBackend::~CpuBackend() = default;
+CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) {
+  error_.reserve(512);
+  const char* profile = std::getenv("TANDEM_PROFILE_OPS");
+  profiling_ = profile && *profile && std::string(profile) != "0";
+}
+
+CpuBackend::~CpuBackend() {
+  if (profiling_) print_profile();
+}
+
+void CpuBackend::record(const char* op, std::array<int64_t, 2> shape, GgmlType type, double seconds) {
+  for (OpTime& entry : profile_) {
+    if (entry.op == nullptr) {
+      entry.op = op;
+      entry.shape = shape;
+      entry.type = type;
+    } else if (entry.op != op || entry.shape != shape || entry.type != type) {
+      continue;
+    }
+    entry.seconds += seconds;
+    ++entry.calls;
+    return;
+  }
+}
+
+void CpuBackend::print_profile() const {
+  std::vector<OpTime> rows;
+  double total = 0;
+  for (const OpTime& entry : profile_) {
+    if (entry.op == nullptr) break;
+    rows.push_back(entry);
+    total += entry.seconds;
+  }
+  std::sort(rows.begin(), rows.end(), [](const OpTime& a, const OpTime& b) { return a.seconds > b.seconds; });
+  std::string table = fmt::format("cpu backend operations ({} threads, {:.3f} s in all):\n", pool_.size(), total);
+  for (const OpTime& r : rows) {
+    const std::string what = r.shape[0] ? fmt::format("{} {}x{} {}", r.op, r.shape[0], r.shape[1], ggml_type_name(r.type))
+                                        : std::string(r.op);
+    table += fmt::format("  {:<34} {:>9.3f} s {:>5.1f}% {:>9} calls {:>9.1f} us/call\n", what, r.seconds,
+                         total > 0 ? 100 * r.seconds / total : 0.0, r.calls, 1e6 * r.seconds / static_cast<double>(r.calls));
+  }
+  std::fputs(table.c_str(), stderr);
+}
 
 std::string CpuBackend::describe() const {
   return fmt::format("cpu ({} threads, {} kernels, {} activations)", pool_.size(),
@@ -69,6 +112,15 @@ template <typename Op>
 void CpuBackend::guarded(const char* name, Op&& op) {
   if (!error_.empty()) return;
   try {
+    if (profiling_) {
+      profile_shape_ = {};
+      profile_type_ = GgmlType::F32;
+      const auto start = std::chrono::steady_clock::now();
+      op();
+      record(name, profile_shape_, profile_type_,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      return;
+    }
     op();
   } catch (const std::exception& e) {
     fail(name, e.what());
@@ -121,8 +173,9 @@ Status CpuBackend::prepare(const StepLimits& limits) {
   limits_.max_sequences = std::max(limits_.max_sequences, limits.max_sequences);
   limits_.max_context = std::max(limits_.max_context, limits.max_context);
   limits_.max_experts_per_token = std::max(limits_.max_experts_per_token, limits.max_experts_per_token);
+  limits_.max_width = std::max(limits_.max_width, limits.max_width);
   try {
-    matmul_scratch_.reserve(pool_.size(), limits_.max_tokens, max_weight_cols_);
+    matmul_scratch_.reserve(pool_.size(), limits_.max_tokens, max_weight_cols_, limits_.max_width);
     attention_scratch_.reserve(pool_.size(), static_cast<size_t>(limits_.max_context + 1) * sizeof(float));
     if (moe_scratch_.limits().max_experts > 0 && limits_.max_tokens > 0) {
       ExpertLimits l = moe_scratch_.limits();
@@ -183,6 +236,8 @@ void CpuBackend::matmul(const Tensor& w, int64_t mat, const Tensor& x, const Ten
     if (x.cols() != w.cols() || y.cols() != w.rows() || x.rows() != y.rows() || mat < 0 || mat >= w.slices()) {
       bad_shape(w.name, x, y);
     }
+    profile_shape_ = {w.rows(), w.cols()};
+    profile_type_ = w.type;
     cpu::matmul(pool_, matmul_scratch_, w, mat, x.as<const float>(), static_cast<int64_t>(x.nb[1] / 4), x.rows(),
                 y.as<float>(), static_cast<int64_t>(y.nb[1] / 4));
   });
@@ -199,13 +254,79 @@ void CpuBackend::matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y)
     if (matmul_scratch_.per_thread.bytes_per_thread() < cpu::matmul_thread_scratch_bytes(w.cols())) {
       throw std::invalid_argument("scratch memory not reserved for rows of this width");
     }
-    const int64_t blocks_per_head = (rows + cpu::kRowBlock - 1) / cpu::kRowBlock;
+    profile_shape_ = {w.rows(), w.cols()};
+    profile_type_ = w.type;
     const auto ldx = static_cast<int64_t>(x.nb[2] / 4), ldy = static_cast<int64_t>(y.nb[2] / 4);
-    Status s = pool_.parallel_for(n_heads * blocks_per_head, [&](int64_t begin, int64_t end, int thread) {
+    const cpu::ActivationPrecision precision = cpu::selected_activation_precision();
+    if (!cpu::has_fast_matmul(w.type)) {
+      const int64_t blocks_per_head = (rows + cpu::kRowBlock - 1) / cpu::kRowBlock;
+      Status s = pool_.parallel_for(n_heads * blocks_per_head, [&](int64_t begin, int64_t end, int thread) {
+        for (int64_t i = begin; i < end; ++i) {
+          const int64_t h = i / blocks_per_head, r = (i % blocks_per_head) * cpu::kRowBlock;
+          cpu::matmul_rows(w, h, r, std::min(rows, r + cpu::kRowBlock), x.row<const float>(h), ldx, n,
+                           y.row<float>(h), ldy, matmul_scratch_.per_thread.get(thread));
+        }
+      });
+      if (!s) throw std::runtime_error(s.message());
+      return;
+    }
+    // Each head's activations prepared once ([head][token] rows), then tiles of rows of every head.
+    const cpu::MatmulIsa isa = cpu::selected_matmul_isa();
+    const size_t row_bytes = cpu::prepared_row_bytes(w.type, precision, w.cols());
+    uint8_t* prepared = matmul_scratch_.activations.data();
+    if (row_bytes > 0) {
+      if (matmul_scratch_.activations.size() < row_bytes * static_cast<size_t>(n_heads * n)) {
+        throw std::invalid_argument("activation scratch not reserved for this many heads and tokens");
+      }
+      Status s = pool_.parallel_for(n_heads, [&](int64_t begin, int64_t end, int) {
+        for (int64_t h = begin; h < end; ++h) {
+          cpu::prepare_activation_rows(isa, w.type, precision, x.row<const float>(h), ldx, n, w.cols(),
+                                       prepared + static_cast<size_t>(h * n) * row_bytes);
+        }
+      });
+      if (!s) throw std::runtime_error(s.message());
+    }
+    constexpr int64_t kRowsPerTask = 16;
+    const int64_t tasks_per_head = (rows + kRowsPerTask - 1) / kRowsPerTask;
+    Status s = pool_.parallel_for(n_heads * tasks_per_head, [&](int64_t begin, int64_t end, int thread) {
       for (int64_t i = begin; i < end; ++i) {
-        const int64_t h = i / blocks_per_head, r = (i % blocks_per_head) * cpu::kRowBlock;
-        cpu::matmul_rows(w, h, r, std::min(rows, r + cpu::kRowBlock), x.row<const float>(h), ldx, n,
-                         y.row<float>(h), ldy, matmul_scratch_.per_thread.get(thread));
+        const int64_t h = i / tasks_per_head, r = (i % tasks_per_head) * kRowsPerTask;
+        cpu::qmatmul_rows(isa, precision, w, h, r, std::min(rows, r + kRowsPerTask),
+                          prepared + static_cast<size_t>(h * n) * row_bytes, x.row<const float>(h), ldx, n,
+                          y.row<float>(h), ldy, matmul_scratch_.per_thread.get(thread));
+      }
+    });
+    if (!s) throw std::runtime_error(s.message());
+  });
+}
+
+void CpuBackend::matmul_heads_transposed(const Tensor& w, const Tensor& x, const Tensor& y) {
+  guarded("matmul_heads_transposed", [&] {
+    require_f32(x, "x");
+    require_f32(y, "y");
+    const int64_t n_heads = w.slices(), rows = w.rows(), cols = w.cols(), n = x.slices();
+    if (x.cols() != rows || x.rows() != n_heads || y.cols() != cols || y.rows() != n_heads || y.slices() != n) {
+      bad_shape(w.name, x, y);
+    }
+    // Rows dequantized together: as many as the thread's scratch holds (at least kRowBlock), up to 64.
+    const auto block_rows = std::min<int64_t>(
+        64, static_cast<int64_t>(matmul_scratch_.per_thread.bytes_per_thread() / (static_cast<size_t>(cols) * sizeof(float))));
+    if (block_rows < cpu::kRowBlock) throw std::invalid_argument("scratch memory not reserved for rows of this width");
+    profile_shape_ = {rows, cols};
+    profile_type_ = w.type;
+    // Per head: a block of rows dequantized at a time, applied to every token in row order (each output is
+    // one fma chain over the rows, whatever the blocking).
+    Status s = pool_.parallel_for(n_heads, [&](int64_t begin, int64_t end, int thread) {
+      float* block = matmul_scratch_.per_thread.floats(thread);
+      for (int64_t h = begin; h < end; ++h) {
+        for (int64_t t = 0; t < n; ++t) std::fill(y.row<float>(h, t), y.row<float>(h, t) + cols, 0.0f);
+        for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
+          const int64_t count = std::min(block_rows, rows - r0);
+          for (int64_t i = 0; i < count; ++i) cpu::dequantize_row(w.type, w.row(r0 + i, h), block + i * cols, cols);
+          for (int64_t t = 0; t < n; ++t) {
+            cpu::axpy_rows(block, cols, count, x.row<const float>(h, t) + r0, y.row<float>(h, t), cols);
+          }
+        }
       }
     });
     if (!s) throw std::runtime_error(s.message());

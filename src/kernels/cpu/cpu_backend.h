@@ -5,9 +5,11 @@
 // Operations run at once on the calling thread and the backend's pool: matmul splits output rows over the
 // threads (matmul.h), attention splits (token, head) pairs, so no reduction is ever split and every result
 // is independent of the step's other tokens. Operations and prepare() are not thread-safe: one engine
-// thread drives a backend.
+// thread drives a backend. With TANDEM_PROFILE_OPS=1 in the environment the backend times every
+// operation (matmuls by weight shape and type) and prints the table to stderr when destroyed.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +49,7 @@ class CpuBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override;
   void matmul(const Tensor& w, int64_t mat, const Tensor& x, const Tensor& y) override;
   void matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y) override;
+  void matmul_heads_transposed(const Tensor& w, const Tensor& x, const Tensor& y) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void copy(const Tensor& src, const Tensor& dst) override;
@@ -66,6 +69,21 @@ class CpuBackend final : public Backend {
   template <typename Op>
   void guarded(const char* name, Op&& op);
   void fail(const char* op, const std::string& message);
+
+  // Time per operation kind, kept without allocating (a fixed table; kinds past its end are dropped).
+  struct OpTime {
+    const char* op = nullptr;
+    std::array<int64_t, 2> shape{};  // matmul: weight rows and columns
+    GgmlType type = GgmlType::F32;   // matmul: weight type
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  void record(const char* op, std::array<int64_t, 2> shape, GgmlType type, double seconds);
+  void print_profile() const;
+  bool profiling_ = false;
+  std::array<OpTime, 64> profile_{};
+  std::array<int64_t, 2> profile_shape_{};  // set by the operation being run, for record()
+  GgmlType profile_type_ = GgmlType::F32;
 
   ThreadPool pool_;
   std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> buffers_;

@@ -21,7 +21,22 @@ void gemm_f32(const float* w, int64_t ldw, int64_t n_rows, const float* x, int64
   }
 }
 
+void axpy_rows(const float* w, int64_t ldw, int64_t n_rows, const float* a, float* y, int64_t n) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int64_t c = 0; c < n; ++c) y[c] = std::fma(a[r], w[r * ldw + c], y[c]);
+  }
+}
+
 }  // namespace scalar
+
+void axpy_rows(const float* w, int64_t ldw, int64_t n_rows, const float* a, float* y, int64_t n) {
+  static const bool use_avx2 = isa_supported(Isa::Avx2);
+  if (use_avx2) {
+    avx2::axpy_rows(w, ldw, n_rows, a, y, n);
+  } else {
+    scalar::axpy_rows(w, ldw, n_rows, a, y, n);
+  }
+}
 
 void gemm_f32(const float* w, int64_t ldw, int64_t n_rows, const float* x, int64_t ldx, int64_t n_tokens, int64_t k,
               float* y, int64_t ldy) {

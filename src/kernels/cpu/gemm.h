@@ -15,11 +15,18 @@ namespace tandem::cpu {
 void gemm_f32(const float* w, int64_t ldw, int64_t n_rows, const float* x, int64_t ldx, int64_t n_tokens, int64_t k,
               float* y, int64_t ldy);
 
+// The transposed product, row by row: y[c] = fma(a[r], w[r * ldw + c], y[c]) for r = 0 .. n_rows - 1 in
+// that order, c < n. Each output is its own chain of fused multiply-adds, so every path gives the same
+// bits and an output does not depend on the other tokens of a call.
+void axpy_rows(const float* w, int64_t ldw, int64_t n_rows, const float* a, float* y, int64_t n);
+
 namespace scalar {
+void axpy_rows(const float* w, int64_t ldw, int64_t n_rows, const float* a, float* y, int64_t n);
 void gemm_f32(const float* w, int64_t ldw, int64_t n_rows, const float* x, int64_t ldx, int64_t n_tokens, int64_t k,
               float* y, int64_t ldy);
 }
 namespace avx2 {
+void axpy_rows(const float* w, int64_t ldw, int64_t n_rows, const float* a, float* y, int64_t n);
 void gemm_f32(const float* w, int64_t ldw, int64_t n_rows, const float* x, int64_t ldx, int64_t n_tokens, int64_t k,
               float* y, int64_t ldy);
 }

@@ -63,6 +63,23 @@ void rows_by_tokens(const float* w, int64_t ldw, const float* x, int64_t ldx, in
 
 }  // namespace
 
+void axpy_rows(const float* w, int64_t ldw, int64_t n_rows, const float* a, float* y, int64_t n) {
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {  // two vectors of outputs stay in registers across the rows
+    __m256 y0 = _mm256_loadu_ps(y + c), y1 = _mm256_loadu_ps(y + c + 8);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const __m256 ar = _mm256_set1_ps(a[r]);
+      y0 = _mm256_fmadd_ps(ar, _mm256_loadu_ps(w + r * ldw + c), y0);
+      y1 = _mm256_fmadd_ps(ar, _mm256_loadu_ps(w + r * ldw + c + 8), y1);
+    }
+    _mm256_storeu_ps(y + c, y0);
+    _mm256_storeu_ps(y + c + 8, y1);
+  }
+  for (; c < n; ++c) {
+    for (int64_t r = 0; r < n_rows; ++r) y[c] = std::fma(a[r], w[r * ldw + c], y[c]);
+  }
+}
+
 void gemm_f32(const float* w, int64_t ldw, int64_t n_rows, const float* x, int64_t ldx, int64_t n_tokens, int64_t k,
               float* y, int64_t ldy) {
   int64_t r = 0;

@@ -37,9 +37,11 @@ size_t matmul_thread_scratch_bytes(int64_t cols) {
          max_prepared_row_bytes(cols) * static_cast<size_t>(kRowBlock) + 64;
 }
 
-void MatmulScratch::reserve(int n_threads, int64_t max_tokens, int64_t max_cols) {
+void MatmulScratch::reserve(int n_threads, int64_t max_tokens, int64_t max_cols, int64_t max_width) {
   per_thread.reserve(n_threads, matmul_thread_scratch_bytes(max_cols));
-  activations.reserve(max_prepared_row_bytes(max_cols) * static_cast<size_t>(std::max<int64_t>(max_tokens, 1)));
+  // Heads of 128 values take a whole group of 256 each: twice the bytes of the same values in one row.
+  const size_t per_token = std::max(max_prepared_row_bytes(max_cols), 2 * max_prepared_row_bytes(max_width));
+  activations.reserve(per_token * static_cast<size_t>(std::max<int64_t>(max_tokens, 1)));
 }
 
 namespace {

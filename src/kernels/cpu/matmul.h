@@ -52,9 +52,10 @@ class ThreadScratch {
 // What the products of one pool need: per-thread decode buffers and the call's quantized activations.
 struct MatmulScratch {
   ThreadScratch per_thread;
-  AlignedBuffer activations;  // [tokens] q8 rows
-  // Room for calls of up to max_tokens tokens times weights of up to max_cols columns.
-  void reserve(int n_threads, int64_t max_tokens, int64_t max_cols);
+  AlignedBuffer activations;  // [tokens] prepared rows (or [heads][tokens] for per-head products)
+  // Room for calls of up to max_tokens tokens times weights of up to max_cols columns, and for per-head
+  // products over activations of up to max_width values per token (heads of at least 128 values).
+  void reserve(int n_threads, int64_t max_tokens, int64_t max_cols, int64_t max_width = 0);
 };
 
 // y[t * ldy + r] = sum_c W[mat][r][c] x[t * ldx + c] for r < w.rows(), t < n. w: host weight {cols, rows, mats}.
