@@ -12,7 +12,9 @@
 namespace tandem::cpu {
 
 namespace {
-constexpr int32_t kTaskRows = 16;  // hidden / output rows per task
+// Hidden / output rows per task. 32 measured faster than 16 on the 16-core Xeon (34.9 vs 32.7 tok/s at c=1):
+// fewer tasks per expert matrix means fewer claims from the shared counter and longer streams per prefetch.
+constexpr int32_t kTaskRows = 32;
 }
 
 void MoeScratch::reserve(const ExpertLimits& l, int n_threads) {
