@@ -1,0 +1,422 @@
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/cuda/cuda_ops.h"
+
+namespace tandem {
+
+namespace {
+
+bool is_computable_on_gpu(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+    case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q2_K: case GgmlType::Q3_K:
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string cuda_message(cudaError_t e) { return fmt::format("{} ({})", cudaGetErrorString(e), cudaGetErrorName(e)); }
+
+[[noreturn]] void bad_shape(const char* what, const Tensor& a, const Tensor& b) {
+  throw std::invalid_argument(fmt::format("{}: {} and {}", what, describe(a), describe(b)));
+}
+void require(const Tensor& t, GgmlType type, const char* role) {
+  if (t.type != type) {
+    throw std::invalid_argument(fmt::format("{} must be {}, is {}", role, ggml_type_name(type), describe(t)));
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int index, cudaStream_t stream, int* error_flag, std::string name)
+      : index_(index), stream_(stream), error_flag_(error_flag), name_(std::move(name)) {}
+
+  ~CudaBackend() override {
+    cudaSetDevice(index_);
+    cudaStreamSynchronize(stream_);
+    for (void* p : device_blocks_) cudaFree(p);
+    for (void* p : host_blocks_) cudaFreeHost(p);
+    cudaFree(error_flag_);
+    cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return Device::cuda(index_); }
+  std::string describe() const override { return name_; }
+
+  Result<Tensor> alloc(GgmlType type, std::array<int64_t, 3> ne, const char* name) override {
+    Tensor t = Tensor::contiguous(nullptr, type, device(), ne, name);
+    void* p = device_memory(std::max<size_t>(t.bytes(), 1), name);
+    if (!p) return Status::error(fmt::format("cuda backend: out of GPU memory for {} ({} bytes)", name, t.bytes()));
+    if (cudaError_t e = cudaMemset(p, 0, t.bytes()); e != cudaSuccess) return Status::error(cuda_message(e));
+    t.data = p;
+    return t;
+  }
+
+  Result<Tensor> alloc_host(GgmlType type, std::array<int64_t, 3> ne, const char* name) override {
+    Tensor t = Tensor::contiguous(nullptr, type, Device::cpu(), ne, name);
+    void* p = nullptr;
+    if (cudaMallocHost(&p, std::max<size_t>(t.bytes(), 1)) != cudaSuccess) {
+      return Status::error(fmt::format("cuda backend: cannot allocate {} bytes of page-locked memory for {}", t.bytes(), name));
+    }
+    host_blocks_.push_back(p);
+    std::memset(p, 0, t.bytes());
+    t.data = p;
+    return t;
+  }
+
+  Result<Tensor> load_weight(const Tensor& host) override {
+    if (!host.device.is_cpu() || !host.is_contiguous()) {
+      return Status::error(fmt::format("cuda backend: weight {} is not contiguous host memory", host.name));
+    }
+    if (!is_computable_on_gpu(host.type)) {
+      return Status::error(fmt::format("cuda backend: no kernel for type {} (tensor {})", ggml_type_name(host.type), host.name));
+    }
+    Tensor t = host;
+    t.device = device();
+    void* p = device_memory(std::max<size_t>(host.bytes(), 1), host.name);
+    if (!p) return Status::error(fmt::format("cuda backend: out of GPU memory for weight {} ({} bytes)", host.name, host.bytes()));
+    if (cudaError_t e = cudaMemcpy(p, host.data, host.bytes(), cudaMemcpyHostToDevice); e != cudaSuccess) {
+      return Status::error(fmt::format("cuda backend: copying weight {}: {}", host.name, cuda_message(e)));
+    }
+    weight_bytes_ += host.bytes();
+    t.data = p;
+    return t;
+  }
+
+  Status prepare(const StepLimits& limits) override {
+    limits_.max_tokens = std::max(limits_.max_tokens, limits.max_tokens);
+    limits_.max_experts_per_token = std::max(limits_.max_experts_per_token, limits.max_experts_per_token);
+    limits_.max_width = std::max(limits_.max_width, limits.max_width);
+    limits_.max_context = std::max(limits_.max_context, limits.max_context);
+    limits_.max_sequences = std::max(limits_.max_sequences, limits.max_sequences);
+    const size_t route_bytes = cuda::route_scratch_bytes(limits_.max_tokens);
+    if (route_bytes > route_scratch_bytes_) {
+      route_scratch_ = device_memory(route_bytes, "routing scratch");
+      if (!route_scratch_) return Status::error("cuda backend: out of GPU memory for routing scratch");
+      route_scratch_bytes_ = route_bytes;
+    }
+    const auto hidden = static_cast<size_t>(limits_.max_tokens * limits_.max_experts_per_token * limits_.max_width);
+    if (hidden > moe_hidden_floats_) {
+      moe_hidden_ = static_cast<float*>(device_memory(hidden * sizeof(float), "moe hidden"));
+      if (!moe_hidden_) return Status::error("cuda backend: out of GPU memory for expert scratch");
+      moe_hidden_floats_ = hidden;
+    }
+    return Status::ok();
+  }
+
+  size_t allocated_bytes() const override { return allocated_bytes_; }
+
+  void upload(const void* host, const Tensor& dst) override {
+    guarded("upload", [&] {
+      if (!dst.is_contiguous()) throw std::invalid_argument("destination is not contiguous");
+      check(cudaMemcpyAsync(dst.data, host, dst.bytes(), cudaMemcpyHostToDevice, stream_));
+    });
+  }
+
+  void download(const Tensor& src, void* host) override {
+    guarded("download", [&] {
+      if (!src.is_contiguous()) throw std::invalid_argument("source is not contiguous");
+      check(cudaMemcpyAsync(host, src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
+      check(cudaStreamSynchronize(stream_));
+    });
+  }
+
+  void embed(const Tensor& table, const Tensor& ids, const Tensor& out) override {
+    guarded("embed", [&] {
+      require(ids, GgmlType::I32, "ids");
+      require(out, GgmlType::F32, "out");
+      if (out.cols() != table.cols() || out.rows() != ids.cols()) bad_shape("embed: ids/out", ids, out);
+      cuda::launch_embed(cuda::dev(table), ids.as<const int32_t>(), ids.cols(), cuda::dev(out), error_flag_, stream_);
+    });
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
+    guarded("rms_norm", [&] {
+      require(x, GgmlType::F32, "x");
+      require(weight, GgmlType::F32, "weight");
+      if (x.ne != out.ne || weight.cols() != x.cols()) bad_shape("rms_norm: x/out", x, out);
+      cuda::launch_rms_norm(cuda::dev(x), weight.as<const float>(), eps, cuda::dev(out), stream_);
+    });
+  }
+
+  void matmul(const Tensor& w, int64_t mat, const Tensor& x, const Tensor& y) override {
+    guarded("matmul", [&] {
+      require(x, GgmlType::F32, "x");
+      require(y, GgmlType::F32, "y");
+      if (x.cols() != w.cols() || y.cols() != w.rows() || x.rows() != y.rows() || mat < 0 || mat >= w.slices()) {
+        bad_shape(w.name, x, y);
+      }
+      cuda::MatmulArgs a;
+      a.w = cuda::dev(w);
+      a.w.data += mat * a.w.nb2;
+      a.n = x.rows();
+      a.x = x.as<const float>();
+      a.x_token_stride = static_cast<int64_t>(x.nb[1] / 4);
+      a.y = y.as<float>();
+      a.y_token_stride = static_cast<int64_t>(y.nb[1] / 4);
+      cuda::launch_matmul(a, stream_);
+    });
+  }
+
+  void matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y) override {
+    guarded("matmul_heads", [&] {
+      require(x, GgmlType::F32, "x");
+      require(y, GgmlType::F32, "y");
+      const int64_t n_heads = w.slices(), n = x.slices();
+      if (x.cols() != w.cols() || x.rows() != n_heads || y.cols() != w.rows() || y.rows() != n_heads || y.slices() != n) {
+        bad_shape(w.name, x, y);
+      }
+      cuda::MatmulArgs a;
+      a.w = cuda::dev(w);
+      a.w_head_bytes = static_cast<int64_t>(w.nb[2]);
+      a.heads = n_heads;
+      a.n = n;
+      a.x = x.as<const float>();
+      a.x_token_stride = static_cast<int64_t>(x.nb[2] / 4);
+      a.x_head_stride = static_cast<int64_t>(x.nb[1] / 4);
+      a.y = y.as<float>();
+      a.y_token_stride = static_cast<int64_t>(y.nb[2] / 4);
+      a.y_head_stride = static_cast<int64_t>(y.nb[1] / 4);
+      cuda::launch_matmul(a, stream_);
+    });
+  }
+
+  void matmul_heads_transposed(const Tensor& w, const Tensor& x, const Tensor& y) override {
+    guarded("matmul_heads_transposed", [&] {
+      require(x, GgmlType::F32, "x");
+      require(y, GgmlType::F32, "y");
+      const int64_t n_heads = w.slices(), n = x.slices();
+      if (x.cols() != w.rows() || x.rows() != n_heads || y.cols() != w.cols() || y.rows() != n_heads || y.slices() != n) {
+        bad_shape(w.name, x, y);
+      }
+      cuda::launch_matmul_heads_transposed(cuda::dev(w), cuda::dev(x), cuda::dev(y), stream_);
+    });
+  }
+
+  void add(const Tensor& a, const Tensor& b, const Tensor& out) override {
+    guarded("add", [&] {
+      require(a, GgmlType::F32, "a");
+      require(b, GgmlType::F32, "b");
+      if (a.ne != b.ne || a.ne != out.ne) bad_shape("add", a, b);
+      cuda::launch_add(cuda::dev(a), cuda::dev(b), cuda::dev(out), stream_);
+    });
+  }
+
+  void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+    guarded("swiglu", [&] {
+      require(gate, GgmlType::F32, "gate");
+      require(up, GgmlType::F32, "up");
+      if (gate.ne != up.ne || gate.ne != out.ne) bad_shape("swiglu", gate, up);
+      cuda::launch_swiglu(cuda::dev(gate), cuda::dev(up), cuda::dev(out), stream_);
+    });
+  }
+
+  void copy(const Tensor& src, const Tensor& dst) override {
+    guarded("copy", [&] {
+      if (src.ne != dst.ne || src.type != dst.type) bad_shape("copy", src, dst);
+      cuda::launch_copy(cuda::dev(src), cuda::dev(dst), stream_);
+    });
+  }
+
+  void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) override {
+    guarded("gather_rows", [&] {
+      require(rows, GgmlType::I32, "rows");
+      if (out.cols() != x.cols() || out.rows() != rows.cols() || out.type != x.type) bad_shape("gather_rows", x, out);
+      cuda::launch_gather_rows(cuda::dev(x), rows.as<const int32_t>(), rows.cols(), cuda::dev(out), error_flag_, stream_);
+    });
+  }
+
+  void rope(const Tensor& x, const Tensor& positions, const RopeSpec& spec) override {
+    guarded("rope", [&] {
+      require(x, GgmlType::F32, "x");
+      require(positions, GgmlType::I32, "positions");
+      if (x.cols() < spec.n_dims || positions.cols() != x.slices() || spec.inv_freq.cols() * 2 != spec.n_dims) {
+        bad_shape("rope: x/positions", x, positions);
+      }
+      cuda::launch_rope(cuda::dev(x), positions.as<const int32_t>(), spec.inv_freq.as<const float>(), spec.n_dims,
+                        spec.adjacent_pairs, spec.attention_factor, stream_);
+    });
+  }
+
+  void store_kv(const Tensor& src, const Tensor& cache, int64_t col_offset, const PagedBatch& batch) override {
+    guarded("store_kv", [&] {
+      require(src, GgmlType::F32, "src");
+      require(cache, GgmlType::F32, "cache");
+      if (col_offset < 0 || col_offset + src.cols() > cache.cols() || src.rows() != batch.n_tokens) {
+        bad_shape("store_kv: src/cache", src, cache);
+      }
+      cuda::launch_store_kv(cuda::dev(src), cuda::dev(cache), col_offset, paged(batch, cache), error_flag_, stream_);
+    });
+  }
+
+  void attention(const Tensor& q, const Tensor& cache, const KvLayout& layout, const PagedBatch& batch, float scale,
+                 const Tensor& out) override {
+    guarded("attention", [&] {
+      require(q, GgmlType::F32, "q");
+      require(out, GgmlType::F32, "out");
+      const int64_t n = batch.n_tokens, n_heads = q.rows();
+      if (q.slices() != n || out.slices() != n || out.rows() != n_heads || out.cols() != layout.value_dim ||
+          q.cols() < layout.key_dim || layout.n_kv_heads <= 0 || n_heads % layout.n_kv_heads != 0) {
+        bad_shape("attention: q/out", q, out);
+      }
+      if (!cuda::launch_attention(cuda::dev(q), cuda::dev(cache), layout, paged(batch, cache), scale, cuda::dev(out),
+                                  error_flag_, stream_)) {
+        throw std::invalid_argument(fmt::format("attention: heads of {} key / {} value dimensions exceed the kernel's 1024",
+                                                layout.key_dim, layout.value_dim));
+      }
+    });
+  }
+
+  void route(const Tensor& logits, const Tensor& bias, const RouterConfig& config, const Tensor& ids,
+             const Tensor& weights) override {
+    guarded("route", [&] {
+      require(logits, GgmlType::F32, "logits");
+      require(ids, GgmlType::I32, "ids");
+      require(weights, GgmlType::F32, "weights");
+      if (logits.cols() != config.n_experts || config.n_experts > kMaxExperts || config.n_group > kMaxExpertGroups ||
+          config.n_group <= 0 || config.n_experts_used > config.n_experts || ids.cols() != config.n_experts_used ||
+          ids.ne != weights.ne || ids.rows() != logits.rows() || (bias.valid() && bias.cols() != config.n_experts)) {
+        bad_shape("route: logits/ids", logits, ids);
+      }
+      if (cuda::route_scratch_bytes(logits.rows()) > route_scratch_bytes_) {
+        throw std::invalid_argument("route: more tokens than prepared for");
+      }
+      cuda::launch_route(cuda::dev(logits), bias.valid() ? bias.as<const float>() : nullptr, config, cuda::dev(ids),
+                         cuda::dev(weights), route_scratch_, stream_);
+    });
+  }
+
+  void moe(const ExpertWeights& experts, const Tensor& x, const Tensor& ids, const Tensor& weights,
+           const Tensor& out) override {
+    guarded("moe", [&] {
+      require(x, GgmlType::F32, "x");
+      require(ids, GgmlType::I32, "ids");
+      require(weights, GgmlType::F32, "weights");
+      require(out, GgmlType::F32, "out");
+      const Tensor& g = experts.gate;
+      const int64_t n = x.rows(), k = ids.cols();
+      if (x.cols() != g.cols() || experts.up.ne != g.ne || experts.down.cols() != g.rows() ||
+          experts.down.rows() != g.cols() || experts.down.slices() != g.slices() || ids.ne != weights.ne ||
+          ids.rows() != n || out.ne != x.ne) {
+        bad_shape("moe: x/ids", x, ids);
+      }
+      if (static_cast<size_t>(n * k * g.rows()) > moe_hidden_floats_) {
+        throw std::invalid_argument("moe: more tokens, experts per token or expert width than prepared for");
+      }
+      cuda::launch_moe(experts, cuda::dev(x), cuda::dev(ids), cuda::dev(weights), cuda::dev(out), moe_hidden_,
+                       error_flag_, stream_);
+    });
+  }
+
+  Status sync() override {
+    cudaError_t e = cudaStreamSynchronize(stream_);
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e != cudaSuccess && error_.empty()) error_ = "cuda: " + cuda_message(e);
+    int flag = 0;
+    if (cudaMemcpy(&flag, error_flag_, sizeof flag, cudaMemcpyDeviceToHost) == cudaSuccess && flag != 0) {
+      cudaMemset(error_flag_, 0, sizeof flag);
+      if (error_.empty()) error_ = fmt::format("cuda kernel: {}", cuda::device_error_message(flag));
+    }
+    if (error_.empty()) return Status::ok();
+    Status s = Status::error(std::move(error_));
+    error_.clear();
+    return s;
+  }
+
+ private:
+  // Runs op unless an earlier one failed; an exception it throws, or a failed launch, becomes the error.
+  template <typename Op>
+  void guarded(const char* name, Op&& op) {
+    if (!error_.empty()) return;
+    try {
+      op();
+      if (cudaError_t e = cudaPeekAtLastError(); e != cudaSuccess) {
+        cudaGetLastError();
+        error_ = fmt::format("{}: {}", name, cuda_message(e));
+      }
+    } catch (const std::exception& e) {
+      error_ = fmt::format("{}: {}", name, e.what());
+    }
+  }
+  static void check(cudaError_t e) {
+    if (e != cudaSuccess) throw std::runtime_error(cuda_message(e));
+  }
+
+  void* device_memory(size_t bytes, const char* what) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky-free allocation error
+      return nullptr;
+    }
+    device_blocks_.push_back(p);
+    allocated_bytes_ += bytes;
+    return p;
+  }
+
+  cuda::DevPaged paged(const PagedBatch& b, const Tensor& cache) const {
+    return {b.positions.as<const int32_t>(), b.seq_of_token.as<const int32_t>(), b.page_table_start.as<const int32_t>(),
+            b.page_table.as<const int32_t>(), b.page_size, b.n_tokens, cache.rows()};
+  }
+
+  int index_;
+  cudaStream_t stream_;
+  int* error_flag_;  // device memory
+  std::string name_;
+  std::vector<void*> device_blocks_, host_blocks_;
+  size_t allocated_bytes_ = 0, weight_bytes_ = 0;
+  StepLimits limits_;
+  void* route_scratch_ = nullptr;
+  size_t route_scratch_bytes_ = 0;
+  float* moe_hidden_ = nullptr;
+  size_t moe_hidden_floats_ = 0;
+  std::string error_;
+};
+
+}  // namespace
+
+CudaDevices cuda_devices() {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return {0, "no usable CUDA device: " + cuda_message(e)};
+  }
+  if (count == 0) return {0, "no CUDA device present"};
+  return {count, ""};
+}
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(int index) {
+  const CudaDevices devices = cuda_devices();
+  if (devices.count == 0) return Status::error(devices.reason);
+  if (index < 0 || index >= devices.count) {
+    return Status::error(fmt::format("cuda:{} does not exist ({} CUDA device(s))", index, devices.count));
+  }
+  if (cudaError_t e = cudaSetDevice(index); e != cudaSuccess) return Status::error(cuda_message(e));
+  cudaDeviceProp prop{};
+  if (cudaError_t e = cudaGetDeviceProperties(&prop, index); e != cudaSuccess) return Status::error(cuda_message(e));
+  cudaStream_t stream = nullptr;
+  if (cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking); e != cudaSuccess) {
+    return Status::error(cuda_message(e));
+  }
+  int* flag = nullptr;
+  if (cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&flag), sizeof(int)); e != cudaSuccess) {
+    cudaStreamDestroy(stream);
+    return Status::error(cuda_message(e));
+  }
+  cudaMemset(flag, 0, sizeof(int));
+  std::string name = fmt::format("cuda:{} {} ({} SMs, {:.0f} GiB, sm_{}{})", index, prop.name, prop.multiProcessorCount,
+                                 static_cast<double>(prop.totalGlobalMem) / (1 << 30), prop.major, prop.minor);
+  return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(index, stream, flag, std::move(name)));
+}
+
+}  // namespace tandem

@@ -1,0 +1,180 @@
+// Internal to src/kernels/cuda: weights dequantized inside kernels, value for value as the CPU's scalar
+// reference computes them (quant_scalar.cpp: the same float operations in the same order; block layouts in
+// kernels/cpu/quant_blocks.h, byte for byte ggml's).
+//
+// dequant8() gives 8 consecutive values of a row starting at a multiple of 8 (every quantized type's
+// blocks and sub-blocks are whole multiples of 8, so the 8 share their scales); dequant1() gives one value
+// (float rows whose length is not a multiple of 8, and embedding lookups).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "gguf/ggml_type.h"
+
+namespace tandem::cuda {
+
+__device__ inline float half_at(const uint8_t* p) {
+  const uint16_t bits = static_cast<uint16_t>(p[0] | (p[1] << 8));
+  return __half2float(__ushort_as_half(bits));
+}
+__device__ inline float bf16_bits(uint16_t bits) { return __uint_as_float(static_cast<uint32_t>(bits) << 16); }
+
+// (scale, min) of sub-block s of a Q4_K / Q5_K block's 12 scale bytes.
+__device__ inline void k4_scale_min(const uint8_t* q, int s, int& scale, int& min) {
+  if (s < 4) {
+    scale = q[s] & 63;
+    min = q[s + 4] & 63;
+  } else {
+    scale = (q[s + 4] & 0x0F) | ((q[s - 4] >> 6) << 4);
+    min = (q[s + 4] >> 4) | ((q[s] >> 6) << 4);
+  }
+}
+
+// Scale s of a Q3_K block (6 bits stored as scale + 32).
+__device__ inline int q3k_scale(const uint8_t* q, int s) {
+  const int low = s < 8 ? (q[s] & 0x0F) : (q[s - 8] >> 4);
+  const int high = (q[8 + s % 4] >> (2 * (s / 4))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
+// Values i0 .. i0 + 7 of a row of `type` (i0 % 8 == 0).
+__device__ inline void dequant8(GgmlType type, const uint8_t* row, int64_t i0, float* out) {
+  switch (type) {
+    case GgmlType::F32: {
+      const float* p = reinterpret_cast<const float*>(row) + i0;
+      for (int k = 0; k < 8; ++k) out[k] = p[k];
+      return;
+    }
+    case GgmlType::F16: {
+      const __half* p = reinterpret_cast<const __half*>(row) + i0;
+      for (int k = 0; k < 8; ++k) out[k] = __half2float(p[k]);
+      return;
+    }
+    case GgmlType::BF16: {
+      const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + i0;
+      for (int k = 0; k < 8; ++k) out[k] = bf16_bits(p[k]);
+      return;
+    }
+    case GgmlType::Q8_0: {
+      const uint8_t* b = row + (i0 / 32) * 34;
+      const int e = static_cast<int>(i0 % 32);
+      const float d = half_at(b);
+      const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2);
+      for (int k = 0; k < 8; ++k) out[k] = static_cast<float>(qs[e + k]) * d;
+      return;
+    }
+    case GgmlType::Q4_0: {
+      const uint8_t* b = row + (i0 / 32) * 18;
+      const int e = static_cast<int>(i0 % 32);
+      const float d = half_at(b);
+      const uint8_t* qs = b + 2 + (e & 15);
+      const int shift = e < 16 ? 0 : 4;
+      for (int k = 0; k < 8; ++k) out[k] = static_cast<float>(((qs[k] >> shift) & 0x0F) - 8) * d;
+      return;
+    }
+    case GgmlType::Q4_1: {
+      const uint8_t* b = row + (i0 / 32) * 20;
+      const int e = static_cast<int>(i0 % 32);
+      const float d = half_at(b), m = half_at(b + 2);
+      const uint8_t* qs = b + 4 + (e & 15);
+      const int shift = e < 16 ? 0 : 4;
+      for (int k = 0; k < 8; ++k) out[k] = static_cast<float>((qs[k] >> shift) & 0x0F) * d + m;
+      return;
+    }
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1: {
+      const bool q5_1 = type == GgmlType::Q5_1;
+      const uint8_t* b = row + (i0 / 32) * (q5_1 ? 24 : 22);
+      const int e = static_cast<int>(i0 % 32);
+      const float d = half_at(b), m = q5_1 ? half_at(b + 2) : 0.0f;
+      const uint8_t* qhp = b + (q5_1 ? 4 : 2);
+      const uint32_t qh = qhp[0] | (qhp[1] << 8) | (qhp[2] << 16) | (static_cast<uint32_t>(qhp[3]) << 24);
+      const uint8_t* qs = qhp + 4 + (e & 15);
+      const int shift = e < 16 ? 0 : 4;
+      for (int k = 0; k < 8; ++k) {
+        const int q = ((qs[k] >> shift) & 0x0F) | static_cast<int>(((qh >> (e + k)) & 1) << 4);
+        out[k] = q5_1 ? static_cast<float>(q) * d + m : static_cast<float>(q - 16) * d;
+      }
+      return;
+    }
+    case GgmlType::Q2_K: {
+      const uint8_t* b = row + (i0 / 256) * 84;
+      const int e = static_cast<int>(i0 % 256), h = e / 128, k2 = (e % 128) / 32, l = e % 32;
+      const uint8_t sc = b[e / 16];
+      const float d = half_at(b + 80), dmin = half_at(b + 82);
+      const float dl = d * static_cast<float>(sc & 0x0F);
+      const float ml = dmin * static_cast<float>(sc >> 4);
+      const uint8_t* qs = b + 16 + 32 * h + l;
+      for (int k = 0; k < 8; ++k) out[k] = dl * static_cast<float>((qs[k] >> (2 * k2)) & 3) - ml;
+      return;
+    }
+    case GgmlType::Q3_K: {
+      const uint8_t* b = row + (i0 / 256) * 110;
+      const int e = static_cast<int>(i0 % 256), h = e / 128, k2 = (e % 128) / 32, l = e % 32;
+      const float d = half_at(b + 108);
+      const float dl = d * static_cast<float>(q3k_scale(b + 96, e / 16));
+      const uint8_t* hmask = b + l;
+      const uint8_t* qs = b + 32 + 32 * h + l;
+      for (int k = 0; k < 8; ++k) {
+        const int low = (qs[k] >> (2 * k2)) & 3;
+        const int high = (hmask[k] >> (4 * h + k2)) & 1;
+        out[k] = dl * static_cast<float>(low + 4 * high - 4);
+      }
+      return;
+    }
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: {
+      const bool q5 = type == GgmlType::Q5_K;
+      const uint8_t* b = row + (i0 / 256) * (q5 ? 176 : 144);
+      const int e = static_cast<int>(i0 % 256), s = e / 32, l = e % 32;
+      const float d = half_at(b), dmin = half_at(b + 2);
+      int scale, min;
+      k4_scale_min(b + 4, s, scale, min);
+      const float dl = d * static_cast<float>(scale);
+      const float ml = dmin * static_cast<float>(min);
+      const uint8_t* qs = b + (q5 ? 48 : 16) + 32 * (s / 2) + l;
+      const int shift = 4 * (s % 2);
+      const uint8_t* qh = b + 16 + l;
+      for (int k = 0; k < 8; ++k) {
+        const int q = ((qs[k] >> shift) & 0x0F) | (q5 ? ((qh[k] >> s) & 1) << 4 : 0);
+        out[k] = dl * static_cast<float>(q) - ml;
+      }
+      return;
+    }
+    case GgmlType::Q6_K: {
+      const uint8_t* b = row + (i0 / 256) * 210;
+      const int e = static_cast<int>(i0 % 256), h = e / 128, k2 = (e % 128) / 32, l = e % 32;
+      const float d = half_at(b + 208);
+      const float dl = d * static_cast<float>(reinterpret_cast<const int8_t*>(b + 192)[e / 16]);
+      const uint8_t* ql = b + 64 * h + 32 * (k2 & 1) + l;
+      const uint8_t* qh = b + 128 + 32 * h + l;
+      const int shift = k2 < 2 ? 0 : 4;
+      for (int k = 0; k < 8; ++k) {
+        const int q = ((ql[k] >> shift) & 0x0F) | (((qh[k] >> (2 * k2)) & 3) << 4);
+        out[k] = dl * static_cast<float>(q - 32);
+      }
+      return;
+    }
+    default:
+      for (int k = 0; k < 8; ++k) out[k] = 0.0f;  // types the loader refuses (is_computable_type)
+  }
+}
+
+// Value i of a row of `type`.
+__device__ inline float dequant1(GgmlType type, const uint8_t* row, int64_t i) {
+  switch (type) {
+    case GgmlType::F32: return reinterpret_cast<const float*>(row)[i];
+    case GgmlType::F16: return __half2float(reinterpret_cast<const __half*>(row)[i]);
+    case GgmlType::BF16: return bf16_bits(reinterpret_cast<const uint16_t*>(row)[i]);
+    default: {
+      float v[8];
+      dequant8(type, row, i & ~int64_t{7}, v);
+      return v[i & 7];
+    }
+  }
+}
+
+}  // namespace tandem::cuda

@@ -1,0 +1,334 @@
+// Element-wise operations, embedding, rope, the paged KV cache writes, attention and routing.
+#include <cfloat>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_dequant.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/routing_impl.h"
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// (i, r, s) of flat element index idx of a {ne0, ne1, ne2} shape.
+struct Index3 {
+  int64_t i, r, s;
+};
+__device__ inline Index3 unflatten(int64_t idx, int64_t ne0, int64_t ne1) {
+  const int64_t rs = idx / ne0;
+  return {idx % ne0, rs % ne1, rs / ne1};
+}
+__device__ inline int64_t thread_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+int64_t elements(const DevTensor& t) { return t.ne0 * t.ne1 * t.ne2; }
+
+__global__ void embed_kernel(DevTensor table, const int32_t* ids, int64_t n, DevTensor out, int* err) {
+  const int64_t idx = thread_index();
+  if (idx >= n * table.ne0) return;
+  const int64_t c = idx % table.ne0, i = idx / table.ne0;
+  const int32_t id = ids[i];
+  float* o = out.row_as<float>(i);
+  if (id < 0 || id >= table.ne1) {
+    raise_error(err, kTokenIdOutOfRange);
+    o[c] = 0.0f;
+    return;
+  }
+  o[c] = dequant1(table.type, reinterpret_cast<const uint8_t*>(table.row(id)), c);
+}
+
+// A block per row; double partial sums, added by a fixed tree (as the CPU: the mean of squares in double).
+__global__ void rms_norm_kernel(DevTensor x, const float* weight, float eps, DevTensor out) {
+  __shared__ double partial[kThreads];
+  const int64_t r = blockIdx.x, s = blockIdx.y, d = x.ne0;
+  const float* xv = x.row_as<const float>(r, s);
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < d; i += kThreads) sum += static_cast<double>(xv[i]) * xv[i];
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half >>= 1) {
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  const auto scale = static_cast<float>(1.0 / sqrt(partial[0] / static_cast<double>(d) + eps));
+  float* o = out.row_as<float>(r, s);
+  for (int64_t i = threadIdx.x; i < d; i += kThreads) o[i] = xv[i] * scale * weight[i];
+}
+
+__global__ void add_kernel(DevTensor a, DevTensor b, DevTensor out) {
+  const int64_t idx = thread_index();
+  if (idx >= a.ne0 * a.ne1 * a.ne2) return;
+  const Index3 p = unflatten(idx, a.ne0, a.ne1);
+  out.row_as<float>(p.r, p.s)[p.i] = a.row_as<const float>(p.r, p.s)[p.i] + b.row_as<const float>(p.r, p.s)[p.i];
+}
+
+__global__ void swiglu_kernel(DevTensor gate, DevTensor up, DevTensor out) {
+  const int64_t idx = thread_index();
+  if (idx >= gate.ne0 * gate.ne1 * gate.ne2) return;
+  const Index3 p = unflatten(idx, gate.ne0, gate.ne1);
+  const float g = gate.row_as<const float>(p.r, p.s)[p.i];
+  out.row_as<float>(p.r, p.s)[p.i] = g / (1.0f + expf(-g)) * up.row_as<const float>(p.r, p.s)[p.i];
+}
+
+// Rows of row_bytes bytes: 4-byte words when everything is 4-byte aligned, else bytes.
+template <typename Word>
+__global__ void copy_rows_kernel(DevTensor src, DevTensor dst, int64_t words_per_row) {
+  const int64_t idx = thread_index();
+  if (idx >= words_per_row * src.ne1 * src.ne2) return;
+  const Index3 p = unflatten(idx, words_per_row, src.ne1);
+  reinterpret_cast<Word*>(dst.row(p.r, p.s))[p.i] = reinterpret_cast<const Word*>(src.row(p.r, p.s))[p.i];
+}
+
+template <typename Word>
+__global__ void gather_rows_kernel(DevTensor x, const int32_t* rows, int64_t m, DevTensor out, int64_t words_per_row,
+                                   int* err) {
+  const int64_t idx = thread_index();
+  if (idx >= words_per_row * m) return;
+  const int64_t w = idx % words_per_row, i = idx / words_per_row;
+  const int32_t r = rows[i];
+  if (r < 0 || r >= x.ne1) {
+    raise_error(err, kRowOutOfRange);
+    return;
+  }
+  reinterpret_cast<Word*>(out.row(i))[w] = reinterpret_cast<const Word*>(x.row(r))[w];
+}
+
+__global__ void rope_kernel(DevTensor x, const int32_t* positions, const float* inv_freq, int half, bool adjacent,
+                            float attention_factor) {
+  const int64_t idx = thread_index();
+  if (idx >= half * x.ne1 * x.ne2) return;
+  const Index3 p = unflatten(idx, half, x.ne1);
+  float* v = x.row_as<float>(p.r, p.s);
+  const auto pos = static_cast<float>(positions[p.s]);
+  const float angle = pos * inv_freq[p.i];
+  const float c = cosf(angle) * attention_factor, s = sinf(angle) * attention_factor;
+  float* a = adjacent ? v + 2 * p.i : v + p.i;
+  float* b = adjacent ? v + 2 * p.i + 1 : v + p.i + half;
+  const float x0 = *a, x1 = *b;
+  *a = x0 * c - x1 * s;
+  *b = x1 * c + x0 * s;
+}
+
+// The cache slot of position pos of sequence seq, or -1 when the page table does not cover it.
+__device__ inline int64_t slot_of(const DevPaged& b, int32_t seq, int32_t pos) {
+  const int32_t first = b.page_table_start[seq], end = b.page_table_start[seq + 1];
+  const int64_t page_index = first + pos / b.page_size;
+  if (pos < 0 || page_index >= end) return -1;
+  const int64_t slot = static_cast<int64_t>(b.page_table[page_index]) * b.page_size + pos % b.page_size;
+  return slot >= 0 && slot < b.n_slots ? slot : -1;
+}
+
+__global__ void store_kv_kernel(DevTensor src, DevTensor cache, int64_t col_offset, DevPaged b, int* err) {
+  const int64_t idx = thread_index();
+  if (idx >= src.ne0 * b.n_tokens) return;
+  const int64_t c = idx % src.ne0, t = idx / src.ne0;
+  const int64_t slot = slot_of(b, b.seq_of_token[t], b.positions[t]);
+  if (slot < 0) {
+    raise_error(err, kPageOutOfRange);
+    return;
+  }
+  cache.row_as<float>(slot)[col_offset + c] = src.row_as<const float>(t)[c];
+}
+
+// Attention of one (head, token) per block of kAttnWarps warps. Warp w takes positions w, w + kAttnWarps, ...
+// in order; a lane holds key and value dimensions lane + 32 j. Two passes over the span (the maximum score,
+// then the exponentials and the weighted values), recomputing each score identically, so no score buffer
+// is needed whatever the context; the warps' partial sums are added in warp order at the end.
+constexpr int kAttnWarps = 4;
+
+template <int kPerLane>
+__global__ void attention_kernel(DevTensor q, DevTensor cache, KvLayout layout, DevPaged b, float scale, DevTensor out,
+                                 int* err) {
+  __shared__ float partial[kAttnWarps][kPerLane * 32];
+  __shared__ float warp_value[kAttnWarps];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t h = blockIdx.x, t = blockIdx.y;
+  const int64_t kvh = h / (q.ne1 / layout.n_kv_heads);
+  const int32_t seq = b.seq_of_token[t], n_pos = b.positions[t] + 1;
+  float* o = out.row_as<float>(h, t);
+  // Every page of the span must be in the table and the cache (checked by all threads, block-uniform result).
+  bool bad = false;
+  for (int32_t p = threadIdx.x * b.page_size; p < n_pos; p += kAttnWarps * 32 * b.page_size) bad |= slot_of(b, seq, p) < 0;
+  if (__syncthreads_or(bad) || n_pos <= 0) {
+    if (threadIdx.x == 0) raise_error(err, kPageOutOfRange);
+    for (int64_t d = threadIdx.x; d < layout.value_dim; d += blockDim.x) o[d] = 0.0f;
+    return;
+  }
+  const float* qv = q.row_as<const float>(h, t);
+  float qreg[kPerLane];
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const int64_t d = lane + 32 * j;
+    qreg[j] = d < layout.key_dim ? qv[d] : 0.0f;
+  }
+  const int64_t key_at = layout.key_offset + kvh * layout.key_head_stride;
+  const int64_t value_at = layout.value_offset + kvh * layout.value_head_stride;
+  auto score = [&](int32_t p, const float*& slot) {
+    slot = cache.row_as<const float>(slot_of(b, seq, p));
+    const float* k = slot + key_at;
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int64_t d = lane + 32 * j;
+      if (d < layout.key_dim) s = fmaf(qreg[j], k[d], s);
+    }
+    return warp_sum(s) * scale;
+  };
+
+  float m = -FLT_MAX;
+  for (int32_t p = warp; p < n_pos; p += kAttnWarps) {
+    const float* slot;
+    m = fmaxf(m, score(p, slot));
+  }
+  if (lane == 0) warp_value[warp] = m;
+  __syncthreads();
+  float mx = warp_value[0];
+  for (int w = 1; w < kAttnWarps; ++w) mx = fmaxf(mx, warp_value[w]);
+  __syncthreads();
+
+  float sum = 0.0f, acc[kPerLane];
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) acc[j] = 0.0f;
+  for (int32_t p = warp; p < n_pos; p += kAttnWarps) {
+    const float* slot;
+    const float e = expf(score(p, slot) - mx);
+    sum += e;
+    const float* v = slot + value_at;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int64_t d = lane + 32 * j;
+      if (d < layout.value_dim) acc[j] = fmaf(e, v[d], acc[j]);
+    }
+  }
+  if (lane == 0) warp_value[warp] = sum;
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) partial[warp][lane + 32 * j] = acc[j];
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < kAttnWarps; ++w) total += warp_value[w];
+  for (int64_t d = threadIdx.x; d < layout.value_dim; d += blockDim.x) {
+    float v = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w) v += partial[w][d];
+    o[d] = v / total;
+  }
+}
+
+__global__ void route_kernel(DevTensor logits, const float* bias, RouterConfig config, DevTensor ids,
+                             DevTensor weights, routing_detail::RoutingScratch* scratch) {
+  const int64_t t = thread_index();
+  if (t >= logits.ne1) return;
+  routing_detail::route(config, logits.row_as<const float>(t), bias, ids.row_as<int32_t>(t), weights.row_as<float>(t),
+                        scratch[t]);
+}
+
+}  // namespace
+
+void launch_embed(const DevTensor& table, const int32_t* ids, int64_t n, const DevTensor& out, int* err, cudaStream_t stream) {
+  if (n * table.ne0 == 0) return;
+  embed_kernel<<<blocks_for(n * table.ne0, kThreads), kThreads, 0, stream>>>(table, ids, n, out, err);
+}
+
+void launch_rms_norm(const DevTensor& x, const float* weight, float eps, const DevTensor& out, cudaStream_t stream) {
+  if (x.ne1 * x.ne2 == 0) return;
+  rms_norm_kernel<<<dim3(static_cast<unsigned>(x.ne1), static_cast<unsigned>(x.ne2)), kThreads, 0, stream>>>(x, weight, eps, out);
+}
+
+void launch_add(const DevTensor& a, const DevTensor& b, const DevTensor& out, cudaStream_t stream) {
+  if (elements(a) == 0) return;
+  add_kernel<<<blocks_for(elements(a), kThreads), kThreads, 0, stream>>>(a, b, out);
+}
+
+void launch_swiglu(const DevTensor& gate, const DevTensor& up, const DevTensor& out, cudaStream_t stream) {
+  if (elements(gate) == 0) return;
+  swiglu_kernel<<<blocks_for(elements(gate), kThreads), kThreads, 0, stream>>>(gate, up, out);
+}
+
+namespace {
+bool word_aligned(const DevTensor& t, size_t row_bytes) {
+  return row_bytes % 4 == 0 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0 && t.nb1 % 4 == 0 && t.nb2 % 4 == 0;
+}
+}  // namespace
+
+void launch_copy(const DevTensor& src, const DevTensor& dst, cudaStream_t stream) {
+  const size_t row_bytes = ggml_row_size(src.type, src.ne0);
+  if (row_bytes == 0 || src.ne1 * src.ne2 == 0) return;
+  if (word_aligned(src, row_bytes) && word_aligned(dst, row_bytes)) {
+    const auto words = static_cast<int64_t>(row_bytes / 4);
+    copy_rows_kernel<uint32_t><<<blocks_for(words * src.ne1 * src.ne2, kThreads), kThreads, 0, stream>>>(src, dst, words);
+  } else {
+    const auto bytes = static_cast<int64_t>(row_bytes);
+    copy_rows_kernel<uint8_t><<<blocks_for(bytes * src.ne1 * src.ne2, kThreads), kThreads, 0, stream>>>(src, dst, bytes);
+  }
+}
+
+void launch_gather_rows(const DevTensor& x, const int32_t* rows, int64_t m, const DevTensor& out, int* err,
+                        cudaStream_t stream) {
+  const size_t row_bytes = ggml_row_size(x.type, x.ne0);
+  if (row_bytes == 0 || m == 0) return;
+  if (word_aligned(x, row_bytes) && word_aligned(out, row_bytes)) {
+    const auto words = static_cast<int64_t>(row_bytes / 4);
+    gather_rows_kernel<uint32_t><<<blocks_for(words * m, kThreads), kThreads, 0, stream>>>(x, rows, m, out, words, err);
+  } else {
+    const auto bytes = static_cast<int64_t>(row_bytes);
+    gather_rows_kernel<uint8_t><<<blocks_for(bytes * m, kThreads), kThreads, 0, stream>>>(x, rows, m, out, bytes, err);
+  }
+}
+
+void launch_rope(const DevTensor& x, const int32_t* positions, const float* inv_freq, int n_dims, bool adjacent_pairs,
+                 float attention_factor, cudaStream_t stream) {
+  const int half = n_dims / 2;
+  const int64_t n = half * x.ne1 * x.ne2;
+  if (n == 0) return;
+  rope_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(x, positions, inv_freq, half, adjacent_pairs, attention_factor);
+}
+
+void launch_store_kv(const DevTensor& src, const DevTensor& cache, int64_t col_offset, const DevPaged& batch, int* err,
+                     cudaStream_t stream) {
+  if (src.ne0 * batch.n_tokens == 0) return;
+  store_kv_kernel<<<blocks_for(src.ne0 * batch.n_tokens, kThreads), kThreads, 0, stream>>>(src, cache, col_offset, batch, err);
+}
+
+bool launch_attention(const DevTensor& q, const DevTensor& cache, const KvLayout& layout, const DevPaged& batch,
+                      float scale, const DevTensor& out, int* err, cudaStream_t stream) {
+  const int64_t per_lane = (std::max(layout.key_dim, layout.value_dim) + 31) / 32;
+  if (batch.n_tokens == 0) return true;
+  const dim3 grid(static_cast<unsigned>(q.ne1), static_cast<unsigned>(batch.n_tokens));
+  const int threads = 32 * kAttnWarps;
+  if (per_lane <= 4) {
+    attention_kernel<4><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  } else if (per_lane <= 8) {
+    attention_kernel<8><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  } else if (per_lane <= 16) {
+    attention_kernel<16><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  } else if (per_lane <= 24) {
+    attention_kernel<24><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  } else if (per_lane <= 32) {
+    attention_kernel<32><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void launch_route(const DevTensor& logits, const float* bias, const RouterConfig& config, const DevTensor& ids,
+                  const DevTensor& weights, void* scratch, cudaStream_t stream) {
+  if (logits.ne1 == 0) return;
+  constexpr int kRouteThreads = 64;
+  route_kernel<<<blocks_for(logits.ne1, kRouteThreads), kRouteThreads, 0, stream>>>(
+      logits, bias, config, ids, weights, static_cast<routing_detail::RoutingScratch*>(scratch));
+}
+
+size_t route_scratch_bytes(int64_t max_tokens) {
+  return static_cast<size_t>(max_tokens) * sizeof(routing_detail::RoutingScratch);
+}
+
+const char* device_error_message(int code) {
+  switch (code) {
+    case kTokenIdOutOfRange: return "a token id is out of the vocabulary's range";
+    case kRowOutOfRange: return "a gathered row index is out of range";
+    case kPageOutOfRange: return "a position's page is missing from the page table or outside the cache";
+    case kExpertIdOutOfRange: return "an expert id is out of range";
+    default: return "unknown device error";
+  }
+}
+
+}  // namespace tandem::cuda
