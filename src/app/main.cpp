@@ -11,9 +11,11 @@ namespace {
 // bundled one-letter flags; users bring those command lines, so they are renamed to the long options.
 std::vector<char*> with_llama_cpp_spellings(int argc, char** argv) {
   static char override_tensor[] = "--override-tensor";
+  static char gpu_layers[] = "--n-gpu-layers";
   std::vector<char*> args(argv, argv + argc);
   for (char*& arg : args) {
     if (std::string_view(arg) == "-ot") arg = override_tensor;
+    if (std::string_view(arg) == "-ngl") arg = gpu_layers;
   }
   return args;
 }

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_expert_runner.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "kernels/fault_injection.h"
 
 namespace tandem::app {
@@ -47,7 +48,14 @@ void prefetch_weights(const GgufModel& gguf) {
 void add_runtime_options(CLI::App& cmd, RuntimeOptions& o, bool with_scheduler) {
   cmd.add_option("--gguf_path,--gguf-path,--gguf", o.gguf_path, "GGUF file, split part, or folder of parts")->required();
   cmd.add_option("--model_path,--model-path", o.model_path, "Folder with the Hugging Face config.json");
-  cmd.add_option("--threads,--cpu_infer,--cpu-infer", o.threads, "CPU threads of the main backend (default: all cores)");
+  cmd.add_option("--device", o.device,
+                 "Main device (attention, dense layers, KV cache): auto (the first GPU if there is one), cpu, "
+                 "cuda or cuda:N")->capture_default_str();
+  cmd.add_option("--n-gpu-layers,--n_gpu_layers,--gpu-layers", o.gpu_layers,
+                 "-ngl N, llama.cpp's spelling: 0 keeps everything on the CPU, any other number puts every layer on the GPU "
+                 "(place tensors on the CPU with -ot or --cpu-moe)")->check(CLI::Number);
+  cmd.add_option("--threads,--cpu_infer,--cpu-infer", o.threads,
+                 "CPU threads: the main backend's on the CPU; with a GPU, the routed-expert runner's (default: all cores)");
   cmd.add_option("--expert-threads,--expert_threads", o.expert_threads,
                  "CPU threads of the routed-expert runner (default: as --threads)");
   cmd.add_option("--expert-overlap,--expert_overlap", o.expert_overlap,
@@ -91,27 +99,59 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
     spdlog::warn("no --model-path: routing parameters missing from the GGUF use defaults (see above)");
   }
 
-  // This build has the CPU backend only; a rule naming a GPU stops here with the reason.
-  const std::vector<Device> available{Device::cpu()};
-  auto placement = build_placement(o.placement, available,
-                                   "this build has no CUDA backend (configure with -DTANDEM_CUDA=ON)");
+  // The devices this process can use: the CPU, and every GPU when built with CUDA and one is present.
+  const CudaDevices gpus = cuda_devices();
+  std::vector<Device> available{Device::cpu()};
+  for (int i = 0; i < gpus.count; ++i) available.push_back(Device::cuda(i));
+  std::string device_text = o.device;
+  if (device_text == "auto" && o.gpu_layers >= 0) device_text = o.gpu_layers == 0 ? "cpu" : "cuda";
+  if (device_text == "auto") {
+    device_text = gpus.count > 0 ? "cuda:0" : "cpu";
+    if (gpus.count == 0) spdlog::info("main device: the CPU ({})", gpus.reason);
+  }
+  auto main_device = parse_device(device_text);
+  if (!main_device) return Status::error("--device: " + main_device.status().message());
+  if (!main_device->is_cpu() && main_device->index >= gpus.count) {
+    return Status::error(fmt::format("--device {}: {}", device_text,
+                                     gpus.count == 0 ? gpus.reason : fmt::format("this machine has {} GPU(s)", gpus.count)));
+  }
+  if (o.gpu_layers > 0 && o.gpu_layers < c.n_layers) {
+    spdlog::warn("-ngl {}: Tandem puts every layer on the GPU; keep tensors on the CPU with -ot or --cpu-moe", o.gpu_layers);
+  }
+  auto placement = build_placement(o.placement, available, gpus.reason);
   if (!placement) return placement.status();
 
-  auto cpu = std::make_unique<CpuBackend>(o.threads);
-  cpu->keep_weights_in_place(o.mmap_weights);
-  // On the CPU alone the backend and the experts take turns, except while the shared expert overlaps the
-  // routed ones; that overlap pays only when the runner's threads have cores of their own. Otherwise the
-  // runner shares the backend's pool and computes each job inline: no handoff, no idle spinning threads.
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int expert_threads = o.expert_threads > 0 ? o.expert_threads : cpu->threads();
-  const bool overlap = o.expert_overlap == "on" || (o.expert_overlap == "auto" && cpu->threads() + expert_threads <= cores);
-  std::unique_ptr<CpuExpertRunner> runner = overlap ? std::make_unique<CpuExpertRunner>(expert_threads)
-                                                    : std::make_unique<CpuExpertRunner>(cpu->pool());
-  runner->keep_weights_in_place(o.mmap_weights);
-  spdlog::info("experts: {} runner threads{}, {} main threads, {} cores; shared experts {} the routed ones", runner->threads(),
-               overlap ? "" : " (the backend's)", cpu->threads(), cores, overlap ? "overlap" : "run after");
-  rt.backend = std::move(cpu);
-  rt.expert_runner = std::move(runner);
+  bool overlap = true;
+  if (main_device->is_cpu()) {
+    auto cpu = std::make_unique<CpuBackend>(o.threads);
+    cpu->keep_weights_in_place(o.mmap_weights);
+    // On the CPU alone the backend and the experts take turns, except while the shared expert overlaps the
+    // routed ones; that overlap pays only when the runner's threads have cores of their own. Otherwise the
+    // runner shares the backend's pool and computes each job inline: no handoff, no idle spinning threads.
+    const int expert_threads = o.expert_threads > 0 ? o.expert_threads : cpu->threads();
+    overlap = o.expert_overlap == "on" || (o.expert_overlap == "auto" && cpu->threads() + expert_threads <= cores);
+    std::unique_ptr<CpuExpertRunner> runner = overlap ? std::make_unique<CpuExpertRunner>(expert_threads)
+                                                      : std::make_unique<CpuExpertRunner>(cpu->pool());
+    runner->keep_weights_in_place(o.mmap_weights);
+    spdlog::info("experts: {} runner threads{}, {} main threads, {} cores; shared experts {} the routed ones",
+                 runner->threads(), overlap ? "" : " (the backend's)", cpu->threads(), cores,
+                 overlap ? "overlap" : "run after");
+    rt.backend = std::move(cpu);
+    rt.expert_runner = std::move(runner);
+  } else {
+    auto gpu = make_cuda_backend(main_device->index);
+    if (!gpu) return Status::error(fmt::format("{}: {}", main_device->name(), gpu.status().message()));
+    rt.backend = std::move(gpu.value());
+    // The GPU computes the shared expert while the CPU runner computes the routed ones: they never compete.
+    const int expert_threads = o.expert_threads > 0 ? o.expert_threads : (o.threads > 0 ? o.threads : cores);
+    overlap = o.expert_overlap != "off";
+    auto runner = std::make_unique<CpuExpertRunner>(expert_threads);
+    runner->keep_weights_in_place(o.mmap_weights);
+    spdlog::info("main device {}; routed experts placed on the CPU: {} runner threads; shared experts {} them",
+                 rt.backend->describe(), runner->threads(), overlap ? "overlap" : "run after");
+    rt.expert_runner = std::move(runner);
+  }
   if (const char* fault = std::getenv("TANDEM_INJECT_FAULT"); fault && *fault) {
     auto plan = parse_fault_plan(fault);
     if (!plan) return Status::error("TANDEM_INJECT_FAULT: " + plan.status().message());
@@ -125,7 +165,8 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
   rt.model = std::move(model.value());
   for (const std::string& line : summarize_placement(rt.model->placement_log())) spdlog::info("placement: {}", line);
   if (o.prefetch && o.mmap_weights) prefetch_weights(*rt.gguf);
-  spdlog::info("weights {}: {:.2f} GiB on the main backend", o.mmap_weights ? "used from the mapped file" : "copied to huge pages",
+  spdlog::info("weights {}: {:.2f} GiB on the main backend",
+               !main_device->is_cpu() ? "copied to the GPU" : o.mmap_weights ? "used from the mapped file" : "copied to huge pages",
                static_cast<double>(rt.backend->allocated_bytes()) / (1 << 30));
   return rt;
 }

@@ -29,7 +29,9 @@ namespace tandem::app {
 struct RuntimeOptions {
   std::string gguf_path;
   std::string model_path;   // folder with the Hugging Face config.json (optional)
-  int threads = 0;          // main backend threads; 0: all cores
+  std::string device = "auto";  // main backend: auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N
+  int gpu_layers = -1;      // llama.cpp's -ngl: 0 means the CPU, more the GPU (all layers); -1 unset
+  int threads = 0;          // CPU threads: the main backend's on the CPU, the expert runner's with a GPU; 0: all cores
   int expert_threads = 0;   // CPU expert runner threads; 0: as many as --threads
   std::string expert_overlap = "auto";  // on | off | auto: overlap when the runner has cores of its own
   PlacementOptions placement;

@@ -22,22 +22,34 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_expert_runner.h"
 #include "kernels/cpu/quant.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "kernels/expert_runner.h"
 
 namespace tandem {
 namespace {
 
+// make() returns nullptr with a reason in `skip` when the backend cannot run here (no GPU).
 struct BackendFactory {
   std::string name;
-  std::function<std::unique_ptr<Backend>()> make;
+  std::function<std::unique_ptr<Backend>(std::string& skip)> make;
 };
 
 void PrintTo(const BackendFactory& factory, std::ostream* os) { *os << factory.name; }
 
 const std::vector<BackendFactory>& backends() {
   static const std::vector<BackendFactory> list{
-      {"cpu_1_thread", [] { return std::make_unique<CpuBackend>(1); }},
-      {"cpu_3_threads", [] { return std::make_unique<CpuBackend>(3); }},
+      {"cpu_1_thread", [](std::string&) { return std::make_unique<CpuBackend>(1); }},
+      {"cpu_3_threads", [](std::string&) { return std::make_unique<CpuBackend>(3); }},
+#ifdef TANDEM_HAVE_CUDA
+      {"cuda", [](std::string& skip) -> std::unique_ptr<Backend> {
+         auto backend = make_cuda_backend(0);
+         if (!backend) {
+           skip = backend.status().message();
+           return nullptr;
+         }
+         return std::move(backend.value());
+       }},
+#endif
   };
   return list;
 }
@@ -75,7 +87,9 @@ std::vector<float> random_floats(size_t n, uint64_t seed, float scale = 1.0f) {
 class BackendConformance : public ::testing::TestWithParam<BackendFactory> {
  protected:
   void SetUp() override {
-    backend = GetParam().make();
+    std::string skip;
+    backend = GetParam().make(skip);
+    if (!backend) GTEST_SKIP() << GetParam().name << " backend unavailable: " << skip;
     ASSERT_TRUE(backend->prepare(limits));
   }
 
