@@ -46,11 +46,11 @@ void register_bench_command(CLI::App& app, int& exit_code) {
     fmt::print(stderr, "\r\033[K");
     fmt::print("{}", to_table(results));
     Roofline roofline;
-    roofline.bytes_per_token = weight_bytes_per_token(*runtime->model);
+    weight_bytes_per_token(*runtime->model, roofline);
     roofline.read_bytes_per_s = measure_read_bandwidth(*runtime->model, opt->runtime.threads);
     fmt::print("{}\n", describe(roofline));
     for (const LevelResult& r : results) {
-      if (r.concurrency == 1 && r.decode_tokens_per_s > 0) {
+      if (r.concurrency == 1 && r.decode_tokens_per_s > 0 && roofline.tokens_per_s() > 0) {
         fmt::print("decode at concurrency 1: {:.2f} tok/s = {:.0f}% of the roofline\n", r.decode_tokens_per_s,
                    100 * r.decode_tokens_per_s / roofline.tokens_per_s());
       }
@@ -59,6 +59,7 @@ void register_bench_command(CLI::App& app, int& exit_code) {
       std::ofstream out(opt->json_out);
       nlohmann::json j = to_json(results, opt->load);
       j["bytes_per_token"] = roofline.bytes_per_token;
+      j["device_bytes_per_token"] = roofline.device_bytes_per_token;
       j["read_bytes_per_s"] = roofline.read_bytes_per_s;
       j["roofline_tokens_per_s"] = roofline.tokens_per_s();
       out << j.dump(2) << "\n";

@@ -9,20 +9,19 @@
 
 namespace tandem::app {
 
-double weight_bytes_per_token(const Model& model) {
+void weight_bytes_per_token(const Model& model, Roofline& roofline) {
   const ModelConfig& c = model.config();
   const double expert_fraction = static_cast<double>(c.router.n_experts_used) / c.router.n_experts;
-  double bytes = 0;
+  roofline.bytes_per_token = roofline.device_bytes_per_token = 0;
   for (const PlacedTensor& t : model.placement_log()) {
+    double bytes = static_cast<double>(t.bytes);
     if (t.name.find("_exps.") != std::string::npos) {
-      bytes += static_cast<double>(t.bytes) * expert_fraction;
+      bytes *= expert_fraction;
     } else if (t.name.rfind("token_embd", 0) == 0) {
-      bytes += static_cast<double>(t.bytes) / c.n_vocab;  // one row
-    } else {
-      bytes += static_cast<double>(t.bytes);
+      bytes /= c.n_vocab;  // one row
     }
+    (t.host_data ? roofline.bytes_per_token : roofline.device_bytes_per_token) += bytes;
   }
-  return bytes;
 }
 
 double measure_read_bandwidth(const Model& model, int threads) {
@@ -57,6 +56,15 @@ double measure_read_bandwidth(const Model& model, int threads) {
 }
 
 std::string describe(const Roofline& r) {
+  if (r.device_bytes_per_token > 0) {
+    if (r.bytes_per_token <= 0) {
+      return fmt::format("{:.2f} GB of weights per token at concurrency 1, all in GPU memory (no CPU roofline)",
+                         r.device_bytes_per_token / 1e9);
+    }
+    return fmt::format("{:.2f} GB of weights per token at concurrency 1 in host memory (plus {:.2f} GB on the GPU); "
+                       "host weights read at {:.1f} GB/s: CPU roofline {:.1f} tok/s",
+                       r.bytes_per_token / 1e9, r.device_bytes_per_token / 1e9, r.read_bytes_per_s / 1e9, r.tokens_per_s());
+  }
   return fmt::format("{:.2f} GB of weights per token at concurrency 1; weights read at {:.1f} GB/s: roofline {:.1f} tok/s",
                      r.bytes_per_token / 1e9, r.read_bytes_per_s / 1e9, r.tokens_per_s());
 }

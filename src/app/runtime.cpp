@@ -54,6 +54,9 @@ void add_runtime_options(CLI::App& cmd, RuntimeOptions& o, bool with_scheduler) 
   cmd.add_option("--n-gpu-layers,--n_gpu_layers,--gpu-layers", o.gpu_layers,
                  "-ngl N, llama.cpp's spelling: 0 keeps everything on the CPU, any other number puts every layer on the GPU "
                  "(place tensors on the CPU with -ot or --cpu-moe)")->check(CLI::Number);
+  cmd.add_flag("--use_cuda_graph,--use-cuda-graph,!--no-cuda-graph,!--no_cuda_graph", o.cuda_graphs,
+               "Record decode steps once per batch size as CUDA graphs and replay them (default on; "
+               "--use_cuda_graph=false or --no-cuda-graph to launch every kernel)");
   cmd.add_option("--threads,--cpu_infer,--cpu-infer", o.threads,
                  "CPU threads: the main backend's on the CPU; with a GPU, the routed-expert runner's (default: all cores)");
   cmd.add_option("--expert-threads,--expert_threads", o.expert_threads,
@@ -160,7 +163,7 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
     rt.backend = inject_faults(std::move(rt.backend), plan.value());
     rt.expert_runner = inject_faults(std::move(rt.expert_runner), plan.value());
   }
-  auto model = Model::load(rt.gguf, c, placement.value(), ModelDevices{rt.backend.get(), rt.expert_runner.get(), overlap});
+  auto model = Model::load(rt.gguf, c, placement.value(), ModelDevices{rt.backend.get(), rt.expert_runner.get(), overlap, o.cuda_graphs});
   if (!model) return model.status();
   rt.model = std::move(model.value());
   for (const std::string& line : summarize_placement(rt.model->placement_log())) spdlog::info("placement: {}", line);

@@ -30,6 +30,7 @@ struct RuntimeOptions {
   std::string gguf_path;
   std::string model_path;   // folder with the Hugging Face config.json (optional)
   std::string device = "auto";  // main backend: auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N
+  bool cuda_graphs = true;  // record and replay decode steps on the GPU (--use_cuda_graph / --no-cuda-graph)
   int gpu_layers = -1;      // llama.cpp's -ngl: 0 means the CPU, more the GPU (all layers); -1 unset
   int threads = 0;          // CPU threads: the main backend's on the CPU, the expert runner's with a GPU; 0: all cores
   int expert_threads = 0;   // CPU expert runner threads; 0: as many as --threads

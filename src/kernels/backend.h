@@ -142,6 +142,17 @@ class Backend {
 
   // Waits for all queued work; returns the first error since the last sync (and clears it).
   virtual Status sync() = 0;
+
+  // --- recorded runs (CUDA graphs) ---
+  // Marks the operations queued between begin_graph(key) and end_graph() as a run that later steps repeat
+  // identically: the same operations on the same tensors with the same shapes (only the values in device
+  // memory differ, e.g. a decode step's layers at one batch size). A backend that can record work records
+  // the run the first time it sees key and afterwards replays the recording at end_graph() instead of
+  // launching each operation; while replaying it checks that every operation's arguments equal the recorded
+  // ones and fails the run (recorded error, nothing launched) when they do not. No transfers inside a run.
+  // Returns whether the backend records runs; the default records nothing and runs every operation.
+  virtual bool begin_graph(uint64_t key) { return false; }
+  virtual void end_graph() {}
 };
 
 }  // namespace tandem

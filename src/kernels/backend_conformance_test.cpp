@@ -633,6 +633,34 @@ TEST_P(BackendConformance, AFailedOperationIsReportedBySyncAndSkipsTheRest) {
   EXPECT_FALSE(backend->sync());
 }
 
+TEST_P(BackendConformance, RecordedRunsReplayWithNewValuesAndRefuseOtherArguments) {
+  const Tensor a = f32({1, 2, 3, 4}, {4, 1, 1}), b = f32({10, 20, 30, 40}, {4, 1, 1}), out = zeros({4, 1, 1});
+  const Tensor scaled = zeros({4, 1, 1});
+  auto run = [&](const Tensor& second) {
+    const bool records = backend->begin_graph(7);
+    backend->add(a, second, out);
+    backend->add(out, out, scaled);
+    backend->end_graph();
+    return records;
+  };
+  run(b);  // recorded (where the backend records) and run
+  ASSERT_TRUE(backend->sync());
+  EXPECT_EQ(read(scaled), (std::vector<float>{22, 44, 66, 88}));
+  backend->upload(std::vector<float>{5, 5, 5, 5}.data(), a);
+  const bool records = run(b);  // replayed: the new values of a
+  ASSERT_TRUE(backend->sync());
+  EXPECT_EQ(read(scaled), (std::vector<float>{30, 50, 70, 90}));
+  if (!records) return;  // a backend that does not record runs every operation
+  run(a);  // other arguments under the same key: refused, nothing launched
+  const Status s = backend->sync();
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("other arguments"), std::string::npos) << s.message();
+  EXPECT_EQ(read(scaled), (std::vector<float>{30, 50, 70, 90}));
+  run(a);  // recorded again under the key
+  ASSERT_TRUE(backend->sync());
+  EXPECT_EQ(read(scaled), (std::vector<float>{20, 20, 20, 20}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackendConformance, ::testing::ValuesIn(backends()),
                          [](const ::testing::TestParamInfo<BackendFactory>& param_info) { return param_info.param.name; });
 

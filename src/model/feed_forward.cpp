@@ -88,17 +88,23 @@ class MoeFeedForward final : public FeedForward {
     // Routed experts on the CPU runner, the shared expert on the backend at the same time.
     const ExpertJob job{experts_, ws.host_expert_x.row_range(0, n), ws.host_expert_ids.col_range(0, k).row_range(0, n),
                         ws.host_expert_weights.col_range(0, k).row_range(0, n), ws.host_expert_out.row_range(0, n)};
+    s.graphs.close();
     b.download(x, job.x.data);
     b.download(ids, job.ids.data);
     b.download(weights, job.weights.data);
     s.experts->submit(job);
-    if (has_shared_ && s.overlap_experts) shared_.forward(s, x, ws.shared_out.row_range(0, n));
+    if (has_shared_ && s.overlap_experts) {
+      s.graphs.open();
+      shared_.forward(s, x, ws.shared_out.row_range(0, n));
+      s.graphs.close();
+    }
     const auto waited_from = std::chrono::steady_clock::now();
     Status status = s.experts->wait();
     ws.expert_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_from).count();
     if (!status) return status;
     if (has_shared_ && !s.overlap_experts) shared_.forward(s, x, ws.shared_out.row_range(0, n));
     b.upload(job.out.data, routed);
+    s.graphs.open();
     if (has_shared_) b.add(routed, ws.shared_out.row_range(0, n), out);
     return Status::ok();
   }

@@ -17,6 +17,30 @@
 
 namespace tandem {
 
+// The recorded runs (Backend::begin_graph) of a decode step: its operations between transfers, numbered in
+// order and keyed by the number of tokens. Only steps where every sequence brings one token use them (their
+// shapes repeat from step to step); blocks close() the current run before a transfer and open() the next
+// after it.
+class GraphRuns {
+ public:
+  GraphRuns(Backend& backend, bool enabled, int64_t n_tokens) : backend_(backend), enabled_(enabled), n_(n_tokens) {}
+  void open() {
+    if (enabled_ && !open_) open_ = backend_.begin_graph((static_cast<uint64_t>(n_) << 24) | index_);
+  }
+  void close() {
+    if (open_) backend_.end_graph();
+    open_ = false;
+    ++index_;
+  }
+
+ private:
+  Backend& backend_;
+  bool enabled_;
+  int64_t n_;
+  uint64_t index_ = 0;
+  bool open_ = false;
+};
+
 // What a block needs to run one step.
 struct LayerStep {
   Backend& backend;
@@ -26,6 +50,7 @@ struct LayerStep {
   const RopeSpec& rope;
   int64_t n;  // tokens in the step
   bool overlap_experts;  // ModelDevices::overlap_experts
+  GraphRuns& graphs;
 };
 
 class Attention {

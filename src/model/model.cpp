@@ -267,8 +267,11 @@ Status Model::forward(const ForwardBatch& batch, PagedKvCache& cache, StepBuffer
   const Tensor hidden = ws.hidden.row_range(0, n);        // {n_embd, n}: the residual stream
   const Tensor normed = ws.normed.row_range(0, n);        // {n_embd, n}
   const Tensor block_out = ws.block_out.row_range(0, n);  // {n_embd, n}
+  // A step of single-token sequences repeats its shapes: its runs of operations are recorded and replayed.
+  GraphRuns graphs(b, m.devices.use_graphs && static_cast<int64_t>(batch.page_tables.size()) == n, n);
+  graphs.open();
+  LayerStep step{b, m.devices.cpu_experts, ws, paged, m.rope, n, m.devices.overlap_experts, graphs};
   b.embed(m.token_embd, ws.tokens.col_range(0, n), hidden);
-  LayerStep step{b, m.devices.cpu_experts, ws, paged, m.rope, n, m.devices.overlap_experts};
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const Impl::Layer& layer = m.layers[l];
     b.rms_norm(hidden, layer.attn_norm, eps, normed);
@@ -276,11 +279,13 @@ Status Model::forward(const ForwardBatch& batch, PagedKvCache& cache, StepBuffer
     b.add(hidden, block_out, hidden);
     b.rms_norm(hidden, layer.ffn_norm, eps, normed);
     if (Status s = layer.feed_forward->forward(step, normed, block_out); !s) {
+      graphs.close();
       b.sync();  // drain (and drop) the backend's queued work; the runner's error is the step's
       return s;
     }
     b.add(hidden, block_out, hidden);
   }
+  graphs.close();
   if (n_out > 0) {
     const Tensor final_rows = ws.final_rows.row_range(0, n_out);  // {n_embd, n_out}
     const Tensor out_logits = ws.logits.row_range(0, n_out);      // {n_vocab, n_out}

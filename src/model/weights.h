@@ -33,6 +33,9 @@ struct ModelDevices {
   // when the two have their own cores (a GPU, or separate CPU thread groups); when they compete for the
   // same cores the overlap only adds contention, and the shared expert runs after the wait instead.
   bool overlap_experts = true;
+  // Record the operations of decode steps once per batch size and replay them (Backend::begin_graph; CUDA
+  // graphs), instead of launching each operation every step.
+  bool use_graphs = true;
 };
 
 // Where one tensor went.

@@ -2,7 +2,11 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <stdexcept>
 #include <vector>
 
@@ -44,6 +48,9 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(index_);
     cudaStreamSynchronize(stream_);
+    if (profiling_) print_profile();
+    if (graph_ == GraphState::Capturing) abandon_capture();
+    for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
     for (void* p : device_blocks_) cudaFree(p);
     for (void* p : host_blocks_) cudaFreeHost(p);
     cudaFree(error_flag_);
@@ -99,12 +106,6 @@ class CudaBackend final : public Backend {
     limits_.max_width = std::max(limits_.max_width, limits.max_width);
     limits_.max_context = std::max(limits_.max_context, limits.max_context);
     limits_.max_sequences = std::max(limits_.max_sequences, limits.max_sequences);
-    const size_t route_bytes = cuda::route_scratch_bytes(limits_.max_tokens);
-    if (route_bytes > route_scratch_bytes_) {
-      route_scratch_ = device_memory(route_bytes, "routing scratch");
-      if (!route_scratch_) return Status::error("cuda backend: out of GPU memory for routing scratch");
-      route_scratch_bytes_ = route_bytes;
-    }
     const auto hidden = static_cast<size_t>(limits_.max_tokens * limits_.max_experts_per_token * limits_.max_width);
     if (hidden > moe_hidden_floats_) {
       moe_hidden_ = static_cast<float*>(device_memory(hidden * sizeof(float), "moe hidden"));
@@ -118,6 +119,7 @@ class CudaBackend final : public Backend {
 
   void upload(const void* host, const Tensor& dst) override {
     guarded("upload", [&] {
+      if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
       if (!dst.is_contiguous()) throw std::invalid_argument("destination is not contiguous");
       check(cudaMemcpyAsync(dst.data, host, dst.bytes(), cudaMemcpyHostToDevice, stream_));
     });
@@ -125,6 +127,7 @@ class CudaBackend final : public Backend {
 
   void download(const Tensor& src, void* host) override {
     guarded("download", [&] {
+      if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
       if (!src.is_contiguous()) throw std::invalid_argument("source is not contiguous");
       check(cudaMemcpyAsync(host, src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
       check(cudaStreamSynchronize(stream_));
@@ -132,6 +135,7 @@ class CudaBackend final : public Backend {
   }
 
   void embed(const Tensor& table, const Tensor& ids, const Tensor& out) override {
+    note("embed", table, ids, out);
     guarded("embed", [&] {
       require(ids, GgmlType::I32, "ids");
       require(out, GgmlType::F32, "out");
@@ -141,6 +145,7 @@ class CudaBackend final : public Backend {
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
+    note("rms_norm", x, weight, eps, out);
     guarded("rms_norm", [&] {
       require(x, GgmlType::F32, "x");
       require(weight, GgmlType::F32, "weight");
@@ -150,6 +155,7 @@ class CudaBackend final : public Backend {
   }
 
   void matmul(const Tensor& w, int64_t mat, const Tensor& x, const Tensor& y) override {
+    note("matmul", w, mat, x, y);
     guarded("matmul", [&] {
       require(x, GgmlType::F32, "x");
       require(y, GgmlType::F32, "y");
@@ -165,10 +171,11 @@ class CudaBackend final : public Backend {
       a.y = y.as<float>();
       a.y_token_stride = static_cast<int64_t>(y.nb[1] / 4);
       cuda::launch_matmul(a, stream_);
-    });
+    }, &w);
   }
 
   void matmul_heads(const Tensor& w, const Tensor& x, const Tensor& y) override {
+    note("matmul_heads", w, x, y);
     guarded("matmul_heads", [&] {
       require(x, GgmlType::F32, "x");
       require(y, GgmlType::F32, "y");
@@ -188,10 +195,11 @@ class CudaBackend final : public Backend {
       a.y_token_stride = static_cast<int64_t>(y.nb[2] / 4);
       a.y_head_stride = static_cast<int64_t>(y.nb[1] / 4);
       cuda::launch_matmul(a, stream_);
-    });
+    }, &w);
   }
 
   void matmul_heads_transposed(const Tensor& w, const Tensor& x, const Tensor& y) override {
+    note("matmul_heads_transposed", w, x, y);
     guarded("matmul_heads_transposed", [&] {
       require(x, GgmlType::F32, "x");
       require(y, GgmlType::F32, "y");
@@ -200,10 +208,11 @@ class CudaBackend final : public Backend {
         bad_shape(w.name, x, y);
       }
       cuda::launch_matmul_heads_transposed(cuda::dev(w), cuda::dev(x), cuda::dev(y), stream_);
-    });
+    }, &w);
   }
 
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override {
+    note("add", a, b, out);
     guarded("add", [&] {
       require(a, GgmlType::F32, "a");
       require(b, GgmlType::F32, "b");
@@ -213,6 +222,7 @@ class CudaBackend final : public Backend {
   }
 
   void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+    note("swiglu", gate, up, out);
     guarded("swiglu", [&] {
       require(gate, GgmlType::F32, "gate");
       require(up, GgmlType::F32, "up");
@@ -222,6 +232,7 @@ class CudaBackend final : public Backend {
   }
 
   void copy(const Tensor& src, const Tensor& dst) override {
+    note("copy", src, dst);
     guarded("copy", [&] {
       if (src.ne != dst.ne || src.type != dst.type) bad_shape("copy", src, dst);
       cuda::launch_copy(cuda::dev(src), cuda::dev(dst), stream_);
@@ -229,6 +240,7 @@ class CudaBackend final : public Backend {
   }
 
   void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) override {
+    note("gather_rows", x, rows, out);
     guarded("gather_rows", [&] {
       require(rows, GgmlType::I32, "rows");
       if (out.cols() != x.cols() || out.rows() != rows.cols() || out.type != x.type) bad_shape("gather_rows", x, out);
@@ -237,6 +249,7 @@ class CudaBackend final : public Backend {
   }
 
   void rope(const Tensor& x, const Tensor& positions, const RopeSpec& spec) override {
+    note("rope", x, positions, spec);
     guarded("rope", [&] {
       require(x, GgmlType::F32, "x");
       require(positions, GgmlType::I32, "positions");
@@ -249,6 +262,7 @@ class CudaBackend final : public Backend {
   }
 
   void store_kv(const Tensor& src, const Tensor& cache, int64_t col_offset, const PagedBatch& batch) override {
+    note("store_kv", src, cache, col_offset, batch);
     guarded("store_kv", [&] {
       require(src, GgmlType::F32, "src");
       require(cache, GgmlType::F32, "cache");
@@ -261,6 +275,7 @@ class CudaBackend final : public Backend {
 
   void attention(const Tensor& q, const Tensor& cache, const KvLayout& layout, const PagedBatch& batch, float scale,
                  const Tensor& out) override {
+    note("attention", q, cache, layout, batch, scale, out);
     guarded("attention", [&] {
       require(q, GgmlType::F32, "q");
       require(out, GgmlType::F32, "out");
@@ -279,6 +294,7 @@ class CudaBackend final : public Backend {
 
   void route(const Tensor& logits, const Tensor& bias, const RouterConfig& config, const Tensor& ids,
              const Tensor& weights) override {
+    note("route", logits, bias, config, ids, weights);
     guarded("route", [&] {
       require(logits, GgmlType::F32, "logits");
       require(ids, GgmlType::I32, "ids");
@@ -288,16 +304,14 @@ class CudaBackend final : public Backend {
           ids.ne != weights.ne || ids.rows() != logits.rows() || (bias.valid() && bias.cols() != config.n_experts)) {
         bad_shape("route: logits/ids", logits, ids);
       }
-      if (cuda::route_scratch_bytes(logits.rows()) > route_scratch_bytes_) {
-        throw std::invalid_argument("route: more tokens than prepared for");
-      }
       cuda::launch_route(cuda::dev(logits), bias.valid() ? bias.as<const float>() : nullptr, config, cuda::dev(ids),
-                         cuda::dev(weights), route_scratch_, stream_);
+                         cuda::dev(weights), stream_);
     });
   }
 
   void moe(const ExpertWeights& experts, const Tensor& x, const Tensor& ids, const Tensor& weights,
            const Tensor& out) override {
+    note("moe", experts, x, ids, weights, out);
     guarded("moe", [&] {
       require(x, GgmlType::F32, "x");
       require(ids, GgmlType::I32, "ids");
@@ -315,10 +329,69 @@ class CudaBackend final : public Backend {
       }
       cuda::launch_moe(experts, cuda::dev(x), cuda::dev(ids), cuda::dev(weights), cuda::dev(out), moe_hidden_,
                        error_flag_, stream_);
-    });
+    }, &experts.gate);
+  }
+
+  bool begin_graph(uint64_t key) override {
+    if (graph_ != GraphState::Off) end_graph();
+    if (profiling_ || !error_.empty()) return false;  // profiling waits inside operations: no capture
+    fingerprint_ = 0xcbf29ce484222325ull;
+    graph_key_ = key;
+    if (graphs_.count(key)) {
+      graph_ = GraphState::Replaying;
+      return true;
+    }
+    if (cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal); e != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    graph_ = GraphState::Capturing;
+    return true;
+  }
+
+  void end_graph() override {
+    if (graph_ == GraphState::Replaying) {
+      graph_ = GraphState::Off;
+      auto it = graphs_.find(graph_key_);
+      if (it->second.fingerprint != fingerprint_) {
+        // Never replay stale arguments: fail this run, record it again next time.
+        if (error_.empty()) error_ = fmt::format("recorded run {:#x} replayed with other arguments", graph_key_);
+        cudaGraphExecDestroy(it->second.exec);
+        graphs_.erase(it);
+        return;
+      }
+      if (error_.empty()) {
+        if (cudaError_t e = cudaGraphLaunch(it->second.exec, stream_); e != cudaSuccess) error_ = "graph launch: " + cuda_message(e);
+      }
+      return;
+    }
+    if (graph_ != GraphState::Capturing) return;
+    graph_ = GraphState::Off;
+    cudaGraph_t graph = nullptr;
+    cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    if (e != cudaSuccess || !graph || !error_.empty()) {
+      if (e != cudaSuccess && error_.empty()) error_ = "graph capture: " + cuda_message(e);
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      return;
+    }
+    cudaGraphExec_t exec = nullptr;
+    e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      error_ = "graph instantiate: " + cuda_message(e);
+      return;
+    }
+    graphs_[graph_key_] = {exec, fingerprint_};
+    if (e = cudaGraphLaunch(exec, stream_); e != cudaSuccess) error_ = "graph launch: " + cuda_message(e);
   }
 
   Status sync() override {
+    if (graph_ == GraphState::Capturing) {
+      abandon_capture();
+      if (error_.empty()) error_ = "sync inside a recorded run";
+    }
+    graph_ = GraphState::Off;
     cudaError_t e = cudaStreamSynchronize(stream_);
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess && error_.empty()) error_ = "cuda: " + cuda_message(e);
@@ -335,11 +408,26 @@ class CudaBackend final : public Backend {
 
  private:
   // Runs op unless an earlier one failed; an exception it throws, or a failed launch, becomes the error.
+  // With TANDEM_PROFILE_OPS=1 each operation is waited for and timed (launch included): a diagnostic that
+  // serializes the stream, printed to stderr when the backend is destroyed.
   template <typename Op>
-  void guarded(const char* name, Op&& op) {
-    if (!error_.empty()) return;
+  void guarded(const char* name, Op&& op, const Tensor* weight = nullptr) {
+    if (!error_.empty() || graph_ == GraphState::Replaying) return;
     try {
+      std::chrono::steady_clock::time_point started;
+      if (profiling_) {
+        cudaStreamSynchronize(stream_);
+        started = std::chrono::steady_clock::now();
+      }
       op();
+      if (profiling_) {
+        cudaStreamSynchronize(stream_);
+        std::string key = name;
+        if (weight) key += fmt::format(" {}x{}x{} {}", weight->rows(), weight->cols(), weight->slices(), ggml_type_name(weight->type));
+        ProfileEntry& e = profile_[key];
+        e.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        ++e.calls;
+      }
       if (cudaError_t e = cudaPeekAtLastError(); e != cudaSuccess) {
         cudaGetLastError();
         error_ = fmt::format("{}: {}", name, cuda_message(e));
@@ -348,6 +436,101 @@ class CudaBackend final : public Backend {
       error_ = fmt::format("{}: {}", name, e.what());
     }
   }
+  // --- recorded runs ---
+  enum class GraphState { Off, Capturing, Replaying };
+  struct Recorded {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t fingerprint = 0;
+  };
+  // FNV-1a over the arguments of the operations of a recorded run, to check a replay against its recording.
+  void mix(uint64_t v) { fingerprint_ = (fingerprint_ ^ v) * 0x100000001b3ull; }
+  void mix_arg(const Tensor& t) {
+    mix(reinterpret_cast<uintptr_t>(t.data));
+    mix(static_cast<uint64_t>(t.type));
+    for (int i = 0; i < 3; ++i) mix(static_cast<uint64_t>(t.ne[i]));
+    mix(t.nb[1]);
+    mix(t.nb[2]);
+  }
+  void mix_arg(int64_t v) { mix(static_cast<uint64_t>(v)); }
+  void mix_arg(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    mix(bits);
+  }
+  void mix_arg(const KvLayout& l) {
+    for (int64_t v : {l.n_kv_heads, l.key_offset, l.key_head_stride, l.key_dim, l.value_offset, l.value_head_stride,
+                      l.value_dim}) {
+      mix_arg(v);
+    }
+  }
+  // What the kernels receive of a batch (cuda::DevPaged): where its tables are, not how long they are this
+  // step (the page table grows as sequences do; the kernels read its bounds from page_table_start).
+  void mix_arg(const PagedBatch& b) {
+    for (const Tensor* t : {&b.positions, &b.seq_of_token, &b.page_table_start, &b.page_table}) {
+      mix(reinterpret_cast<uintptr_t>(t->data));
+    }
+    mix_arg(int64_t{b.page_size});
+    mix_arg(b.n_tokens);
+  }
+  void mix_arg(const RopeSpec& r) {
+    mix_arg(r.inv_freq);
+    mix_arg(int64_t{r.n_dims});
+    mix_arg(int64_t{r.adjacent_pairs});
+    mix_arg(r.attention_factor);
+  }
+  void mix_arg(const RouterConfig& c) {
+    for (int64_t v : {int64_t{c.n_experts}, int64_t{c.n_experts_used}, int64_t{c.n_group}, int64_t{c.topk_group},
+                      static_cast<int64_t>(c.scoring), static_cast<int64_t>(c.topk_method), int64_t{c.norm_topk_prob}}) {
+      mix_arg(v);
+    }
+    mix_arg(static_cast<float>(c.routed_scaling_factor));
+  }
+  void mix_arg(const ExpertWeights& e) {
+    mix_arg(e.gate);
+    mix_arg(e.up);
+    mix_arg(e.down);
+  }
+  // Folds an operation's arguments into the fingerprint of the run being recorded or replayed.
+  template <typename... Args>
+  void note(const char* op, const Args&... args) {
+    if (graph_ == GraphState::Off) return;
+    mix(reinterpret_cast<uintptr_t>(op));
+    (mix_arg(args), ...);
+  }
+  void abandon_capture() {
+    cudaGraph_t graph = nullptr;
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    graph_ = GraphState::Off;
+  }
+  GraphState graph_ = GraphState::Off;
+  uint64_t fingerprint_ = 0;
+  uint64_t graph_key_ = 0;
+  std::map<uint64_t, Recorded> graphs_;
+
+  struct ProfileEntry {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  void print_profile() const {
+    double total = 0;
+    for (const auto& [key, e] : profile_) total += e.seconds;
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [key, e] : profile_) {
+      rows.emplace_back(e.seconds, fmt::format("{:>9.1f} ms {:5.1f}% {:>8} calls {:>8.1f} us/call  {}", e.seconds * 1e3,
+                                               100 * e.seconds / total, e.calls, 1e6 * e.seconds / e.calls, key));
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    fmt::print(stderr, "cuda operation profile ({:.1f} ms in all, each operation waited for):\n", total * 1e3);
+    for (const auto& row : rows) fmt::print(stderr, "{}\n", row.second);
+  }
+  bool profiling_ = [] {
+    const char* v = std::getenv("TANDEM_PROFILE_OPS");
+    return v && *v && *v != '0';
+  }();
+  std::map<std::string, ProfileEntry> profile_;
+
   static void check(cudaError_t e) {
     if (e != cudaSuccess) throw std::runtime_error(cuda_message(e));
   }
@@ -375,8 +558,6 @@ class CudaBackend final : public Backend {
   std::vector<void*> device_blocks_, host_blocks_;
   size_t allocated_bytes_ = 0, weight_bytes_ = 0;
   StepLimits limits_;
-  void* route_scratch_ = nullptr;
-  size_t route_scratch_bytes_ = 0;
   float* moe_hidden_ = nullptr;
   size_t moe_hidden_floats_ = 0;
   std::string error_;

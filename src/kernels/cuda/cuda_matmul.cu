@@ -31,6 +31,9 @@ __device__ inline void lane_dots(GgmlType type, const uint8_t* row, int64_t cols
                                  int nt, float* acc) {
   const int lane = threadIdx.x & 31;
   const int64_t chunks = cols / 8;
+  // Unrolled so that the loads of several chunks are in flight together (a warp reads only 256 values per
+  // chunk step: one step at a time leaves the memory system idle between them).
+#pragma unroll 4
   for (int64_t c = lane; c < chunks; c += 32) {
     float w[8];
     chunk8<kType>(type, row, c * 8, w);
@@ -69,30 +72,37 @@ __global__ void matmul_kernel(MatmulArgs a) {
   }
 }
 
-// One thread per (8 columns, head, token): an fma chain over the rows, in row order.
+// y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per column and group of rows. The rows are split
+// into kRowGroups fixed ranges (by the row count alone), each summed in row order by one thread, and the
+// ranges' sums added in range order: a fixed reduction whatever the batch. Adjacent threads read adjacent
+// values of a row (coalesced), and a (head, token) gets kRowGroups x 128 threads, enough to fill the GPU
+// at one token (MLA decode: 16 heads x 512 latent columns).
+constexpr int kTransposedCols = 128;
+constexpr int kRowGroups = 4;
+
 template <GgmlType kType>
 __global__ void matmul_transposed_kernel(DevTensor w, DevTensor x, DevTensor y) {
-  const int64_t c8 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t h = blockIdx.y, t = blockIdx.z;
-  const int64_t cols = w.ne0;
-  if (c8 * 8 >= cols) return;
+  __shared__ float partial[kRowGroups][kTransposedCols];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTransposedCols + threadIdx.x;
+  const int group = threadIdx.y;
+  const int64_t h = blockIdx.y, t = blockIdx.z, rows = w.ne1;
+  const int64_t per_group = (rows + kRowGroups - 1) / kRowGroups;
+  const int64_t r0 = group * per_group, r1 = min(rows, r0 + per_group);
   const float* xv = x.row_as<const float>(h, t);
-  float* yv = y.row_as<float>(h, t) + c8 * 8;
-  const int count = static_cast<int>(min(int64_t{8}, cols - c8 * 8));
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int64_t r = 0; r < w.ne1; ++r) {
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(w.row(r, h));
-    const float xr = xv[r];
-    if (count == 8) {
-      float v[8];
-      chunk8<kType>(w.type, row, c8 * 8, v);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) acc[k] = fmaf(v[k], xr, acc[k]);
-    } else {
-      for (int k = 0; k < count; ++k) acc[k] = fmaf(dequant1(w.type, row, c8 * 8 + k), xr, acc[k]);
+  float acc = 0.0f;
+  if (c < w.ne0) {
+    const GgmlType type = kType == kAnyType ? w.type : kType;
+    for (int64_t r = r0; r < r1; ++r) {
+      acc = fmaf(dequant1(type, reinterpret_cast<const uint8_t*>(w.row(r, h)), c), xv[r], acc);
     }
   }
-  for (int k = 0; k < count; ++k) yv[k] = acc[k];
+  partial[group][threadIdx.x] = acc;
+  __syncthreads();
+  if (group == 0 && c < w.ne0) {
+    float sum = partial[0][threadIdx.x];
+    for (int g = 1; g < kRowGroups; ++g) sum += partial[g][threadIdx.x];
+    y.row_as<float>(h, t)[c] = sum;
+  }
 }
 
 // Routed experts, step 1: hidden[t][j][r] = silu(gate_e[r] . x_t) * (up_e[r] . x_t), e = ids[t][j].
@@ -172,9 +182,9 @@ void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
 
 void launch_matmul_heads_transposed(const DevTensor& w, const DevTensor& x, const DevTensor& y, cudaStream_t stream) {
   if (x.ne2 <= 0) return;
-  constexpr int kThreads = 64;
-  const dim3 grid(blocks_for((w.ne0 + 7) / 8, kThreads), static_cast<unsigned>(w.ne2), static_cast<unsigned>(x.ne2));
-  with_type(w.type, [&]<GgmlType T>() { matmul_transposed_kernel<T><<<grid, kThreads, 0, stream>>>(w, x, y); });
+  const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), static_cast<unsigned>(x.ne2));
+  const dim3 block(kTransposedCols, kRowGroups);
+  with_type(w.type, [&]<GgmlType T>() { matmul_transposed_kernel<T><<<grid, block, 0, stream>>>(w, x, y); });
 }
 
 void launch_moe(const ExpertWeights& experts, const DevTensor& x, const DevTensor& ids, const DevTensor& weights,

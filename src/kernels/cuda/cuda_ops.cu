@@ -212,12 +212,14 @@ __global__ void attention_kernel(DevTensor q, DevTensor cache, KvLayout layout, 
   }
 }
 
+// A block of one thread per token, its routing state in shared memory (~9 KiB): the serial reference
+// algorithm (routing_impl.h) at shared-memory latency.
 __global__ void route_kernel(DevTensor logits, const float* bias, RouterConfig config, DevTensor ids,
-                             DevTensor weights, routing_detail::RoutingScratch* scratch) {
-  const int64_t t = thread_index();
-  if (t >= logits.ne1) return;
+                             DevTensor weights) {
+  __shared__ routing_detail::RoutingScratch scratch;
+  const int64_t t = blockIdx.x;
   routing_detail::route(config, logits.row_as<const float>(t), bias, ids.row_as<int32_t>(t), weights.row_as<float>(t),
-                        scratch[t]);
+                        scratch);
 }
 
 }  // namespace
@@ -310,15 +312,9 @@ bool launch_attention(const DevTensor& q, const DevTensor& cache, const KvLayout
 }
 
 void launch_route(const DevTensor& logits, const float* bias, const RouterConfig& config, const DevTensor& ids,
-                  const DevTensor& weights, void* scratch, cudaStream_t stream) {
+                  const DevTensor& weights, cudaStream_t stream) {
   if (logits.ne1 == 0) return;
-  constexpr int kRouteThreads = 64;
-  route_kernel<<<blocks_for(logits.ne1, kRouteThreads), kRouteThreads, 0, stream>>>(
-      logits, bias, config, ids, weights, static_cast<routing_detail::RoutingScratch*>(scratch));
-}
-
-size_t route_scratch_bytes(int64_t max_tokens) {
-  return static_cast<size_t>(max_tokens) * sizeof(routing_detail::RoutingScratch);
+  route_kernel<<<static_cast<unsigned>(logits.ne1), 1, 0, stream>>>(logits, bias, config, ids, weights);
 }
 
 const char* device_error_message(int code) {

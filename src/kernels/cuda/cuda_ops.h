@@ -50,10 +50,8 @@ void launch_store_kv(const DevTensor& src, const DevTensor& cache, int64_t col_o
 // false when the head sizes exceed what the kernel keeps in registers (keys and values of up to 1024).
 bool launch_attention(const DevTensor& q, const DevTensor& cache, const KvLayout& layout, const DevPaged& batch,
                       float scale, const DevTensor& out, int* err, cudaStream_t stream);
-// scratch: route_scratch_bytes(n) bytes of device memory (the routing state of every token).
 void launch_route(const DevTensor& logits, const float* bias, const RouterConfig& config, const DevTensor& ids,
-                  const DevTensor& weights, void* scratch, cudaStream_t stream);
-size_t route_scratch_bytes(int64_t max_tokens);
+                  const DevTensor& weights, cudaStream_t stream);
 // hidden: scratch of n * k * n_ff floats.
 void launch_moe(const ExpertWeights& experts, const DevTensor& x, const DevTensor& ids, const DevTensor& weights,
                 const DevTensor& out, float* hidden, int* err, cudaStream_t stream);
