@@ -98,6 +98,9 @@ class Backend {
   virtual void upload(const void* host, const Tensor& dst) = 0;
   // host = src's bytes (src contiguous); returns when they are there.
   virtual void download(const Tensor& src, void* host) = 0;
+  // As download(), but the bytes are only there once a later download() or sync() returns: several
+  // transfers then cost one wait. The default downloads at once.
+  virtual void download_later(const Tensor& src, void* host) { download(src, host); }
 
   // --- operations ---
   // out[i] = row ids[i] of table, as float.   ids: I32 [n], out: {table.cols, n}

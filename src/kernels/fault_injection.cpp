@@ -44,6 +44,9 @@ class FaultInjectingBackend final : public Backend {
   void upload(const void* host, const Tensor& dst) override {
     if (!fault("upload")) inner_->upload(host, dst);
   }
+  void download_later(const Tensor& src, void* host) override {
+    if (!fault("download")) inner_->download_later(src, host);
+  }
   void download(const Tensor& src, void* host) override {
     if (!fault("download")) inner_->download(src, host);
   }

@@ -89,9 +89,9 @@ class MoeFeedForward final : public FeedForward {
     const ExpertJob job{experts_, ws.host_expert_x.row_range(0, n), ws.host_expert_ids.col_range(0, k).row_range(0, n),
                         ws.host_expert_weights.col_range(0, k).row_range(0, n), ws.host_expert_out.row_range(0, n)};
     s.graphs.close();
-    b.download(x, job.x.data);
-    b.download(ids, job.ids.data);
-    b.download(weights, job.weights.data);
+    b.download_later(x, job.x.data);
+    b.download_later(ids, job.ids.data);
+    b.download(weights, job.weights.data);  // one wait for the three
     s.experts->submit(job);
     if (has_shared_ && s.overlap_experts) {
       s.graphs.open();

@@ -125,6 +125,14 @@ class CudaBackend final : public Backend {
     });
   }
 
+  void download_later(const Tensor& src, void* host) override {
+    guarded("download", [&] {
+      if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
+      if (!src.is_contiguous()) throw std::invalid_argument("source is not contiguous");
+      check(cudaMemcpyAsync(host, src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
+    });
+  }
+
   void download(const Tensor& src, void* host) override {
     guarded("download", [&] {
       if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
