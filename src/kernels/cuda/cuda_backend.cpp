@@ -95,18 +95,13 @@ class CudaBackend final : public Backend {
     if (cudaError_t e = cudaMemcpy(p, host.data, host.bytes(), cudaMemcpyHostToDevice); e != cudaSuccess) {
       return Status::error(fmt::format("cuda backend: copying weight {}: {}", host.name, cuda_message(e)));
     }
-    weight_bytes_ += host.bytes();
     t.data = p;
     return t;
   }
 
   Status prepare(const StepLimits& limits) override {
-    limits_.max_tokens = std::max(limits_.max_tokens, limits.max_tokens);
-    limits_.max_experts_per_token = std::max(limits_.max_experts_per_token, limits.max_experts_per_token);
-    limits_.max_width = std::max(limits_.max_width, limits.max_width);
-    limits_.max_context = std::max(limits_.max_context, limits.max_context);
-    limits_.max_sequences = std::max(limits_.max_sequences, limits.max_sequences);
-    const auto hidden = static_cast<size_t>(limits_.max_tokens * limits_.max_experts_per_token * limits_.max_width);
+    // The only step-sized scratch: moe()'s hidden activations (tokens x experts per token x widest row).
+    const auto hidden = static_cast<size_t>(limits.max_tokens * limits.max_experts_per_token * limits.max_width);
     if (hidden > moe_hidden_floats_) {
       moe_hidden_ = static_cast<float*>(device_memory(hidden * sizeof(float), "moe hidden"));
       if (!moe_hidden_) return Status::error("cuda backend: out of GPU memory for expert scratch");
@@ -134,12 +129,8 @@ class CudaBackend final : public Backend {
   }
 
   void download(const Tensor& src, void* host) override {
-    guarded("download", [&] {
-      if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
-      if (!src.is_contiguous()) throw std::invalid_argument("source is not contiguous");
-      check(cudaMemcpyAsync(host, src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
-      check(cudaStreamSynchronize(stream_));
-    });
+    download_later(src, host);
+    guarded("download", [&] { check(cudaStreamSynchronize(stream_)); });
   }
 
   void embed(const Tensor& table, const Tensor& ids, const Tensor& out) override {
@@ -170,14 +161,8 @@ class CudaBackend final : public Backend {
       if (x.cols() != w.cols() || y.cols() != w.rows() || x.rows() != y.rows() || mat < 0 || mat >= w.slices()) {
         bad_shape(w.name, x, y);
       }
-      cuda::MatmulArgs a;
-      a.w = cuda::dev(w);
+      cuda::MatmulArgs a = matmul_args(w, x, y, 1);
       a.w.data += mat * a.w.nb2;
-      a.n = x.rows();
-      a.x = x.as<const float>();
-      a.x_token_stride = static_cast<int64_t>(x.nb[1] / 4);
-      a.y = y.as<float>();
-      a.y_token_stride = static_cast<int64_t>(y.nb[1] / 4);
       cuda::launch_matmul(a, stream_);
     }, &w);
   }
@@ -191,16 +176,10 @@ class CudaBackend final : public Backend {
       if (x.cols() != w.cols() || x.rows() != n_heads || y.cols() != w.rows() || y.rows() != n_heads || y.slices() != n) {
         bad_shape(w.name, x, y);
       }
-      cuda::MatmulArgs a;
-      a.w = cuda::dev(w);
+      cuda::MatmulArgs a = matmul_args(w, x, y, 2);
       a.w_head_bytes = static_cast<int64_t>(w.nb[2]);
       a.heads = n_heads;
-      a.n = n;
-      a.x = x.as<const float>();
-      a.x_token_stride = static_cast<int64_t>(x.nb[2] / 4);
       a.x_head_stride = static_cast<int64_t>(x.nb[1] / 4);
-      a.y = y.as<float>();
-      a.y_token_stride = static_cast<int64_t>(y.nb[2] / 4);
       a.y_head_stride = static_cast<int64_t>(y.nb[1] / 4);
       cuda::launch_matmul(a, stream_);
     }, &w);
@@ -554,6 +533,18 @@ class CudaBackend final : public Backend {
     return p;
   }
 
+  // The arguments of a matmul whose tokens are x's and y's dimension token_dim (1: rows, 2: slices).
+  static cuda::MatmulArgs matmul_args(const Tensor& w, const Tensor& x, const Tensor& y, int token_dim) {
+    cuda::MatmulArgs a;
+    a.w = cuda::dev(w);
+    a.n = x.ne[static_cast<size_t>(token_dim)];
+    a.x = x.as<const float>();
+    a.x_token_stride = static_cast<int64_t>(x.nb[static_cast<size_t>(token_dim)] / 4);
+    a.y = y.as<float>();
+    a.y_token_stride = static_cast<int64_t>(y.nb[static_cast<size_t>(token_dim)] / 4);
+    return a;
+  }
+
   cuda::DevPaged paged(const PagedBatch& b, const Tensor& cache) const {
     return {b.positions.as<const int32_t>(), b.seq_of_token.as<const int32_t>(), b.page_table_start.as<const int32_t>(),
             b.page_table.as<const int32_t>(), b.page_size, b.n_tokens, cache.rows()};
@@ -564,8 +555,7 @@ class CudaBackend final : public Backend {
   int* error_flag_;  // device memory
   std::string name_;
   std::vector<void*> device_blocks_, host_blocks_;
-  size_t allocated_bytes_ = 0, weight_bytes_ = 0;
-  StepLimits limits_;
+  size_t allocated_bytes_ = 0;
   float* moe_hidden_ = nullptr;
   size_t moe_hidden_floats_ = 0;
   std::string error_;
