@@ -172,7 +172,10 @@ TEST_P(BackendConformance, MatmulMatchesTheReferenceForEveryWeightTypeAndBatchSi
 }
 
 TEST_P(BackendConformance, MatmulIsBatchInvariantBitForBit) {
-  for (GgmlType type : {GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  // 37 tokens take the GPU's tiled kernel, one token its per-row kernel: the same bits (Q4_0 and BF16 take
+  // the tiled kernel's run-time-typed instantiation).
+  for (GgmlType type : {GgmlType::F32, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K,
+                        GgmlType::Q6_K}) {
     const int64_t cols = ggml_type_info(type).block_size == 256 ? 256 : 64, rows = 13;
     std::vector<float> w;
     const Tensor wt = weight(type, cols, rows, 1, 7, w);
@@ -570,7 +573,8 @@ MoeReference reference_moe(const std::vector<float>& gate, const std::vector<flo
 }
 
 TEST_P(BackendConformance, MixtureOfExpertsMatchesTheReferenceAndIsBatchInvariant) {
-  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::BF16}) {
+  // 33 tokens x 3 slots over 8 experts take the GPU's grouped-by-expert path, one token the per-slot path.
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::BF16}) {
     const int64_t n_embd = 256, n_ff = 96, n_exp = 8, k = 3;
     const int64_t ff_cols = ggml_type_info(type).block_size == 256 ? 256 : n_ff;  // down's rows need whole blocks
     std::vector<float> g, u, d;
@@ -600,15 +604,19 @@ TEST_P(BackendConformance, MixtureOfExpertsMatchesTheReferenceAndIsBatchInvarian
       for (size_t i = 0; i < got.size(); ++i) {
         ASSERT_NEAR(got[i], want.out[i], want.bound[i]) << ggml_type_name(type) << " index " << i;
       }
-      // Token 0 alone gives the same bits.
-      const Tensor one_ids = zeros({k, 1, 1}, GgmlType::I32);
-      backend->upload(ids.data(), one_ids);
-      const Tensor one_out = zeros({n_embd, 1, 1});
-      backend->moe(experts, f32(std::vector<float>(x.begin(), x.begin() + n_embd), {n_embd, 1, 1}), one_ids,
-                   f32(std::vector<float>(w.begin(), w.begin() + k), {k, 1, 1}), one_out);
-      const auto alone = read(one_out);
-      for (int64_t c = 0; c < n_embd; ++c) ASSERT_EQ(alone[static_cast<size_t>(c)], got[static_cast<size_t>(c)]);
-      ASSERT_TRUE(backend->sync());
+      // The first and last tokens alone give the same bits.
+      for (int64_t t : {int64_t{0}, n - 1}) {
+        const Tensor one_ids = zeros({k, 1, 1}, GgmlType::I32);
+        backend->upload(ids.data() + t * k, one_ids);
+        const Tensor one_out = zeros({n_embd, 1, 1});
+        backend->moe(experts, f32(std::vector<float>(x.begin() + t * n_embd, x.begin() + (t + 1) * n_embd), {n_embd, 1, 1}),
+                     one_ids, f32(std::vector<float>(w.begin() + t * k, w.begin() + (t + 1) * k), {k, 1, 1}), one_out);
+        const auto alone = read(one_out);
+        for (int64_t c = 0; c < n_embd; ++c) {
+          ASSERT_EQ(alone[static_cast<size_t>(c)], got[static_cast<size_t>(t * n_embd + c)]) << ggml_type_name(type) << " token " << t;
+        }
+        ASSERT_TRUE(backend->sync());
+      }
     }
   }
 }

@@ -96,16 +96,28 @@ class CudaBackend final : public Backend {
       return Status::error(fmt::format("cuda backend: copying weight {}: {}", host.name, cuda_message(e)));
     }
     t.data = p;
+    max_experts_ = std::max(max_experts_, host.ne[2]);
     return t;
   }
 
   Status prepare(const StepLimits& limits) override {
-    // The only step-sized scratch: moe()'s hidden activations (tokens x experts per token x widest row).
-    const auto hidden = static_cast<size_t>(limits.max_tokens * limits.max_experts_per_token * limits.max_width);
-    if (hidden > moe_hidden_floats_) {
-      moe_hidden_ = static_cast<float*>(device_memory(hidden * sizeof(float), "moe hidden"));
-      if (!moe_hidden_) return Status::error("cuda backend: out of GPU memory for expert scratch");
-      moe_hidden_floats_ = hidden;
+    // The only step-sized scratch: moe()'s (cuda_ops.h MoeScratch), for tokens x experts per token pairs of
+    // the widest row; the tile list for the widest expert stack loaded so far (weights come first).
+    const int64_t pairs = limits.max_tokens * limits.max_experts_per_token;
+    if (pairs <= moe_pairs_ && max_experts_ <= moe_experts_ && limits.max_width <= moe_width_) return Status::ok();
+    moe_pairs_ = std::max(moe_pairs_, pairs);
+    moe_experts_ = std::max(moe_experts_, max_experts_);
+    moe_width_ = std::max(moe_width_, limits.max_width);
+    const auto floats = static_cast<size_t>(moe_pairs_ * moe_width_) * sizeof(float);
+    const auto tiles = static_cast<size_t>(cuda::moe_max_tiles(moe_pairs_, 1, moe_experts_)) * 3 * sizeof(int32_t);
+    moe_.hidden = static_cast<float*>(device_memory(floats, "moe hidden"));
+    moe_.down_out = static_cast<float*>(device_memory(floats, "moe down"));
+    moe_.slots = static_cast<int32_t*>(device_memory(static_cast<size_t>(moe_pairs_) * sizeof(int32_t), "moe slots"));
+    moe_.tiles = static_cast<int32_t*>(device_memory(tiles, "moe tiles"));
+    moe_.n_tiles = static_cast<int32_t*>(device_memory(sizeof(int32_t), "moe tile count"));
+    if (!moe_.hidden || !moe_.down_out || !moe_.slots || !moe_.tiles || !moe_.n_tiles) {
+      moe_pairs_ = 0;
+      return Status::error("cuda backend: out of GPU memory for expert scratch");
     }
     return Status::ok();
   }
@@ -311,10 +323,13 @@ class CudaBackend final : public Backend {
           ids.rows() != n || out.ne != x.ne) {
         bad_shape("moe: x/ids", x, ids);
       }
-      if (static_cast<size_t>(n * k * g.rows()) > moe_hidden_floats_) {
+      if (n * k > moe_pairs_ || std::max(g.rows(), g.cols()) > moe_width_) {
         throw std::invalid_argument("moe: more tokens, experts per token or expert width than prepared for");
       }
-      cuda::launch_moe(experts, cuda::dev(x), cuda::dev(ids), cuda::dev(weights), cuda::dev(out), moe_hidden_,
+      // Grouped by expert when the step is large and the tile list fits (both ways give the same bits).
+      const bool grouped = cuda::moe_uses_grouped(n, k, g.slices()) && g.slices() <= moe_experts_ &&
+                           experts.up.type == g.type;
+      cuda::launch_moe(experts, cuda::dev(x), cuda::dev(ids), cuda::dev(weights), cuda::dev(out), moe_, grouped,
                        error_flag_, stream_);
     }, &experts.gate);
   }
@@ -556,8 +571,9 @@ class CudaBackend final : public Backend {
   std::string name_;
   std::vector<void*> device_blocks_, host_blocks_;
   size_t allocated_bytes_ = 0;
-  float* moe_hidden_ = nullptr;
-  size_t moe_hidden_floats_ = 0;
+  cuda::MoeScratch moe_;
+  int64_t moe_pairs_ = 0, moe_experts_ = 0, moe_width_ = 0;  // what moe_ is sized for
+  int64_t max_experts_ = 0;  // the most slices of a weight loaded (expert stacks)
   std::string error_;
 };
 

@@ -135,11 +135,12 @@ __device__ inline void dequant8(GgmlType type, const uint8_t* row, int64_t i0, f
       k4_scale_min(b + 4, s, scale, min);
       const float dl = d * static_cast<float>(scale);
       const float ml = dmin * static_cast<float>(min);
-      const uint8_t* qs = b + (q5 ? 48 : 16) + 32 * (s / 2) + l;
+      // The 8 quant bytes in one 64-bit load: blocks (144 / 176 bytes) and l keep them 8-byte aligned.
+      const uint64_t qs = *reinterpret_cast<const uint64_t*>(b + (q5 ? 48 : 16) + 32 * (s / 2) + l);
+      const uint64_t qh = q5 ? *reinterpret_cast<const uint64_t*>(b + 16 + l) : 0;
       const int shift = 4 * (s % 2);
-      const uint8_t* qh = b + 16 + l;
       for (int k = 0; k < 8; ++k) {
-        const int q = ((qs[k] >> shift) & 0x0F) | (q5 ? ((qh[k] >> s) & 1) << 4 : 0);
+        const int q = static_cast<int>((qs >> (8 * k + shift)) & 0x0F) | static_cast<int>(((qh >> (8 * k + s)) & 1) << 4);
         out[k] = dl * static_cast<float>(q) - ml;
       }
       return;

@@ -52,8 +52,19 @@ bool launch_attention(const DevTensor& q, const DevTensor& cache, const KvLayout
                       float scale, const DevTensor& out, int* err, cudaStream_t stream);
 void launch_route(const DevTensor& logits, const float* bias, const RouterConfig& config, const DevTensor& ids,
                   const DevTensor& weights, cudaStream_t stream);
-// hidden: scratch of n * k * n_ff floats.
+// moe()'s device scratch, sized for the largest step (n tokens x k experts per token).
+struct MoeScratch {
+  float* hidden = nullptr;    // [n * k, n_ff]
+  float* down_out = nullptr;  // [n * k, n_embd] (grouped path)
+  int32_t* slots = nullptr;   // [n * k]: pairs t * k + j sorted by expert (grouped path)
+  int32_t* tiles = nullptr;   // [moe_max_tiles(n, k, n_experts), 3]: expert, first sorted pair, pairs
+  int32_t* n_tiles = nullptr; // [1]
+};
+// Whether a step of n_tokens is worth running grouped by expert (else per slot; both give the same bits).
+bool moe_uses_grouped(int64_t n_tokens, int64_t k, int64_t n_experts);
+int64_t moe_max_tiles(int64_t n_tokens, int64_t k, int64_t n_experts);
+// grouped: sort the pairs by expert (needs gate and up of one type, scratch.tiles sized for the experts).
 void launch_moe(const ExpertWeights& experts, const DevTensor& x, const DevTensor& ids, const DevTensor& weights,
-                const DevTensor& out, float* hidden, int* err, cudaStream_t stream);
+                const DevTensor& out, const MoeScratch& scratch, bool grouped, int* err, cudaStream_t stream);
 
 }  // namespace tandem::cuda

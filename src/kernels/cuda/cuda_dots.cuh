@@ -1,0 +1,133 @@
+// Internal to src/kernels/cuda: the dot products every matrix kernel is built from, and the weight-type
+// dispatch.
+//
+// The summation order is the contract (batch invariance, cuda_common.cuh): a warp computes a dot product
+// of a weight row and an activation row; lane l takes the 8-value chunks l, l + 32, l + 64, ... of the row
+// in increasing order, keeps one fmaf chain over them (values k = 0..7 of a chunk in order), and the warp
+// adds its 32 partial sums with warp_sum's fixed butterfly. lane_dots() does this for one row and a few
+// tokens (decode), lane_tile_dots() for a tile of rows x tokens (prefill: each dequantized chunk is used
+// for every token of the tile, each activation chunk for every row). Both give the same bits for the same
+// row and token, so kernels may pick either by the batch size.
+#pragma once
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_dequant.cuh"
+
+namespace tandem::cuda {
+
+// The run-time type when kType is this sentinel (types without a specialized kernel); otherwise kType.
+constexpr GgmlType kAnyType = GgmlType::I32;
+template <GgmlType kType>
+__device__ inline void chunk8(GgmlType type, const uint8_t* row, int64_t i0, float* out) {
+  dequant8(kType == kAnyType ? type : kType, row, i0, out);
+}
+
+// acc[t] += row . x_t over the lane's chunks (and the float tail), t < nt.
+template <GgmlType kType, int kTile>
+__device__ inline void lane_dots(GgmlType type, const uint8_t* row, int64_t cols, const float* x, int64_t x_stride,
+                                 int nt, float* acc) {
+  const int lane = threadIdx.x & 31;
+  const int64_t chunks = cols / 8;
+  // Unrolled so that the loads of several chunks are in flight together (a warp reads only 256 values per
+  // chunk step: one step at a time leaves the memory system idle between them).
+#pragma unroll 4
+  for (int64_t c = lane; c < chunks; c += 32) {
+    float w[8];
+    chunk8<kType>(type, row, c * 8, w);
+#pragma unroll
+    for (int t = 0; t < kTile; ++t) {
+      if (t < nt) {
+        const float* xp = x + t * x_stride + c * 8;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[t] = fmaf(w[k], xp[k], acc[t]);
+      }
+    }
+  }
+  for (int64_t i = chunks * 8 + lane; i < cols; i += 32) {  // only float types have rows of other lengths
+    const float w = dequant1(type, row, i);
+    for (int t = 0; t < nt; ++t) acc[t] = fmaf(w, x[t * x_stride + i], acc[t]);
+  }
+}
+
+// acc[r][t] += rows[r] . xs[t] over the lane's chunks, in lane_dots' order. Every row and token pointer must
+// be valid (callers repeat the last row / token for a partial tile and drop those sums). kVec: every xs[t]
+// is 16-byte aligned (activations read as float4).
+template <GgmlType kType, int kRows, int kTokens, bool kVec>
+__device__ inline void lane_tile_dots(GgmlType type, const uint8_t* const (&rows)[kRows], int64_t cols,
+                                      const float* const* xs, float (&acc)[kRows][kTokens]) {
+  const int lane = threadIdx.x & 31;
+  const int64_t chunks = cols / 8;
+#pragma unroll 2
+  for (int64_t c = lane; c < chunks; c += 32) {
+    float w[kRows][8];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) chunk8<kType>(type, rows[r], c * 8, w[r]);
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      float xv[8];
+      const float* xp = xs[t] + c * 8;
+      if constexpr (kVec) {
+        const float4 lo = reinterpret_cast<const float4*>(xp)[0], hi = reinterpret_cast<const float4*>(xp)[1];
+        xv[0] = lo.x, xv[1] = lo.y, xv[2] = lo.z, xv[3] = lo.w, xv[4] = hi.x, xv[5] = hi.y, xv[6] = hi.z, xv[7] = hi.w;
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) xv[k] = xp[k];
+      }
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[r][t] = fmaf(w[r][k], xv[k], acc[r][t]);
+      }
+    }
+  }
+  for (int64_t i = chunks * 8 + lane; i < cols; i += 32) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float w = dequant1(type, rows[r], i);
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) acc[r][t] = fmaf(w, xs[t][i], acc[r][t]);
+    }
+  }
+}
+
+// Calls f.template operator()<T>() with the weight type as a template argument.
+template <typename F>
+void with_type(GgmlType type, F&& f) {
+  switch (type) {
+    case GgmlType::F32: return f.template operator()<GgmlType::F32>();
+    case GgmlType::F16: return f.template operator()<GgmlType::F16>();
+    case GgmlType::BF16: return f.template operator()<GgmlType::BF16>();
+    case GgmlType::Q8_0: return f.template operator()<GgmlType::Q8_0>();
+    case GgmlType::Q4_0: return f.template operator()<GgmlType::Q4_0>();
+    case GgmlType::Q4_1: return f.template operator()<GgmlType::Q4_1>();
+    case GgmlType::Q5_0: return f.template operator()<GgmlType::Q5_0>();
+    case GgmlType::Q5_1: return f.template operator()<GgmlType::Q5_1>();
+    case GgmlType::Q2_K: return f.template operator()<GgmlType::Q2_K>();
+    case GgmlType::Q3_K: return f.template operator()<GgmlType::Q3_K>();
+    case GgmlType::Q4_K: return f.template operator()<GgmlType::Q4_K>();
+    case GgmlType::Q5_K: return f.template operator()<GgmlType::Q5_K>();
+    case GgmlType::Q6_K: return f.template operator()<GgmlType::Q6_K>();
+    default: return f.template operator()<kAnyType>();
+  }
+}
+
+// As with_type() for the tiled (prefill) kernels, specialized for the types quantized models are made of;
+// the others share one run-time-typed instantiation (fewer kernels to compile).
+template <typename F>
+void with_tile_type(GgmlType type, F&& f) {
+  switch (type) {
+    case GgmlType::F32: return f.template operator()<GgmlType::F32>();
+    case GgmlType::Q8_0: return f.template operator()<GgmlType::Q8_0>();
+    case GgmlType::Q4_K: return f.template operator()<GgmlType::Q4_K>();
+    case GgmlType::Q5_K: return f.template operator()<GgmlType::Q5_K>();
+    case GgmlType::Q6_K: return f.template operator()<GgmlType::Q6_K>();
+    default: return f.template operator()<kAnyType>();
+  }
+}
+
+// Whether every row of x (base, token and head strides in floats) starts 16-byte aligned.
+inline bool rows_aligned16(const void* base, int64_t stride_a, int64_t stride_b = 0) {
+  return reinterpret_cast<uintptr_t>(base) % 16 == 0 && stride_a % 4 == 0 && stride_b % 4 == 0;
+}
+
+}  // namespace tandem::cuda
