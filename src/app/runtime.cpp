@@ -57,6 +57,11 @@ void add_runtime_options(CLI::App& cmd, RuntimeOptions& o, bool with_scheduler) 
   cmd.add_flag("--use_cuda_graph,--use-cuda-graph,!--no-cuda-graph,!--no_cuda_graph", o.cuda_graphs,
                "Record decode steps once per batch size as CUDA graphs and replay them (default on; "
                "--use_cuda_graph=false or --no-cuda-graph to launch every kernel)");
+  cmd.add_option("--stream-experts-min-prompt,--stream_experts_min_prompt", o.stream_experts_min_prompt,
+                 "With routed experts on the CPU and the rest on a GPU: prompts of at least this many tokens run their "
+                 "prefill's routed experts on the GPU, each layer's expert weights copied in while the previous "
+                 "layer computes (layerwise prefill); 0 turns it off")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--threads,--cpu_infer,--cpu-infer", o.threads,
                  "CPU threads: the main backend's on the CPU; with a GPU, the routed-expert runner's (default: all cores)");
   cmd.add_option("--expert-threads,--expert_threads", o.expert_threads,
@@ -163,9 +168,16 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
     rt.backend = inject_faults(std::move(rt.backend), plan.value());
     rt.expert_runner = inject_faults(std::move(rt.expert_runner), plan.value());
   }
-  auto model = Model::load(rt.gguf, c, placement.value(), ModelDevices{rt.backend.get(), rt.expert_runner.get(), overlap, o.cuda_graphs});
+  const ModelDevices devices{rt.backend.get(), rt.expert_runner.get(), overlap, o.cuda_graphs,
+                             o.stream_experts_min_prompt > 0};
+  auto model = Model::load(rt.gguf, c, placement.value(), devices);
   if (!model) return model.status();
   rt.model = std::move(model.value());
+  rt.stream_experts_min_prompt = o.stream_experts_min_prompt;
+  if (rt.model->streams_experts()) {
+    spdlog::info("layerwise prefill: prompts of {}+ tokens run their routed experts on {}", o.stream_experts_min_prompt,
+                 rt.backend->describe());
+  }
   for (const std::string& line : summarize_placement(rt.model->placement_log())) spdlog::info("placement: {}", line);
   if (o.prefetch && o.mmap_weights) prefetch_weights(*rt.gguf);
   spdlog::info("weights {}: {:.2f} GiB on the main backend",
@@ -175,7 +187,7 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
 }
 
 Result<std::unique_ptr<Engine>> Runtime::make_engine(const SchedulerConfig& scheduler) const {
-  return Engine::create(*model, EngineConfig{scheduler});
+  return Engine::create(*model, EngineConfig{scheduler, stream_experts_min_prompt});
 }
 
 std::string Runtime::describe() const { return backend->describe() + ", " + expert_runner->describe(); }

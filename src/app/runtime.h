@@ -31,6 +31,7 @@ struct RuntimeOptions {
   std::string model_path;   // folder with the Hugging Face config.json (optional)
   std::string device = "auto";  // main backend: auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N
   bool cuda_graphs = true;  // record and replay decode steps on the GPU (--use_cuda_graph / --no-cuda-graph)
+  int64_t stream_experts_min_prompt = 256;  // layerwise prefill of prompts this long (GPU + CPU experts); 0: off
   int gpu_layers = -1;      // llama.cpp's -ngl: 0 means the CPU, more the GPU (all layers); -1 unset
   int threads = 0;          // CPU threads: the main backend's on the CPU, the expert runner's with a GPU; 0: all cores
   int expert_threads = 0;   // CPU expert runner threads; 0: as many as --threads
@@ -51,6 +52,7 @@ struct Runtime {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<ExpertRunner> expert_runner;
   std::unique_ptr<Model> model;  // declared last: destroyed first
+  int64_t stream_experts_min_prompt = 0;  // RuntimeOptions' value, for the engines made
 
   Result<std::unique_ptr<Engine>> make_engine(const SchedulerConfig& scheduler) const;
   std::string describe() const;  // the backend and the expert runner, for log lines

@@ -27,7 +27,9 @@ SchedulerConfig with_model_context(SchedulerConfig s, const Model& model) {
 }  // namespace
 
 Engine::Engine(Model& model, const EngineConfig& config)
-    : model_(model), scheduler_(with_model_context(config.scheduler, model)) {}
+    : model_(model),
+      stream_min_prompt_(model.streams_experts() ? config.stream_experts_min_prompt : 0),
+      scheduler_(with_model_context(config.scheduler, model)) {}
 
 Result<std::unique_ptr<Engine>> Engine::create(Model& model, const EngineConfig& config) {
   const SchedulerConfig& sc = config.scheduler;
@@ -115,15 +117,40 @@ bool Engine::step() {
   batch.seq_index.clear();
   batch.page_tables.clear();
   batch.output_tokens.clear();
-  for (size_t i = 0; i < plan.entries.size(); ++i) {
-    const StepEntry& e = plan.entries[i];
-    batch.page_tables.push_back(e.pages);
-    for (size_t j = 0; j < e.tokens.size(); ++j) {
-      batch.tokens.push_back(e.tokens[j]);
-      batch.positions.push_back(e.first_pos + static_cast<int64_t>(j));
-      batch.seq_index.push_back(static_cast<int32_t>(i));
+  // Tokens of long prompts (positions before the prompt's end, of prompts of stream_min_prompt_ tokens or
+  // more) go last, as the batch's streamed-expert tokens: a property of each token, whatever the step holds.
+  streamed_in_entry_.assign(plan.entries.size(), 0);
+  if (stream_min_prompt_ > 0) {
+    std::lock_guard lock(mutex_);
+    for (size_t i = 0; i < plan.entries.size(); ++i) {
+      const StepEntry& e = plan.entries[i];
+      auto it = active_.find(e.id);
+      if (it == active_.end()) continue;
+      const auto prompt = static_cast<int64_t>(it->second->request.prompt.size());
+      if (prompt >= stream_min_prompt_) {
+        streamed_in_entry_[i] = std::clamp<int64_t>(prompt - e.first_pos, 0, static_cast<int64_t>(e.tokens.size()));
+      }
     }
-    if (e.wants_logits) batch.output_tokens.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
+  }
+  std::vector<int32_t> last_token(plan.entries.size(), -1);  // batch index of each entry's last token
+  auto add_tokens = [&](size_t i, int64_t from, int64_t to) {
+    const StepEntry& e = plan.entries[i];
+    for (int64_t j = from; j < to; ++j) {
+      batch.tokens.push_back(e.tokens[static_cast<size_t>(j)]);
+      batch.positions.push_back(e.first_pos + j);
+      batch.seq_index.push_back(static_cast<int32_t>(i));
+      if (j + 1 == static_cast<int64_t>(e.tokens.size())) last_token[i] = static_cast<int32_t>(batch.tokens.size() - 1);
+    }
+  };
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    batch.page_tables.push_back(plan.entries[i].pages);
+    add_tokens(i, streamed_in_entry_[i], static_cast<int64_t>(plan.entries[i].tokens.size()));
+  }
+  const int64_t unstreamed = batch.size();
+  for (size_t i = 0; i < plan.entries.size(); ++i) add_tokens(i, 0, streamed_in_entry_[i]);
+  batch.streamed_expert_tokens = batch.size() - unstreamed;
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    if (plan.entries[i].wants_logits) batch.output_tokens.push_back(last_token[i]);
   }
   ExpertRunner* runner = model_.devices().cpu_experts;
   const double experts_before = runner ? runner->busy_seconds() : 0.0;

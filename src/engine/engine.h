@@ -58,6 +58,9 @@ using TokenCallback = std::function<void(const TokenEvent&)>;
 
 struct EngineConfig {
   SchedulerConfig scheduler;
+  // Prompts of at least this many tokens run their prefill's routed experts on the main device with streamed
+  // weights (layerwise prefill), where the model can (Model::streams_experts()); 0: never.
+  int64_t stream_experts_min_prompt = 0;
 };
 
 // What one step did, for observers (benchmarks, latency histograms).
@@ -114,7 +117,9 @@ class Engine {
   Model& model_;
   std::unique_ptr<PagedKvCache> cache_;
   StepBuffersPtr buffers_;
-  ForwardBatch batch_;        // reused every step
+  ForwardBatch batch_;         // reused every step
+  int64_t stream_min_prompt_;  // EngineConfig::stream_experts_min_prompt, 0 when the model cannot stream
+  std::vector<int64_t> streamed_in_entry_;  // per plan entry: its leading tokens with streamed experts
   std::vector<float> logits_;  // [max_batch_size, n_vocab], reused every step
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "kernels/routing.h"
@@ -145,6 +146,22 @@ class Backend {
 
   // Waits for all queued work; returns the first error since the last sync (and clears it).
   virtual Status sync() = 0;
+
+  // --- streamed experts (layerwise prefill) ---
+  // A large batch can run routed experts that live in host memory (the ExpertRunner's) on this device: their
+  // weights are copied in for the layer, into one of two staging slots, while other work runs. Worth it when
+  // the copy takes less time than the CPU would.
+  // Set-up: makes `layers` (host expert stacks that outlive the backend) streamable: sizes the two slots for
+  // the largest and pins the host memory where it can. The default cannot stream.
+  virtual Status prepare_expert_streaming(const std::vector<ExpertWeights>& layers) {
+    return Status::error(describe() + " cannot stream experts");
+  }
+  // Starts copying `host` (one of the prepared layers) into slot 0 or 1, once the operations queued so far
+  // are done with that slot; returns at once.
+  virtual void stage_experts(const ExpertWeights& host, int slot) {}
+  // The slot's copy of `host` (staged earlier) as tensors on this device; operations queued from now on wait
+  // for the copy.
+  virtual ExpertWeights staged_experts(const ExpertWeights& host, int slot) { return host; }
 
   // --- recorded runs (CUDA graphs) ---
   // Marks the operations queued between begin_graph(key) and end_graph() as a run that later steps repeat

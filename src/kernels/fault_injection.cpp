@@ -95,6 +95,15 @@ class FaultInjectingBackend final : public Backend {
            const Tensor& out) override {
     if (!fault("moe")) inner_->moe(experts, x, ids, weights, out);
   }
+  Status prepare_expert_streaming(const std::vector<ExpertWeights>& layers) override {
+    return inner_->prepare_expert_streaming(layers);
+  }
+  void stage_experts(const ExpertWeights& host, int slot) override {
+    if (!fault("stage_experts")) inner_->stage_experts(host, slot);
+  }
+  ExpertWeights staged_experts(const ExpertWeights& host, int slot) override {
+    return inner_->staged_experts(host, slot);
+  }
   Status sync() override {
     Status inner = inner_->sync();
     if (!injected_) return inner;

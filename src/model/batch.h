@@ -4,7 +4,9 @@
 // sequence's page table must already cover every position the batch writes. Tokens of one sequence may
 // appear several times (a prefill chunk) and attend to all earlier positions of their sequence: those in
 // the cache from earlier steps and those earlier in this batch. Logits are computed only for the tokens
-// listed in output_tokens, in that order.
+// listed in output_tokens, in that order. The last streamed_expert_tokens tokens run their routed experts on
+// the main device with streamed weights when the model can (Model::streams_experts()): the engine marks the
+// tokens of long prompts so, a property of the token, not of the step (batch invariance).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@ struct ForwardBatch {
   std::vector<int32_t> seq_index;                     // [n_tokens]
   std::vector<std::span<const int32_t>> page_tables;  // [n_seqs]
   std::vector<int32_t> output_tokens;                 // indices into tokens whose logits are wanted
+  int64_t streamed_expert_tokens = 0;                 // the batch's last tokens with streamed experts
 
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
   std::span<const int32_t> pages_of(int64_t token) const {

@@ -85,29 +85,41 @@ class MoeFeedForward final : public FeedForward {
       return Status::ok();
     }
 
-    // Routed experts on the CPU runner, the shared expert on the backend at the same time.
-    const ExpertJob job{experts_, ws.host_expert_x.row_range(0, n), ws.host_expert_ids.col_range(0, k).row_range(0, n),
-                        ws.host_expert_weights.col_range(0, k).row_range(0, n), ws.host_expert_out.row_range(0, n)};
+    // Routed experts of tokens [0, c) on the CPU runner; of tokens [c, n) (long prompts) on the backend, their
+    // weights streamed in; the shared expert on the backend meanwhile.
+    const int64_t c = s.stream ? s.streamed_from : n;
+    const ExpertJob job{experts_, ws.host_expert_x.row_range(0, c), ws.host_expert_ids.col_range(0, k).row_range(0, c),
+                        ws.host_expert_weights.col_range(0, k).row_range(0, c), ws.host_expert_out.row_range(0, c)};
     s.graphs.close();
-    b.download_later(x, job.x.data);
-    b.download_later(ids, job.ids.data);
-    b.download(weights, job.weights.data);  // one wait for the three
-    s.experts->submit(job);
-    if (has_shared_ && s.overlap_experts) {
+    if (c > 0) {
+      b.download_later(x.row_range(0, c), job.x.data);
+      b.download_later(ids.row_range(0, c), job.ids.data);
+      b.download(weights.row_range(0, c), job.weights.data);  // one wait for the three
+      s.experts->submit(job);
+    }
+    if (c < n) {
+      b.moe(s.stream->acquire(experts_), x.row_range(c, n - c), ids.row_range(c, n - c), weights.row_range(c, n - c),
+            routed.row_range(c, n - c));
+    }
+    if (has_shared_ && (s.overlap_experts || c == 0)) {
       s.graphs.open();
       shared_.forward(s, x, ws.shared_out.row_range(0, n));
       s.graphs.close();
     }
-    const auto waited_from = std::chrono::steady_clock::now();
-    Status status = s.experts->wait();
-    ws.expert_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_from).count();
-    if (!status) return status;
-    if (has_shared_ && !s.overlap_experts) shared_.forward(s, x, ws.shared_out.row_range(0, n));
-    b.upload(job.out.data, routed);
+    if (c > 0) {
+      const auto waited_from = std::chrono::steady_clock::now();
+      Status status = s.experts->wait();
+      ws.expert_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_from).count();
+      if (!status) return status;
+      if (has_shared_ && !s.overlap_experts) shared_.forward(s, x, ws.shared_out.row_range(0, n));
+      b.upload(job.out.data, routed.row_range(0, c));
+    }
     s.graphs.open();
     if (has_shared_) b.add(routed, ws.shared_out.row_range(0, n), out);
     return Status::ok();
   }
+
+  const ExpertWeights* runner_experts() const override { return on_runner_ ? &experts_ : nullptr; }
 
  private:
   RouterConfig router_;

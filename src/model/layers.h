@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "core/status.h"
 #include "kernels/backend.h"
@@ -41,6 +42,34 @@ class GraphRuns {
   bool open_ = false;
 };
 
+// The runner's expert stacks streamed to the main device for a step's long-prompt tokens (layerwise prefill,
+// Backend::stage_experts): the n-th streamed layer goes to slot n % 2, and acquiring it starts the copy of the
+// next one, which then overlaps this layer's work.
+class ExpertStream {
+ public:
+  ExpertStream(Backend& backend, std::vector<ExpertWeights> layers) : backend_(backend), layers_(std::move(layers)) {}
+  const std::vector<ExpertWeights>& layers() const { return layers_; }
+  void begin_step() { staged_[0] = staged_[1] = -1; }
+  // The device copy of `host` (one of layers()), ready for the operations queued after this call.
+  ExpertWeights acquire(const ExpertWeights& host) {
+    size_t i = 0;
+    while (i < layers_.size() && layers_[i].gate.data != host.gate.data) ++i;
+    const int slot = static_cast<int>(i % 2);
+    if (staged_[slot] != static_cast<int64_t>(i)) backend_.stage_experts(host, slot);
+    const ExpertWeights copy = backend_.staged_experts(host, slot);
+    if (i + 1 < layers_.size()) {
+      backend_.stage_experts(layers_[i + 1], 1 - slot);
+      staged_[1 - slot] = static_cast<int64_t>(i + 1);
+    }
+    return copy;
+  }
+
+ private:
+  Backend& backend_;
+  std::vector<ExpertWeights> layers_;
+  int64_t staged_[2] = {-1, -1};  // the layer each slot holds or is receiving
+};
+
 // What a block needs to run one step.
 struct LayerStep {
   Backend& backend;
@@ -51,6 +80,8 @@ struct LayerStep {
   int64_t n;  // tokens in the step
   bool overlap_experts;  // ModelDevices::overlap_experts
   GraphRuns& graphs;
+  ExpertStream* stream = nullptr;  // set when tokens [streamed_from, n) run streamed experts
+  int64_t streamed_from = 0;
 };
 
 class Attention {
@@ -64,6 +95,8 @@ class FeedForward {
   virtual ~FeedForward() = default;
   // Fails when the ExpertRunner reports an error (backend errors surface at the step's sync).
   virtual Status forward(LayerStep& step, const Tensor& x, const Tensor& out) = 0;
+  // The routed experts this block runs on the ExpertRunner, if any (the ones an ExpertStream can stream).
+  virtual const ExpertWeights* runner_experts() const { return nullptr; }
 };
 
 // Floats each token stores per layer in the KV cache.

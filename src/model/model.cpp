@@ -25,6 +25,7 @@ struct Model::Impl {
   Tensor token_embd, output, output_norm;
   std::vector<Layer> layers;
   bool any_runner_layer = false;
+  std::unique_ptr<ExpertStream> expert_stream;  // when devices.stream_experts and the backend can
 };
 
 Model::Model() : impl_(std::make_unique<Impl>()) {}
@@ -60,6 +61,19 @@ Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<const GgufModel> gguf
       m.layers.push_back(std::move(layer));
     }
     for (const PlacedTensor& t : w.placement_log()) m.any_runner_layer |= t.on_expert_runner;
+    if (devices.stream_experts && devices.cpu_experts && !devices.main->device().is_cpu()) {
+      std::vector<ExpertWeights> streamable;
+      for (const Impl::Layer& layer : m.layers) {
+        if (const ExpertWeights* e = layer.feed_forward->runner_experts()) streamable.push_back(*e);
+      }
+      if (!streamable.empty()) {
+        if (Status s = devices.main->prepare_expert_streaming(streamable); !s) {
+          throw ModelLoadError("streaming experts to the GPU for long prompts: " + s.message() +
+                               " (--stream-experts-min-prompt 0 turns it off)");
+        }
+        m.expert_stream = std::make_unique<ExpertStream>(*devices.main, std::move(streamable));
+      }
+    }
   } catch (const ModelLoadError& e) {
     return Status::error(fmt::format("{}: {}", m.gguf->files().front(), e.what()));
   } catch (const std::exception& e) {  // out of memory, a regular expression too complex to match, ...
@@ -70,6 +84,7 @@ Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<const GgufModel> gguf
 
 const ModelConfig& Model::config() const { return impl_->config; }
 const ModelDevices& Model::devices() const { return impl_->devices; }
+bool Model::streams_experts() const { return impl_->expert_stream != nullptr; }
 const std::vector<PlacedTensor>& Model::placement_log() const { return impl_->weights->placement_log(); }
 
 KvCacheConfig Model::kv_cache_config(int page_size, int n_pages) const {
@@ -268,9 +283,17 @@ Status Model::forward(const ForwardBatch& batch, PagedKvCache& cache, StepBuffer
   const Tensor normed = ws.normed.row_range(0, n);        // {n_embd, n}
   const Tensor block_out = ws.block_out.row_range(0, n);  // {n_embd, n}
   // A step of single-token sequences repeats its shapes: its runs of operations are recorded and replayed.
-  GraphRuns graphs(b, m.devices.use_graphs && static_cast<int64_t>(batch.page_tables.size()) == n, n);
+  // (Not with streamed experts: their layers queue other operations.)
+  GraphRuns graphs(b, m.devices.use_graphs && static_cast<int64_t>(batch.page_tables.size()) == n &&
+                          !(m.expert_stream && batch.streamed_expert_tokens > 0), n);
   graphs.open();
   LayerStep step{b, m.devices.cpu_experts, ws, paged, m.rope, n, m.devices.overlap_experts, graphs};
+  if (m.expert_stream && batch.streamed_expert_tokens > 0) {
+    if (batch.streamed_expert_tokens > n) return Status::error("forward: more streamed-expert tokens than tokens");
+    m.expert_stream->begin_step();
+    step.stream = m.expert_stream.get();
+    step.streamed_from = n - batch.streamed_expert_tokens;
+  }
   b.embed(m.token_embd, ws.tokens.col_range(0, n), hidden);
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const Impl::Layer& layer = m.layers[l];

@@ -49,6 +49,9 @@ class Model {
 
   const ModelConfig& config() const;
   const ModelDevices& devices() const;
+  // Whether batches may mark tokens whose routed experts run on the main device with streamed weights
+  // (ForwardBatch::streamed_expert_tokens; ModelDevices::stream_experts).
+  bool streams_experts() const;
   // Where every weight went; summarize_placement() turns it into log lines.
   const std::vector<PlacedTensor>& placement_log() const;
   // The KV cache geometry this model needs for n_pages pages of page_size tokens.

@@ -36,6 +36,9 @@ struct ModelDevices {
   // Record the operations of decode steps once per batch size and replay them (Backend::begin_graph; CUDA
   // graphs), instead of launching each operation every step.
   bool use_graphs = true;
+  // Let batches run the routed experts of long prompts on the main device, streaming the runner's expert
+  // weights to it layer by layer (ForwardBatch::streamed_expert_tokens), where the main backend can.
+  bool stream_experts = false;
 };
 
 // Where one tensor went.

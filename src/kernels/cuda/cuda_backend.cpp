@@ -51,6 +51,12 @@ class CudaBackend final : public Backend {
     if (profiling_) print_profile();
     if (graph_ == GraphState::Capturing) abandon_capture();
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
+    if (copy_stream_) {
+      cudaStreamSynchronize(copy_stream_);
+      cudaStreamDestroy(copy_stream_);
+      for (cudaEvent_t e : {main_mark_, copied_[0], copied_[1]}) cudaEventDestroy(e);
+    }
+    for (void* p : pinned_ranges_) cudaHostUnregister(p);
     for (void* p : device_blocks_) cudaFree(p);
     for (void* p : host_blocks_) cudaFreeHost(p);
     cudaFree(error_flag_);
@@ -58,7 +64,9 @@ class CudaBackend final : public Backend {
   }
 
   Device device() const override { return Device::cuda(index_); }
-  std::string describe() const override { return name_; }
+  std::string describe() const override {
+    return streaming_note_.empty() ? name_ : name_ + ", " + streaming_note_;
+  }
 
   Result<Tensor> alloc(GgmlType type, std::array<int64_t, 3> ne, const char* name) override {
     Tensor t = Tensor::contiguous(nullptr, type, device(), ne, name);
@@ -334,6 +342,94 @@ class CudaBackend final : public Backend {
     }, &experts.gate);
   }
 
+  Status prepare_expert_streaming(const std::vector<ExpertWeights>& layers) override {
+    if (layers.empty() || copy_stream_) return Status::ok();
+    size_t bytes[3] = {0, 0, 0};
+    std::vector<std::pair<uintptr_t, uintptr_t>> ranges;  // host bytes to pin, page-aligned
+    const uintptr_t page = 4096;
+    for (const ExpertWeights& l : layers) {
+      const Tensor* m[3] = {&l.gate, &l.up, &l.down};
+      for (int i = 0; i < 3; ++i) {
+        if (!m[i]->device.is_cpu() || !m[i]->is_contiguous() || !is_computable_on_gpu(m[i]->type)) {
+          return Status::error(fmt::format("cuda backend: cannot stream expert tensor {}", m[i]->name));
+        }
+        bytes[i] = std::max(bytes[i], m[i]->bytes());
+        const auto begin = reinterpret_cast<uintptr_t>(m[i]->data);
+        ranges.emplace_back(begin / page * page, (begin + m[i]->bytes() + page - 1) / page * page);
+      }
+      max_experts_ = std::max(max_experts_, l.gate.slices());
+    }
+    for (int slot = 0; slot < 2; ++slot) {
+      for (int i = 0; i < 3; ++i) {
+        staging_[slot][i] = device_memory(bytes[i], "expert staging");
+        if (!staging_[slot][i]) return Status::error("cuda backend: out of GPU memory for the expert staging slots");
+      }
+    }
+    if (cudaError_t e = cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking); e != cudaSuccess) {
+      copy_stream_ = nullptr;
+      return Status::error(cuda_message(e));
+    }
+    for (cudaEvent_t* e : {&main_mark_, &copied_[0], &copied_[1]}) {
+      if (cudaError_t err = cudaEventCreateWithFlags(e, cudaEventDisableTiming); err != cudaSuccess) {
+        return Status::error(cuda_message(err));
+      }
+    }
+    // Copies run at full speed only from page-locked memory: pin the stacks (merged, as neighbouring tensors
+    // share pages). Where that fails (limits, a read-only mapping the driver refuses) copies still work, slower.
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<std::pair<uintptr_t, uintptr_t>> merged;
+    for (const auto& r : ranges) {
+      if (!merged.empty() && r.first <= merged.back().second) {
+        merged.back().second = std::max(merged.back().second, r.second);
+      } else {
+        merged.push_back(r);
+      }
+    }
+    size_t pinned = 0, total = 0;
+    for (const auto& [begin, end] : merged) {
+      total += end - begin;
+      void* p = reinterpret_cast<void*>(begin);
+      if (cudaHostRegister(p, end - begin, cudaHostRegisterPortable | cudaHostRegisterReadOnly) == cudaSuccess) {
+        pinned_ranges_.push_back(p);
+        pinned += end - begin;
+      } else {
+        cudaGetLastError();
+      }
+    }
+    streaming_note_ = fmt::format("{:.2f} of {:.2f} GB of streamed experts page-locked", static_cast<double>(pinned) / 1e9,
+                                  static_cast<double>(total) / 1e9);
+    return Status::ok();
+  }
+
+  void stage_experts(const ExpertWeights& host, int slot) override {
+    guarded("stage_experts", [&] {
+      if (!copy_stream_ || slot < 0 || slot > 1) throw std::logic_error("expert streaming was not prepared");
+      if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
+      // The copy waits for the work queued so far (the last user of the slot is among it).
+      check(cudaEventRecord(main_mark_, stream_));
+      check(cudaStreamWaitEvent(copy_stream_, main_mark_, 0));
+      const Tensor* m[3] = {&host.gate, &host.up, &host.down};
+      for (int i = 0; i < 3; ++i) {
+        check(cudaMemcpyAsync(staging_[slot][i], m[i]->data, m[i]->bytes(), cudaMemcpyHostToDevice, copy_stream_));
+      }
+      check(cudaEventRecord(copied_[slot], copy_stream_));
+    });
+  }
+
+  ExpertWeights staged_experts(const ExpertWeights& host, int slot) override {
+    ExpertWeights w = host;
+    guarded("staged_experts", [&] {
+      if (!copy_stream_ || slot < 0 || slot > 1) throw std::logic_error("expert streaming was not prepared");
+      check(cudaStreamWaitEvent(stream_, copied_[slot], 0));
+      Tensor* m[3] = {&w.gate, &w.up, &w.down};
+      for (int i = 0; i < 3; ++i) {
+        m[i]->data = staging_[slot][i];
+        m[i]->device = device();
+      }
+    });
+    return w;
+  }
+
   bool begin_graph(uint64_t key) override {
     if (graph_ != GraphState::Off) end_graph();
     if (profiling_ || !error_.empty()) return false;  // profiling waits inside operations: no capture
@@ -571,6 +667,12 @@ class CudaBackend final : public Backend {
   std::string name_;
   std::vector<void*> device_blocks_, host_blocks_;
   size_t allocated_bytes_ = 0;
+  // Streamed experts: two slots of gate / up / down buffers, filled on copy_stream_.
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t main_mark_ = nullptr, copied_[2] = {nullptr, nullptr};
+  void* staging_[2][3] = {};
+  std::vector<void*> pinned_ranges_;
+  std::string streaming_note_;
   cuda::MoeScratch moe_;
   int64_t moe_pairs_ = 0, moe_experts_ = 0, moe_width_ = 0;  // what moe_ is sized for
   int64_t max_experts_ = 0;  // the most slices of a weight loaded (expert stacks)
