@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace tandem {
@@ -55,7 +56,32 @@ Result<std::unique_ptr<Engine>> Engine::create(Model& model, const EngineConfig&
   engine->batch_.page_tables.reserve(static_cast<size_t>(limits.max_sequences));
   engine->batch_.output_tokens.reserve(static_cast<size_t>(limits.max_sequences));
   engine->logits_.assign(static_cast<size_t>(limits.max_sequences * model.config().n_vocab), 0.0f);
+  if (Status s = engine->record_decode_steps(); !s) return Status::error("engine: " + s.message());
   return engine;
+}
+
+// A decode step's recorded runs (CUDA graphs) are made the first time a batch size runs; doing it here, with
+// a placeholder step of every size from 1 to max_batch_size, keeps that cost out of the first requests. The
+// placeholder tokens write keys and values into page 0 only, which no reader sees: a request reads only
+// positions it has written itself.
+Status Engine::record_decode_steps() {
+  const ModelDevices& d = model_.devices();
+  if (!d.use_graphs || d.main->device().is_cpu()) return Status::ok();
+  static const int32_t kFirstPage[1] = {0};
+  ForwardBatch& batch = batch_;
+  for (int n = 1; n <= scheduler_.config().max_batch_size; ++n) {
+    batch.tokens.assign(static_cast<size_t>(n), 0);
+    batch.positions.assign(static_cast<size_t>(n), 0);
+    batch.seq_index.resize(static_cast<size_t>(n));
+    batch.page_tables.assign(static_cast<size_t>(n), std::span<const int32_t>(kFirstPage));
+    batch.output_tokens.resize(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) batch.seq_index[static_cast<size_t>(i)] = batch.output_tokens[static_cast<size_t>(i)] = i;
+    batch.streamed_expert_tokens = 0;
+    if (Status s = model_.forward(batch, *cache_, *buffers_, logits_, nullptr); !s) {
+      return Status::error(fmt::format("recording the decode step of {} requests: {}", n, s.message()));
+    }
+  }
+  return Status::ok();
 }
 
 Engine::~Engine() { stop(); }

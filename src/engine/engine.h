@@ -110,6 +110,7 @@ class Engine {
     int64_t generated = 0;
   };
   Engine(Model& model, const EngineConfig& config);
+  Status record_decode_steps();  // at creation, on a backend that records runs
   void loop();
   static void deliver(std::vector<std::pair<TokenCallback, TokenEvent>>& events);
   void fail_step(const StepPlan& plan, const Status& status, std::vector<std::pair<TokenCallback, TokenEvent>>& events);
