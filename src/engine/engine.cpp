@@ -56,7 +56,7 @@ Result<std::unique_ptr<Engine>> Engine::create(Model& model, const EngineConfig&
   engine->batch_.page_tables.reserve(static_cast<size_t>(limits.max_sequences));
   engine->batch_.output_tokens.reserve(static_cast<size_t>(limits.max_sequences));
   engine->logits_.assign(static_cast<size_t>(limits.max_sequences * model.config().n_vocab), 0.0f);
-  if (Status s = engine->record_decode_steps(); !s) return Status::error("engine: " + s.message());
+  if (Status recorded = engine->record_decode_steps(); !recorded) return Status::error("engine: " + recorded.message());
   return engine;
 }
 
