@@ -24,9 +24,13 @@ namespace tandem {
 // after it.
 class GraphRuns {
  public:
-  GraphRuns(Backend& backend, bool enabled, int64_t n_tokens) : backend_(backend), enabled_(enabled), n_(n_tokens) {}
+  // buffers_id: the step buffers' StepBuffers::id (recordings name their tensors, so each set has its own).
+  GraphRuns(Backend& backend, bool enabled, int64_t n_tokens, uint64_t buffers_id)
+      : backend_(backend), enabled_(enabled), n_(n_tokens), buffers_id_(buffers_id) {}
   void open() {
-    if (enabled_ && !open_) open_ = backend_.begin_graph((static_cast<uint64_t>(n_) << 24) | index_);
+    if (enabled_ && !open_) {
+      open_ = backend_.begin_graph((buffers_id_ << 44) | (static_cast<uint64_t>(n_) << 24) | index_);
+    }
   }
   void close() {
     if (open_) backend_.end_graph();
@@ -38,6 +42,7 @@ class GraphRuns {
   Backend& backend_;
   bool enabled_;
   int64_t n_;
+  uint64_t buffers_id_;
   uint64_t index_ = 0;
   bool open_ = false;
 };

@@ -26,6 +26,7 @@ struct Model::Impl {
   std::vector<Layer> layers;
   bool any_runner_layer = false;
   std::unique_ptr<ExpertStream> expert_stream;  // when devices.stream_experts and the backend can
+  uint64_t step_buffers_made = 0;
 };
 
 Model::Model() : impl_(std::make_unique<Impl>()) {}
@@ -106,6 +107,7 @@ Result<StepBuffersPtr> Model::create_step_buffers(const StepLimits& requested, c
   limits.max_experts_per_token = c.router.n_experts_used;
   StepBuffersPtr ws(new StepBuffers());
   ws->limits = limits;
+  ws->id = ++impl_->step_buffers_made;
   const int64_t pages_per_sequence =
       std::min<int64_t>(cache.n_pages, (limits.max_context + cache.page_size - 1) / cache.page_size + 1);
   ws->page_table_capacity = limits.max_sequences * pages_per_sequence;
@@ -177,7 +179,8 @@ Result<StepBuffersPtr> Model::create_step_buffers(const StepLimits& requested, c
   ws->logits = device(GgmlType::F32, c.n_vocab, S, "logits");
   if (!failed) return Status::error("step buffers: " + failed.message());
 
-  ws->limits = limits;  // with max_width, now known
+  ws->limits = limits;
+  ws->id = ++impl_->step_buffers_made;  // with max_width, now known
   if (Status s = b.prepare(limits); !s) return s;
   if (impl_->any_runner_layer) {
     if (!impl_->devices.cpu_experts) return Status::error("step buffers: the model's experts need an ExpertRunner");
@@ -285,7 +288,8 @@ Status Model::forward(const ForwardBatch& batch, PagedKvCache& cache, StepBuffer
   // A step of single-token sequences repeats its shapes: its runs of operations are recorded and replayed.
   // (Not with streamed experts: their layers queue other operations.)
   GraphRuns graphs(b, m.devices.use_graphs && static_cast<int64_t>(batch.page_tables.size()) == n &&
-                          !(m.expert_stream && batch.streamed_expert_tokens > 0), n);
+                          !(m.expert_stream && batch.streamed_expert_tokens > 0),
+                   n, ws.id);
   graphs.open();
   LayerStep step{b, m.devices.cpu_experts, ws, paged, m.rope, n, m.devices.overlap_experts, graphs};
   if (m.expert_stream && batch.streamed_expert_tokens > 0) {

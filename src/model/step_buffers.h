@@ -15,6 +15,7 @@ namespace tandem {
 class StepBuffers {
  public:
   StepLimits limits;
+  uint64_t id = 0;  // distinct per set made by a model (keys its recorded runs)
   int64_t page_table_capacity = 0;  // page ids all sequences of a step may list
 
   // Batch description, I32; host_* are the staging copies.
