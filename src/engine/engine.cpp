@@ -145,38 +145,31 @@ bool Engine::step() {
   batch.output_tokens.clear();
   // Tokens of long prompts (positions before the prompt's end, of prompts of stream_min_prompt_ tokens or
   // more) go last, as the batch's streamed-expert tokens: a property of each token, whatever the step holds.
-  streamed_in_entry_.assign(plan.entries.size(), 0);
-  if (stream_min_prompt_ > 0) {
-    std::lock_guard lock(mutex_);
-    for (size_t i = 0; i < plan.entries.size(); ++i) {
-      const StepEntry& e = plan.entries[i];
-      auto it = active_.find(e.id);
-      if (it == active_.end()) continue;
-      const auto prompt = static_cast<int64_t>(it->second->request.prompt.size());
-      if (prompt >= stream_min_prompt_) {
-        streamed_in_entry_[i] = std::clamp<int64_t>(prompt - e.first_pos, 0, static_cast<int64_t>(e.tokens.size()));
-      }
-    }
-  }
-  std::vector<int32_t> last_token(plan.entries.size(), -1);  // batch index of each entry's last token
+  // An entry's streamed tokens are its leading ones; last_token_ keeps where each entry's last token lands.
+  const size_t n_entries = plan.entries.size();
+  auto streamed_in = [&](const StepEntry& e) -> int64_t {
+    if (stream_min_prompt_ == 0 || e.prompt_length < stream_min_prompt_) return 0;
+    return std::clamp<int64_t>(e.prompt_length - e.first_pos, 0, static_cast<int64_t>(e.tokens.size()));
+  };
+  last_token_.assign(n_entries, -1);
   auto add_tokens = [&](size_t i, int64_t from, int64_t to) {
     const StepEntry& e = plan.entries[i];
     for (int64_t j = from; j < to; ++j) {
       batch.tokens.push_back(e.tokens[static_cast<size_t>(j)]);
       batch.positions.push_back(e.first_pos + j);
       batch.seq_index.push_back(static_cast<int32_t>(i));
-      if (j + 1 == static_cast<int64_t>(e.tokens.size())) last_token[i] = static_cast<int32_t>(batch.tokens.size() - 1);
     }
+    if (to == static_cast<int64_t>(e.tokens.size()) && to > from) last_token_[i] = static_cast<int32_t>(batch.size() - 1);
   };
-  for (size_t i = 0; i < plan.entries.size(); ++i) {
+  for (size_t i = 0; i < n_entries; ++i) {
     batch.page_tables.push_back(plan.entries[i].pages);
-    add_tokens(i, streamed_in_entry_[i], static_cast<int64_t>(plan.entries[i].tokens.size()));
+    add_tokens(i, streamed_in(plan.entries[i]), static_cast<int64_t>(plan.entries[i].tokens.size()));
   }
   const int64_t unstreamed = batch.size();
-  for (size_t i = 0; i < plan.entries.size(); ++i) add_tokens(i, 0, streamed_in_entry_[i]);
+  for (size_t i = 0; i < n_entries; ++i) add_tokens(i, 0, streamed_in(plan.entries[i]));
   batch.streamed_expert_tokens = batch.size() - unstreamed;
-  for (size_t i = 0; i < plan.entries.size(); ++i) {
-    if (plan.entries[i].wants_logits) batch.output_tokens.push_back(last_token[i]);
+  for (size_t i = 0; i < n_entries; ++i) {
+    if (plan.entries[i].wants_logits) batch.output_tokens.push_back(last_token_[i]);
   }
   ExpertRunner* runner = model_.devices().cpu_experts;
   const double experts_before = runner ? runner->busy_seconds() : 0.0;

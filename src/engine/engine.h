@@ -120,7 +120,7 @@ class Engine {
   StepBuffersPtr buffers_;
   ForwardBatch batch_;         // reused every step
   int64_t stream_min_prompt_;  // EngineConfig::stream_experts_min_prompt, 0 when the model cannot stream
-  std::vector<int64_t> streamed_in_entry_;  // per plan entry: its leading tokens with streamed experts
+  std::vector<int32_t> last_token_;  // per plan entry: the batch index of its last token (reused every step)
   std::vector<float> logits_;  // [max_batch_size, n_vocab], reused every step
   mutable std::mutex mutex_;
   std::condition_variable wake_;

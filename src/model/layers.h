@@ -53,9 +53,8 @@ class GraphRuns {
 class ExpertStream {
  public:
   ExpertStream(Backend& backend, std::vector<ExpertWeights> layers) : backend_(backend), layers_(std::move(layers)) {}
-  const std::vector<ExpertWeights>& layers() const { return layers_; }
   void begin_step() { staged_[0] = staged_[1] = -1; }
-  // The device copy of `host` (one of layers()), ready for the operations queued after this call.
+  // The device copy of `host` (one of the streamed layers), ready for the operations queued after this call.
   ExpertWeights acquire(const ExpertWeights& host) {
     size_t i = 0;
     while (i < layers_.size() && layers_[i].gate.data != host.gate.data) ++i;

@@ -179,8 +179,7 @@ Result<StepBuffersPtr> Model::create_step_buffers(const StepLimits& requested, c
   ws->logits = device(GgmlType::F32, c.n_vocab, S, "logits");
   if (!failed) return Status::error("step buffers: " + failed.message());
 
-  ws->limits = limits;
-  ws->id = ++impl_->step_buffers_made;  // with max_width, now known
+  ws->limits = limits;  // with max_width, now known
   if (Status s = b.prepare(limits); !s) return s;
   if (impl_->any_runner_layer) {
     if (!impl_->devices.cpu_experts) return Status::error("step buffers: the model's experts need an ExpertRunner");
@@ -287,13 +286,13 @@ Status Model::forward(const ForwardBatch& batch, PagedKvCache& cache, StepBuffer
   const Tensor block_out = ws.block_out.row_range(0, n);  // {n_embd, n}
   // A step of single-token sequences repeats its shapes: its runs of operations are recorded and replayed.
   // (Not with streamed experts: their layers queue other operations.)
-  GraphRuns graphs(b, m.devices.use_graphs && static_cast<int64_t>(batch.page_tables.size()) == n &&
-                          !(m.expert_stream && batch.streamed_expert_tokens > 0),
-                   n, ws.id);
+  const bool streamed = m.expert_stream && batch.streamed_expert_tokens > 0;
+  if (batch.streamed_expert_tokens > n) return Status::error("forward: more streamed-expert tokens than tokens");
+  GraphRuns graphs(b, m.devices.use_graphs && static_cast<int64_t>(batch.page_tables.size()) == n && !streamed, n,
+                   ws.id);
   graphs.open();
   LayerStep step{b, m.devices.cpu_experts, ws, paged, m.rope, n, m.devices.overlap_experts, graphs};
-  if (m.expert_stream && batch.streamed_expert_tokens > 0) {
-    if (batch.streamed_expert_tokens > n) return Status::error("forward: more streamed-expert tokens than tokens");
+  if (streamed) {
     m.expert_stream->begin_step();
     step.stream = m.expert_stream.get();
     step.streamed_from = n - batch.streamed_expert_tokens;

@@ -164,7 +164,8 @@ StepPlan Scheduler::schedule() {
   auto add_entry = [&](Request& r, int64_t n, bool is_decode) {
     StepEntry e{.id = r.id, .pages = r.pages, .first_pos = r.n_computed,
                 .tokens = std::vector<int32_t>(r.tokens.begin() + r.n_computed, r.tokens.begin() + r.n_computed + n),
-                .wants_logits = r.n_computed + n == static_cast<int64_t>(r.tokens.size()), .is_decode = is_decode};
+                .wants_logits = r.n_computed + n == static_cast<int64_t>(r.tokens.size()), .is_decode = is_decode,
+                .prompt_length = r.n_prompt};
     plan.entries.push_back(std::move(e));
     plan.n_tokens += n;
     budget -= static_cast<int>(n);

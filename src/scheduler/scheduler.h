@@ -50,6 +50,7 @@ struct StepEntry {
   std::vector<int32_t> tokens;     // a prefill chunk, or the one token of a decode
   bool wants_logits;               // the entry reaches the request's last token: sample the next one
   bool is_decode;
+  int64_t prompt_length;           // the request's prompt tokens (positions below it are prompt)
 };
 
 struct StepPlan {

@@ -90,6 +90,21 @@ __device__ inline void lane_tile_dots(GgmlType type, const uint8_t* const (&rows
   }
 }
 
+// Adds up a warp's tile of partial sums (warp_sum of each) and calls store(r, t, sum) for each on one lane,
+// spread over the lanes so that the stores go out together.
+template <int kRows, int kTokens, typename Store>
+__device__ inline void store_tile_sums(const float (&acc)[kRows][kTokens], Store store) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      const float sum = warp_sum(acc[r][t]);
+      if (lane == ((r * kTokens + t) & 31)) store(r, t, sum);
+    }
+  }
+}
+
 // Calls f.template operator()<T>() with the weight type as a template argument.
 template <typename F>
 void with_type(GgmlType type, F&& f) {

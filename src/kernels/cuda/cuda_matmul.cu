@@ -42,7 +42,7 @@ __global__ void matmul_kernel(MatmulArgs a) {
 template <GgmlType kType, bool kVec>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) matmul_tiled_kernel(MatmulArgs a) {
   __shared__ const float* x_rows[kTileTokens];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp = threadIdx.x >> 5;
   const int64_t h = blockIdx.z, t0 = static_cast<int64_t>(blockIdx.y) * kTileTokens, rows = a.w.ne1;
   const int nt = static_cast<int>(min(static_cast<int64_t>(kTileTokens), a.n - t0));
   if (threadIdx.x < kTileTokens) {
@@ -57,16 +57,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) matmul_tiled_kernel(Matmu
   for (int r = 0; r < kTileRows; ++r) row[r] = base + min(r0 + r, rows - 1) * a.w.nb1;
   float acc[kTileRows][kTileTokens] = {};
   lane_tile_dots<kType, kTileRows, kTileTokens, kVec>(a.w.type, row, a.w.ne0, x_rows, acc);
-#pragma unroll
-  for (int r = 0; r < kTileRows; ++r) {
-#pragma unroll
-    for (int t = 0; t < kTileTokens; ++t) {
-      const float sum = warp_sum(acc[r][t]);
-      if (lane == ((r * kTileTokens + t) & 31) && r0 + r < rows && t < nt) {
-        a.y[h * a.y_head_stride + (t0 + t) * a.y_token_stride + r0 + r] = sum;
-      }
-    }
-  }
+  store_tile_sums(acc, [&](int r, int t, float sum) {
+    if (r0 + r < rows && t < nt) a.y[h * a.y_head_stride + (t0 + t) * a.y_token_stride + r0 + r] = sum;
+  });
 }
 
 // y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per column and group of rows. The rows are split

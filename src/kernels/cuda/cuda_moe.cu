@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) moe_down_grouped_kernel(D
   const int e = load_tile(s, x_rows, n_slots, slot_ids, [&](int32_t slot) { return hidden + slot * n_ff; });
   if (e < 0) return;
   __syncthreads();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp = threadIdx.x >> 5;
   const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp) * kDownRows;
   if (r0 >= n_embd) return;
   const uint8_t* rows[kDownRows];
@@ -183,16 +183,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) moe_down_grouped_kernel(D
   for (int r = 0; r < kDownRows; ++r) rows[r] = reinterpret_cast<const uint8_t*>(down.row(min(r0 + r, n_embd - 1), e));
   float acc[kDownRows][kTileSlots] = {};
   lane_tile_dots<kType, kDownRows, kTileSlots, kVec>(down.type, rows, n_ff, x_rows, acc);
-#pragma unroll
-  for (int r = 0; r < kDownRows; ++r) {
-#pragma unroll
-    for (int t = 0; t < kTileSlots; ++t) {
-      const float d = warp_sum(acc[r][t]);
-      if (lane == ((r * kTileSlots + t) & 31) && r0 + r < n_embd && t < n_slots) {
-        s.down_out[static_cast<int64_t>(slot_ids[t]) * n_embd + r0 + r] = d;
-      }
-    }
-  }
+  store_tile_sums(acc, [&](int r, int t, float d) {
+    if (r0 + r < n_embd && t < n_slots) s.down_out[static_cast<int64_t>(slot_ids[t]) * n_embd + r0 + r] = d;
+  });
 }
 
 // out[t][r] = sum over valid j, in j order, of weights[t][j] * down_out[t * k + j][r] (moe_down_kernel's sum).
