@@ -378,11 +378,15 @@ TEST_P(BackendConformance, PagedAttentionMatchesTheReferenceOnRaggedSequences) {
                .value_head_stride = 8, .value_dim = 8}, 4, 48, 16},
       {"mla", {.n_kv_heads = 1, .key_offset = 0, .key_head_stride = 0, .key_dim = 24, .value_offset = 0,
                .value_head_stride = 0, .value_dim = 16}, 3, 24, 24},
+      // DeepSeek's latent cache: 512 + 64 key dimensions, values the first 512; heads grouped per block.
+      {"mla-576", {.n_kv_heads = 1, .key_offset = 0, .key_head_stride = 0, .key_dim = 576, .value_offset = 0,
+                   .value_head_stride = 0, .value_dim = 512}, 4, 576, 576},
   };
   std::mt19937 rng(5);
   for (const AttentionCase& ac : cases) {
     for (int page_size : {1, 4, 16}) {
-      const int n_seqs = 4, n_pages = 400 / page_size;
+      // Over 32 tokens in the step (16+ per prefill chunk): large batches take kernels' many-token paths.
+      const int n_seqs = 4, n_pages = 640 / page_size;
       std::vector<int32_t> free_pages(static_cast<size_t>(n_pages));
       std::iota(free_pages.begin(), free_pages.end(), 0);
       std::shuffle(free_pages.begin(), free_pages.end(), rng);
@@ -391,7 +395,7 @@ TEST_P(BackendConformance, PagedAttentionMatchesTheReferenceOnRaggedSequences) {
       std::vector<int32_t> table_start{0}, table;
       for (int s = 0; s < n_seqs; ++s) {
         history[static_cast<size_t>(s)] = static_cast<int>(rng() % 70);
-        chunk[static_cast<size_t>(s)] = s % 2 ? 1 : 1 + static_cast<int>(rng() % 9);
+        chunk[static_cast<size_t>(s)] = s % 2 ? 1 : 16 + static_cast<int>(rng() % 16);
         const int len = history[static_cast<size_t>(s)] + chunk[static_cast<size_t>(s)];
         for (int p = 0; p < (len + page_size - 1) / page_size; ++p) {
           table.push_back(free_pages.back());

@@ -5,9 +5,8 @@
 // of a weight row and an activation row; lane l takes the 8-value chunks l, l + 32, l + 64, ... of the row
 // in increasing order, keeps one fmaf chain over them (values k = 0..7 of a chunk in order), and the warp
 // adds its 32 partial sums with warp_sum's fixed butterfly. lane_dots() does this for one row and a few
-// tokens (decode), lane_tile_dots() for a tile of rows x tokens (prefill: each dequantized chunk is used
-// for every token of the tile, each activation chunk for every row). Both give the same bits for the same
-// row and token, so kernels may pick either by the batch size.
+// tokens (decode), block_tile_dots() for tiles of rows x tokens (prefill). Both give the same bits for the
+// same row and token, so kernels may pick either by the batch size.
 #pragma once
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -49,38 +48,56 @@ __device__ inline void lane_dots(GgmlType type, const uint8_t* row, int64_t cols
   }
 }
 
-// acc[r][t] += rows[r] . xs[t] over the lane's chunks, in lane_dots' order. Every row and token pointer must
-// be valid (callers repeat the last row / token for a partial tile and drop those sums). kVec: every xs[t]
-// is 16-byte aligned (activations read as float4).
+// acc[r][t] += rows[r] . xs[t] over the lane's chunks, in lane_dots' order, for every warp of a block at
+// once (each its own rows), the block's kTokens activation rows shared: each dequantized chunk is used for
+// every token of the tile, each activation chunk for every row, and the activations are staged through
+// shared memory (`stage`, kTokens x kStageValues floats, 16-byte aligned) one k-block of 32 chunks at a time,
+// so each is read from L2 once per block instead of once per warp. In k-block b lane l takes chunk 32 b + l:
+// lane_dots' chunks in lane_dots' order, so the same bits. Every thread of the block must call it (it
+// synchronizes the block) with valid row and token pointers: callers repeat the last row / token for a
+// partial tile and drop those sums. kVec: every xs[t] is 16-byte aligned (activations read as float4).
+constexpr int kStageValues = 32 * 8;
 template <GgmlType kType, int kRows, int kTokens, bool kVec>
-__device__ inline void lane_tile_dots(GgmlType type, const uint8_t* const (&rows)[kRows], int64_t cols,
-                                      const float* const* xs, float (&acc)[kRows][kTokens]) {
+__device__ inline void block_tile_dots(GgmlType type, const uint8_t* const (&rows)[kRows], int64_t cols,
+                                       const float* const* xs, float* stage, float (&acc)[kRows][kTokens]) {
   const int lane = threadIdx.x & 31;
   const int64_t chunks = cols / 8;
-#pragma unroll 2
-  for (int64_t c = lane; c < chunks; c += 32) {
-    float w[kRows][8];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) chunk8<kType>(type, rows[r], c * 8, w[r]);
-#pragma unroll
-    for (int t = 0; t < kTokens; ++t) {
-      float xv[8];
-      const float* xp = xs[t] + c * 8;
-      if constexpr (kVec) {
-        const float4 lo = reinterpret_cast<const float4*>(xp)[0], hi = reinterpret_cast<const float4*>(xp)[1];
-        xv[0] = lo.x, xv[1] = lo.y, xv[2] = lo.z, xv[3] = lo.w, xv[4] = hi.x, xv[5] = hi.y, xv[6] = hi.z, xv[7] = hi.w;
-      } else {
-#pragma unroll
-        for (int k = 0; k < 8; ++k) xv[k] = xp[k];
+  for (int64_t first = 0; first < chunks; first += 32) {
+    const int64_t block_values = min(static_cast<int64_t>(kStageValues), (chunks - first) * 8);
+    __syncthreads();  // the previous k-block is consumed
+    if constexpr (kVec) {
+      for (int i = threadIdx.x; i < kTokens * kStageValues / 4; i += blockDim.x) {
+        const int t = i / (kStageValues / 4), q = i % (kStageValues / 4);
+        if (q * 4 < block_values) {
+          reinterpret_cast<float4*>(stage + t * kStageValues)[q] = reinterpret_cast<const float4*>(xs[t] + first * 8)[q];
+        }
       }
+    } else {
+      for (int i = threadIdx.x; i < kTokens * kStageValues; i += blockDim.x) {
+        const int t = i / kStageValues, v = i % kStageValues;
+        if (v < block_values) stage[t * kStageValues + v] = xs[t][first * 8 + v];
+      }
+    }
+    __syncthreads();
+    const int64_t c = first + lane;
+    if (c < chunks) {
+      float w[kRows][8];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
+      for (int r = 0; r < kRows; ++r) chunk8<kType>(type, rows[r], c * 8, w[r]);
 #pragma unroll
-        for (int k = 0; k < 8; ++k) acc[r][t] = fmaf(w[r][k], xv[k], acc[r][t]);
+      for (int t = 0; t < kTokens; ++t) {
+        const float4* xp = reinterpret_cast<const float4*>(stage + t * kStageValues + lane * 8);
+        const float4 lo = xp[0], hi = xp[1];
+        const float xv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+          for (int k = 0; k < 8; ++k) acc[r][t] = fmaf(w[r][k], xv[k], acc[r][t]);
+        }
       }
     }
   }
-  for (int64_t i = chunks * 8 + lane; i < cols; i += 32) {
+  for (int64_t i = chunks * 8 + lane; i < cols; i += 32) {  // only float types have rows of other lengths
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       const float w = dequant1(type, rows[r], i);

@@ -14,7 +14,7 @@ namespace {
 constexpr int kWarpsPerBlock = 4;  // output rows per block
 constexpr int kTokenTile = 8;      // tokens per pass over a row
 // The tiled kernel: rows per warp and tokens per block (acc[4][16] in registers), used from this many tokens.
-constexpr int kTileRows = 4, kTileTokens = 16;
+constexpr int kTileRows = 4, kTileTokens = 16, kTiledWarps = 8;
 constexpr int64_t kTiledFromTokens = 16;
 
 template <GgmlType kType>
@@ -37,11 +37,14 @@ __global__ void matmul_kernel(MatmulArgs a) {
   }
 }
 
-// Tiled product for large batches: warp w of the block takes rows [r0, r0 + kTileRows) and the block's
-// kTileTokens tokens. Partial tiles repeat their last row / token (valid memory) and drop those sums.
+// Tiled product for large batches: a block of kTiledWarps warps takes kTiledWarps x kTileRows rows and
+// kTileTokens tokens, warp w the rows [r0, r0 + kTileRows); the tokens' activations are staged in shared
+// memory for all warps (block_tile_dots). Partial tiles repeat their last row / token (valid memory) and
+// drop those sums.
 template <GgmlType kType, bool kVec>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock) matmul_tiled_kernel(MatmulArgs a) {
+__global__ void __launch_bounds__(32 * kTiledWarps) matmul_tiled_kernel(MatmulArgs a) {
   __shared__ const float* x_rows[kTileTokens];
+  __shared__ __align__(16) float stage[kTileTokens * kStageValues];
   const int warp = threadIdx.x >> 5;
   const int64_t h = blockIdx.z, t0 = static_cast<int64_t>(blockIdx.y) * kTileTokens, rows = a.w.ne1;
   const int nt = static_cast<int>(min(static_cast<int64_t>(kTileTokens), a.n - t0));
@@ -49,49 +52,59 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) matmul_tiled_kernel(Matmu
     x_rows[threadIdx.x] = a.x + h * a.x_head_stride + (t0 + min(static_cast<int>(threadIdx.x), nt - 1)) * a.x_token_stride;
   }
   __syncthreads();
-  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp) * kTileRows;
-  if (r0 >= rows) return;
+  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * kTiledWarps + warp) * kTileRows;
   const uint8_t* base = reinterpret_cast<const uint8_t*>(a.w.data) + h * a.w_head_bytes;
   const uint8_t* row[kTileRows];
 #pragma unroll
   for (int r = 0; r < kTileRows; ++r) row[r] = base + min(r0 + r, rows - 1) * a.w.nb1;
   float acc[kTileRows][kTileTokens] = {};
-  lane_tile_dots<kType, kTileRows, kTileTokens, kVec>(a.w.type, row, a.w.ne0, x_rows, acc);
+  block_tile_dots<kType, kTileRows, kTileTokens, kVec>(a.w.type, row, a.w.ne0, x_rows, stage, acc);
   store_tile_sums(acc, [&](int r, int t, float sum) {
     if (r0 + r < rows && t < nt) a.y[h * a.y_head_stride + (t0 + t) * a.y_token_stride + r0 + r] = sum;
   });
 }
 
-// y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per column and group of rows. The rows are split
-// into kRowGroups fixed ranges (by the row count alone), each summed in row order by one thread, and the
-// ranges' sums added in range order: a fixed reduction whatever the batch. Adjacent threads read adjacent
-// values of a row (coalesced), and a (head, token) gets kRowGroups x 128 threads, enough to fill the GPU
-// at one token (MLA decode: 16 heads x 512 latent columns).
+// y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per column and group of rows, for up to
+// kTransposedTokens tokens (each dequantized weight used for all of them). The rows are split into
+// kRowGroups fixed ranges (by the row count alone), each summed in row order by one thread, and the ranges'
+// sums added in range order: a fixed reduction whatever the batch and however many tokens a block takes.
+// Adjacent threads read adjacent values of a row (coalesced), and a (head, token tile) gets kRowGroups x 128
+// threads, enough to fill the GPU at one token (MLA decode: 16 heads x 512 latent columns).
 constexpr int kTransposedCols = 128;
 constexpr int kRowGroups = 4;
+constexpr int kTransposedTokens = 8;
 
 template <GgmlType kType>
 __global__ void matmul_transposed_kernel(DevTensor w, DevTensor x, DevTensor y) {
-  __shared__ float partial[kRowGroups][kTransposedCols];
+  __shared__ float partial[kRowGroups][kTransposedTokens][kTransposedCols];
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kTransposedCols + threadIdx.x;
   const int group = threadIdx.y;
-  const int64_t h = blockIdx.y, t = blockIdx.z, rows = w.ne1;
+  const int64_t h = blockIdx.y, t0 = static_cast<int64_t>(blockIdx.z) * kTransposedTokens, rows = w.ne1;
+  const int nt = static_cast<int>(min(static_cast<int64_t>(kTransposedTokens), x.ne2 - t0));
   const int64_t per_group = (rows + kRowGroups - 1) / kRowGroups;
   const int64_t r0 = group * per_group, r1 = min(rows, r0 + per_group);
-  const float* xv = x.row_as<const float>(h, t);
-  float acc = 0.0f;
+  const float* xv[kTransposedTokens];
+#pragma unroll
+  for (int t = 0; t < kTransposedTokens; ++t) xv[t] = x.row_as<const float>(h, t0 + min(t, nt - 1));
+  float acc[kTransposedTokens];
+#pragma unroll
+  for (int t = 0; t < kTransposedTokens; ++t) acc[t] = 0.0f;
   if (c < w.ne0) {
     const GgmlType type = kType == kAnyType ? w.type : kType;
     for (int64_t r = r0; r < r1; ++r) {
-      acc = fmaf(dequant1(type, reinterpret_cast<const uint8_t*>(w.row(r, h)), c), xv[r], acc);
+      const float wv = dequant1(type, reinterpret_cast<const uint8_t*>(w.row(r, h)), c);
+#pragma unroll
+      for (int t = 0; t < kTransposedTokens; ++t) acc[t] = fmaf(wv, xv[t][r], acc[t]);
     }
   }
-  partial[group][threadIdx.x] = acc;
+#pragma unroll
+  for (int t = 0; t < kTransposedTokens; ++t) partial[group][t][threadIdx.x] = acc[t];
   __syncthreads();
-  if (group == 0 && c < w.ne0) {
-    float sum = partial[0][threadIdx.x];
-    for (int g = 1; g < kRowGroups; ++g) sum += partial[g][threadIdx.x];
-    y.row_as<float>(h, t)[c] = sum;
+  if (c >= w.ne0) return;
+  for (int t = group; t < nt; t += kRowGroups) {
+    float sum = partial[0][t][threadIdx.x];
+    for (int g = 1; g < kRowGroups; ++g) sum += partial[g][t][threadIdx.x];
+    y.row_as<float>(h, t0 + t)[c] = sum;
   }
 }
 
@@ -100,14 +113,14 @@ __global__ void matmul_transposed_kernel(DevTensor w, DevTensor x, DevTensor y) 
 void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
   if (a.n <= 0 || a.w.ne1 <= 0) return;
   if (a.n >= kTiledFromTokens) {
-    const dim3 grid(blocks_for(a.w.ne1, kWarpsPerBlock * kTileRows), blocks_for(a.n, kTileTokens),
+    const dim3 grid(blocks_for(a.w.ne1, kTiledWarps * kTileRows), blocks_for(a.n, kTileTokens),
                     static_cast<unsigned>(a.heads));
     const bool vec = rows_aligned16(a.x, a.x_token_stride, a.x_head_stride);
     with_tile_type(a.w.type, [&]<GgmlType T>() {
       if (vec) {
-        matmul_tiled_kernel<T, true><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a);
+        matmul_tiled_kernel<T, true><<<grid, 32 * kTiledWarps, 0, stream>>>(a);
       } else {
-        matmul_tiled_kernel<T, false><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a);
+        matmul_tiled_kernel<T, false><<<grid, 32 * kTiledWarps, 0, stream>>>(a);
       }
     });
     return;
@@ -118,7 +131,7 @@ void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
 
 void launch_matmul_heads_transposed(const DevTensor& w, const DevTensor& x, const DevTensor& y, cudaStream_t stream) {
   if (x.ne2 <= 0) return;
-  const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), static_cast<unsigned>(x.ne2));
+  const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), blocks_for(x.ne2, kTransposedTokens));
   const dim3 block(kTransposedCols, kRowGroups);
   with_type(w.type, [&]<GgmlType T>() { matmul_transposed_kernel<T><<<grid, block, 0, stream>>>(w, x, y); });
 }

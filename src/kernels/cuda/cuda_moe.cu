@@ -5,7 +5,7 @@
 //  - per slot (few tokens): a warp per (hidden row, token, slot) for gate/up, then a warp per (output row,
 //    token) that loops over the token's slots: each slot reads its expert's rows on its own.
 //  - grouped by expert (many tokens): the (token, slot) pairs are sorted by expert on the GPU, cut into
-//    tiles of up to kTileSlots pairs of one expert, and each tile is a small matrix product (lane_tile_dots):
+//    tiles of up to kTileSlots pairs of one expert, and each tile is a small matrix product (block_tile_dots):
 //    every expert's weights are read once per tile instead of once per slot. The down products land in a
 //    per-slot buffer and a last kernel adds each token's slots in j order.
 #include <algorithm>
@@ -21,6 +21,7 @@ constexpr int kWarpsPerBlock = 4;
 constexpr int kTileSlots = 16;   // (token, slot) pairs per tile
 constexpr int kGateUpRows = 2;   // hidden rows per warp in the grouped gate/up kernel (x2 matrices)
 constexpr int kDownRows = 4;     // output rows per warp in the grouped down kernel
+constexpr int kGroupedWarps = 8; // warps per block of the grouped kernels (sharing the tile's staged rows)
 
 __device__ inline float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
@@ -132,17 +133,17 @@ __device__ inline int load_tile(const MoeScratch& s, const float** x_rows, int& 
 
 // hidden[slot][r] for the tile's pairs: rows r0 .. r0 + kGateUpRows of gate and up in one tile product.
 template <GgmlType kType, bool kVec>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock)
+__global__ void __launch_bounds__(32 * kGroupedWarps)
     moe_gate_up_grouped_kernel(DevTensor gate, DevTensor up, DevTensor x, int64_t k, MoeScratch s) {
   __shared__ const float* x_rows[kTileSlots];
   __shared__ int32_t slot_ids[kTileSlots];
+  __shared__ __align__(16) float stage[kTileSlots * kStageValues];
   int n_slots = 0;
   const int e = load_tile(s, x_rows, n_slots, slot_ids, [&](int32_t slot) { return x.row_as<const float>(slot / k); });
-  if (e < 0) return;
+  if (e < 0) return;  // the whole block
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t n_ff = gate.ne1, r0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp) * kGateUpRows;
-  if (r0 >= n_ff) return;
+  const int64_t n_ff = gate.ne1, r0 = (static_cast<int64_t>(blockIdx.x) * kGroupedWarps + warp) * kGateUpRows;
   const uint8_t* rows[2 * kGateUpRows];
 #pragma unroll
   for (int r = 0; r < kGateUpRows; ++r) {
@@ -151,7 +152,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock)
     rows[kGateUpRows + r] = reinterpret_cast<const uint8_t*>(up.row(rr, e));
   }
   float acc[2 * kGateUpRows][kTileSlots] = {};
-  lane_tile_dots<kType, 2 * kGateUpRows, kTileSlots, kVec>(gate.type, rows, gate.ne0, x_rows, acc);
+  block_tile_dots<kType, 2 * kGateUpRows, kTileSlots, kVec>(gate.type, rows, gate.ne0, x_rows, stage, acc);
 #pragma unroll
   for (int r = 0; r < kGateUpRows; ++r) {
 #pragma unroll
@@ -166,23 +167,23 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock)
 
 // down_out[slot][r] = down_e[r] . hidden[slot] for the tile's pairs, rows r0 .. r0 + kDownRows.
 template <GgmlType kType, bool kVec>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock) moe_down_grouped_kernel(DevTensor down, MoeScratch s) {
+__global__ void __launch_bounds__(32 * kGroupedWarps) moe_down_grouped_kernel(DevTensor down, MoeScratch s) {
   __shared__ const float* x_rows[kTileSlots];
   __shared__ int32_t slot_ids[kTileSlots];
+  __shared__ __align__(16) float stage[kTileSlots * kStageValues];
   const int64_t n_ff = down.ne0, n_embd = down.ne1;
   int n_slots = 0;
   const float* hidden = s.hidden;
   const int e = load_tile(s, x_rows, n_slots, slot_ids, [&](int32_t slot) { return hidden + slot * n_ff; });
-  if (e < 0) return;
+  if (e < 0) return;  // the whole block
   __syncthreads();
   const int warp = threadIdx.x >> 5;
-  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp) * kDownRows;
-  if (r0 >= n_embd) return;
+  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * kGroupedWarps + warp) * kDownRows;
   const uint8_t* rows[kDownRows];
 #pragma unroll
   for (int r = 0; r < kDownRows; ++r) rows[r] = reinterpret_cast<const uint8_t*>(down.row(min(r0 + r, n_embd - 1), e));
   float acc[kDownRows][kTileSlots] = {};
-  lane_tile_dots<kType, kDownRows, kTileSlots, kVec>(down.type, rows, n_ff, x_rows, acc);
+  block_tile_dots<kType, kDownRows, kTileSlots, kVec>(down.type, rows, n_ff, x_rows, stage, acc);
   store_tile_sums(acc, [&](int r, int t, float d) {
     if (r0 + r < n_embd && t < n_slots) s.down_out[static_cast<int64_t>(slot_ids[t]) * n_embd + r0 + r] = d;
   });
@@ -223,22 +224,22 @@ void launch_moe(const ExpertWeights& experts, const DevTensor& x, const DevTenso
   if (grouped) {
     moe_sort_kernel<<<1, 1024, 2 * n_experts * sizeof(int), stream>>>(ids, static_cast<int>(n_experts), scratch, err);
     const auto tiles = static_cast<unsigned>(moe_max_tiles(n, k, n_experts));
-    const dim3 grid1(blocks_for(n_ff, kWarpsPerBlock * kGateUpRows), tiles);
+    const dim3 grid1(blocks_for(n_ff, kGroupedWarps * kGateUpRows), tiles);
     const bool x_vec = rows_aligned16(x.data, x.nb1 / 4);
     with_tile_type(gate.type, [&]<GgmlType T>() {
       if (x_vec) {
-        moe_gate_up_grouped_kernel<T, true><<<grid1, 32 * kWarpsPerBlock, 0, stream>>>(gate, up, x, k, scratch);
+        moe_gate_up_grouped_kernel<T, true><<<grid1, 32 * kGroupedWarps, 0, stream>>>(gate, up, x, k, scratch);
       } else {
-        moe_gate_up_grouped_kernel<T, false><<<grid1, 32 * kWarpsPerBlock, 0, stream>>>(gate, up, x, k, scratch);
+        moe_gate_up_grouped_kernel<T, false><<<grid1, 32 * kGroupedWarps, 0, stream>>>(gate, up, x, k, scratch);
       }
     });
-    const dim3 grid2(blocks_for(n_embd, kWarpsPerBlock * kDownRows), tiles);
+    const dim3 grid2(blocks_for(n_embd, kGroupedWarps * kDownRows), tiles);
     const bool h_vec = rows_aligned16(scratch.hidden, n_ff);
     with_tile_type(down.type, [&]<GgmlType T>() {
       if (h_vec) {
-        moe_down_grouped_kernel<T, true><<<grid2, 32 * kWarpsPerBlock, 0, stream>>>(down, scratch);
+        moe_down_grouped_kernel<T, true><<<grid2, 32 * kGroupedWarps, 0, stream>>>(down, scratch);
       } else {
-        moe_down_grouped_kernel<T, false><<<grid2, 32 * kWarpsPerBlock, 0, stream>>>(down, scratch);
+        moe_down_grouped_kernel<T, false><<<grid2, 32 * kGroupedWarps, 0, stream>>>(down, scratch);
       }
     });
     moe_combine_kernel<<<dim3(blocks_for(n_embd, 128), static_cast<unsigned>(n)), 128, 0, stream>>>(

@@ -129,86 +129,134 @@ __global__ void store_kv_kernel(DevTensor src, DevTensor cache, int64_t col_offs
   cache.row_as<float>(slot)[col_offset + c] = src.row_as<const float>(t)[c];
 }
 
-// Attention of one (head, token) per block of kAttnWarps warps. Warp w takes positions w, w + kAttnWarps, ...
-// in order; a lane holds key and value dimensions lane + 32 j. Two passes over the span (the maximum score,
-// then the exponentials and the weighted values), recomputing each score identically, so no score buffer
-// is needed whatever the context; the warps' partial sums are added in warp order at the end.
+// Attention of kHeads heads of one token per block of kAttnWarps warps; the heads share one KV head, so each
+// key and value row is read once for all of them (MLA's latent cache: every head reads the same rows).
+// Warp w takes positions w, w + kAttnWarps, ... in order; a lane holds key and value dimensions lane + 32 j.
+// Two passes over the span (the maximum score, then the exponentials and the weighted values), recomputing
+// each score identically, so no score buffer is needed whatever the context; the warps' partial sums are
+// added in warp order at the end. A head's result is the same bits whatever kHeads: its own chains only.
 constexpr int kAttnWarps = 4;
 
-template <int kPerLane>
-__global__ void attention_kernel(DevTensor q, DevTensor cache, KvLayout layout, DevPaged b, float scale, DevTensor out,
-                                 int* err) {
+template <int kPerLane, int kHeads>
+__global__ void __launch_bounds__(32 * kAttnWarps)
+    attention_kernel(DevTensor q, DevTensor cache, KvLayout layout, DevPaged b, float scale, DevTensor out, int* err) {
   __shared__ float partial[kAttnWarps][kPerLane * 32];
-  __shared__ float warp_value[kAttnWarps];
+  __shared__ float warp_value[kHeads][kAttnWarps];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t h = blockIdx.x, t = blockIdx.y;
-  const int64_t kvh = h / (q.ne1 / layout.n_kv_heads);
+  const int64_t h0 = static_cast<int64_t>(blockIdx.x) * kHeads, t = blockIdx.y;
+  const int64_t kvh = h0 / (q.ne1 / layout.n_kv_heads);
   const int32_t seq = b.seq_of_token[t], n_pos = b.positions[t] + 1;
-  float* o = out.row_as<float>(h, t);
   // Every page of the span must be in the table and the cache (checked by all threads, block-uniform result).
   bool bad = false;
   for (int32_t p = threadIdx.x * b.page_size; p < n_pos; p += kAttnWarps * 32 * b.page_size) bad |= slot_of(b, seq, p) < 0;
   if (__syncthreads_or(bad) || n_pos <= 0) {
     if (threadIdx.x == 0) raise_error(err, kPageOutOfRange);
-    for (int64_t d = threadIdx.x; d < layout.value_dim; d += blockDim.x) o[d] = 0.0f;
+    for (int hh = 0; hh < kHeads; ++hh) {
+      float* o = out.row_as<float>(h0 + hh, t);
+      for (int64_t d = threadIdx.x; d < layout.value_dim; d += blockDim.x) o[d] = 0.0f;
+    }
     return;
   }
-  const float* qv = q.row_as<const float>(h, t);
-  float qreg[kPerLane];
+  float qreg[kHeads][kPerLane];
 #pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    const int64_t d = lane + 32 * j;
-    qreg[j] = d < layout.key_dim ? qv[d] : 0.0f;
-  }
-  const int64_t key_at = layout.key_offset + kvh * layout.key_head_stride;
-  const int64_t value_at = layout.value_offset + kvh * layout.value_head_stride;
-  auto score = [&](int32_t p, const float*& slot) {
-    slot = cache.row_as<const float>(slot_of(b, seq, p));
-    const float* k = slot + key_at;
-    float s = 0.0f;
+  for (int hh = 0; hh < kHeads; ++hh) {
+    const float* qv = q.row_as<const float>(h0 + hh, t);
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) {
       const int64_t d = lane + 32 * j;
-      if (d < layout.key_dim) s = fmaf(qreg[j], k[d], s);
+      qreg[hh][j] = d < layout.key_dim ? qv[d] : 0.0f;
     }
-    return warp_sum(s) * scale;
+  }
+  const int64_t key_at = layout.key_offset + kvh * layout.key_head_stride;
+  const int64_t value_at = layout.value_offset + kvh * layout.value_head_stride;
+  // s[hh] = scale * (q_hh . key_p), each head's own fmaf chain over the lane's dimensions, then warp_sum.
+  auto scores = [&](int32_t p, const float*& slot, float (&s)[kHeads]) {
+    slot = cache.row_as<const float>(slot_of(b, seq, p));
+    const float* k = slot + key_at;
+#pragma unroll
+    for (int hh = 0; hh < kHeads; ++hh) s[hh] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int64_t d = lane + 32 * j;
+      if (d < layout.key_dim) {
+        const float kd = k[d];
+#pragma unroll
+        for (int hh = 0; hh < kHeads; ++hh) s[hh] = fmaf(qreg[hh][j], kd, s[hh]);
+      }
+    }
+#pragma unroll
+    for (int hh = 0; hh < kHeads; ++hh) s[hh] = warp_sum(s[hh]) * scale;
   };
 
-  float m = -FLT_MAX;
+  float m[kHeads];
+#pragma unroll
+  for (int hh = 0; hh < kHeads; ++hh) m[hh] = -FLT_MAX;
   for (int32_t p = warp; p < n_pos; p += kAttnWarps) {
     const float* slot;
-    m = fmaxf(m, score(p, slot));
+    float s[kHeads];
+    scores(p, slot, s);
+#pragma unroll
+    for (int hh = 0; hh < kHeads; ++hh) m[hh] = fmaxf(m[hh], s[hh]);
   }
-  if (lane == 0) warp_value[warp] = m;
+  if (lane == 0) {
+#pragma unroll
+    for (int hh = 0; hh < kHeads; ++hh) warp_value[hh][warp] = m[hh];
+  }
   __syncthreads();
-  float mx = warp_value[0];
-  for (int w = 1; w < kAttnWarps; ++w) mx = fmaxf(mx, warp_value[w]);
+  float mx[kHeads];
+#pragma unroll
+  for (int hh = 0; hh < kHeads; ++hh) {
+    mx[hh] = warp_value[hh][0];
+    for (int w = 1; w < kAttnWarps; ++w) mx[hh] = fmaxf(mx[hh], warp_value[hh][w]);
+  }
   __syncthreads();
 
-  float sum = 0.0f, acc[kPerLane];
+  float sum[kHeads], acc[kHeads][kPerLane];
 #pragma unroll
-  for (int j = 0; j < kPerLane; ++j) acc[j] = 0.0f;
+  for (int hh = 0; hh < kHeads; ++hh) {
+    sum[hh] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) acc[hh][j] = 0.0f;
+  }
   for (int32_t p = warp; p < n_pos; p += kAttnWarps) {
     const float* slot;
-    const float e = expf(score(p, slot) - mx);
-    sum += e;
+    float e[kHeads];
+    scores(p, slot, e);
+#pragma unroll
+    for (int hh = 0; hh < kHeads; ++hh) {
+      e[hh] = expf(e[hh] - mx[hh]);
+      sum[hh] += e[hh];
+    }
     const float* v = slot + value_at;
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) {
       const int64_t d = lane + 32 * j;
-      if (d < layout.value_dim) acc[j] = fmaf(e, v[d], acc[j]);
+      if (d < layout.value_dim) {
+        const float vd = v[d];
+#pragma unroll
+        for (int hh = 0; hh < kHeads; ++hh) acc[hh][j] = fmaf(e[hh], vd, acc[hh][j]);
+      }
     }
   }
-  if (lane == 0) warp_value[warp] = sum;
+  if (lane == 0) {
 #pragma unroll
-  for (int j = 0; j < kPerLane; ++j) partial[warp][lane + 32 * j] = acc[j];
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < kAttnWarps; ++w) total += warp_value[w];
-  for (int64_t d = threadIdx.x; d < layout.value_dim; d += blockDim.x) {
-    float v = 0.0f;
-    for (int w = 0; w < kAttnWarps; ++w) v += partial[w][d];
-    o[d] = v / total;
+    for (int hh = 0; hh < kHeads; ++hh) warp_value[hh][warp] = sum[hh];
+  }
+  // One head at a time through the shared partial sums.
+#pragma unroll
+  for (int hh = 0; hh < kHeads; ++hh) {
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) partial[warp][lane + 32 * j] = acc[hh][j];
+    __syncthreads();
+    float total = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w) total += warp_value[hh][w];
+    float* o = out.row_as<float>(h0 + hh, t);
+    for (int64_t d = threadIdx.x; d < layout.value_dim; d += blockDim.x) {
+      float v = 0.0f;
+      for (int w = 0; w < kAttnWarps; ++w) v += partial[w][d];
+      o[d] = v / total;
+    }
+    __syncthreads();
   }
 }
 
@@ -289,22 +337,46 @@ void launch_store_kv(const DevTensor& src, const DevTensor& cache, int64_t col_o
   store_kv_kernel<<<blocks_for(src.ne0 * batch.n_tokens, kThreads), kThreads, 0, stream>>>(src, cache, col_offset, batch, err);
 }
 
+// Heads per block: as many as share a KV head, up to what the registers hold (query and accumulator
+// kHeads x kPerLane each), when the batch has enough tokens to fill the GPU that way; one otherwise (a few
+// decode tokens need every block they can get). Each head's result is the same either way.
+template <int kPerLane, int kMaxHeads>
+void launch_attention_heads(int64_t heads_per_kv, const DevTensor& q, const DevTensor& cache, const KvLayout& layout,
+                            const DevPaged& batch, float scale, const DevTensor& out, int* err, cudaStream_t stream) {
+  constexpr int64_t kGroupFromTokens = 32;
+  const int threads = 32 * kAttnWarps;
+  const int64_t heads = q.ne1;
+  const int64_t group = batch.n_tokens < kGroupFromTokens ? 1
+                        : kMaxHeads >= 4 && heads_per_kv % 4 == 0 ? 4
+                        : kMaxHeads >= 2 && heads_per_kv % 2 == 0 ? 2
+                                                                   : 1;
+  const dim3 grid(static_cast<unsigned>(heads / group), static_cast<unsigned>(batch.n_tokens));
+  if (group == 4) {
+    attention_kernel<kPerLane, (kMaxHeads >= 4 ? 4 : 1)><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  } else if (group == 2) {
+    attention_kernel<kPerLane, (kMaxHeads >= 2 ? 2 : 1)><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  } else {
+    attention_kernel<kPerLane, 1><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+  }
+}
+
 bool launch_attention(const DevTensor& q, const DevTensor& cache, const KvLayout& layout, const DevPaged& batch,
                       float scale, const DevTensor& out, int* err, cudaStream_t stream) {
   const int64_t per_lane = (std::max(layout.key_dim, layout.value_dim) + 31) / 32;
   if (batch.n_tokens == 0) return true;
-  const dim3 grid(static_cast<unsigned>(q.ne1), static_cast<unsigned>(batch.n_tokens));
-  const int threads = 32 * kAttnWarps;
+  const int64_t heads_per_kv = layout.n_kv_heads > 0 && q.ne1 % layout.n_kv_heads == 0 ? q.ne1 / layout.n_kv_heads : 1;
   if (per_lane <= 4) {
-    attention_kernel<4><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+    launch_attention_heads<4, 4>(heads_per_kv, q, cache, layout, batch, scale, out, err, stream);
   } else if (per_lane <= 8) {
-    attention_kernel<8><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+    launch_attention_heads<8, 4>(heads_per_kv, q, cache, layout, batch, scale, out, err, stream);
   } else if (per_lane <= 16) {
-    attention_kernel<16><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+    launch_attention_heads<16, 4>(heads_per_kv, q, cache, layout, batch, scale, out, err, stream);
+  } else if (per_lane <= 18) {
+    launch_attention_heads<18, 4>(heads_per_kv, q, cache, layout, batch, scale, out, err, stream);
   } else if (per_lane <= 24) {
-    attention_kernel<24><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+    launch_attention_heads<24, 2>(heads_per_kv, q, cache, layout, batch, scale, out, err, stream);
   } else if (per_lane <= 32) {
-    attention_kernel<32><<<grid, threads, 0, stream>>>(q, cache, layout, batch, scale, out, err);
+    launch_attention_heads<32, 2>(heads_per_kv, q, cache, layout, batch, scale, out, err, stream);
   } else {
     return false;
   }
