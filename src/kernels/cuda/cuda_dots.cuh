@@ -9,6 +9,8 @@
 // same row and token, so kernels may pick either by the batch size.
 #pragma once
 
+#include <cuda_pipeline.h>
+
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_dequant.cuh"
 
@@ -51,42 +53,61 @@ __device__ inline void lane_dots(GgmlType type, const uint8_t* row, int64_t cols
 // acc[r][t] += rows[r] . xs[t] over the lane's chunks, in lane_dots' order, for every warp of a block at
 // once (each its own rows), the block's kTokens activation rows shared: each dequantized chunk is used for
 // every token of the tile, each activation chunk for every row, and the activations are staged through
-// shared memory (`stage`, kTokens x kStageValues floats, 16-byte aligned) one k-block of 32 chunks at a time,
-// so each is read from L2 once per block instead of once per warp. In k-block b lane l takes chunk 32 b + l:
+// shared memory one k-block of 32 chunks at a time (asynchronous copies, the next k-block's while this one is
+// used), so each is read from L2 once per block instead of once per warp. In k-block b lane l takes chunk 32 b + l:
 // lane_dots' chunks in lane_dots' order, so the same bits. Every thread of the block must call it (it
 // synchronizes the block) with valid row and token pointers: callers repeat the last row / token for a
 // partial tile and drop those sums. kVec: every xs[t] is 16-byte aligned (activations read as float4).
 constexpr int kStageValues = 32 * 8;
+// Shared memory a block_tile_dots() caller provides: two k-blocks in flight (the next one is copied while
+// the current one is used).
+template <int kTokens>
+struct TileStage {
+  __align__(16) float values[2][kTokens * kStageValues];
+};
+
+// Starts the asynchronous copy of k-block `first` (in chunks) of the kTokens rows into `buffer`.
+template <int kTokens, bool kVec>
+__device__ inline void stage_k_block(const float* const* xs, int64_t first, int64_t chunks, float* buffer) {
+  const int64_t block_values = min(static_cast<int64_t>(kStageValues), (chunks - first) * 8);
+  if constexpr (kVec) {
+    for (int i = threadIdx.x; i < kTokens * kStageValues / 4; i += blockDim.x) {
+      const int t = i / (kStageValues / 4), q = i % (kStageValues / 4);
+      if (q * 4 < block_values) __pipeline_memcpy_async(buffer + t * kStageValues + q * 4, xs[t] + first * 8 + q * 4, 16);
+    }
+  } else {
+    for (int i = threadIdx.x; i < kTokens * kStageValues; i += blockDim.x) {
+      const int t = i / kStageValues, v = i % kStageValues;
+      if (v < block_values) __pipeline_memcpy_async(buffer + t * kStageValues + v, xs[t] + first * 8 + v, 4);
+    }
+  }
+  __pipeline_commit();
+}
+
 template <GgmlType kType, int kRows, int kTokens, bool kVec>
 __device__ inline void block_tile_dots(GgmlType type, const uint8_t* const (&rows)[kRows], int64_t cols,
-                                       const float* const* xs, float* stage, float (&acc)[kRows][kTokens]) {
+                                       const float* const* xs, TileStage<kTokens>& stage,
+                                       float (&acc)[kRows][kTokens]) {
   const int lane = threadIdx.x & 31;
   const int64_t chunks = cols / 8;
-  for (int64_t first = 0; first < chunks; first += 32) {
-    const int64_t block_values = min(static_cast<int64_t>(kStageValues), (chunks - first) * 8);
-    __syncthreads();  // the previous k-block is consumed
-    if constexpr (kVec) {
-      for (int i = threadIdx.x; i < kTokens * kStageValues / 4; i += blockDim.x) {
-        const int t = i / (kStageValues / 4), q = i % (kStageValues / 4);
-        if (q * 4 < block_values) {
-          reinterpret_cast<float4*>(stage + t * kStageValues)[q] = reinterpret_cast<const float4*>(xs[t] + first * 8)[q];
-        }
-      }
+  if (chunks > 0) stage_k_block<kTokens, kVec>(xs, 0, chunks, stage.values[0]);
+  for (int64_t first = 0, b = 0; first < chunks; first += 32, b ^= 1) {
+    if (first + 32 < chunks) {
+      stage_k_block<kTokens, kVec>(xs, first + 32, chunks, stage.values[b ^ 1]);
+      __pipeline_wait_prior(1);  // this k-block's copies are done, the next one's may still run
     } else {
-      for (int i = threadIdx.x; i < kTokens * kStageValues; i += blockDim.x) {
-        const int t = i / kStageValues, v = i % kStageValues;
-        if (v < block_values) stage[t * kStageValues + v] = xs[t][first * 8 + v];
-      }
+      __pipeline_wait_prior(0);
     }
-    __syncthreads();
+    __syncthreads();  // every thread's copies of this k-block are visible
     const int64_t c = first + lane;
     if (c < chunks) {
       float w[kRows][8];
 #pragma unroll
       for (int r = 0; r < kRows; ++r) chunk8<kType>(type, rows[r], c * 8, w[r]);
+      const float* staged = stage.values[b];
 #pragma unroll
       for (int t = 0; t < kTokens; ++t) {
-        const float4* xp = reinterpret_cast<const float4*>(stage + t * kStageValues + lane * 8);
+        const float4* xp = reinterpret_cast<const float4*>(staged + t * kStageValues + lane * 8);
         const float4 lo = xp[0], hi = xp[1];
         const float xv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
 #pragma unroll
@@ -96,6 +117,7 @@ __device__ inline void block_tile_dots(GgmlType type, const uint8_t* const (&row
         }
       }
     }
+    __syncthreads();  // this buffer is consumed before the copy two k-blocks on overwrites it
   }
   for (int64_t i = chunks * 8 + lane; i < cols; i += 32) {  // only float types have rows of other lengths
 #pragma unroll

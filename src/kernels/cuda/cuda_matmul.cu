@@ -42,9 +42,9 @@ __global__ void matmul_kernel(MatmulArgs a) {
 // memory for all warps (block_tile_dots). Partial tiles repeat their last row / token (valid memory) and
 // drop those sums.
 template <GgmlType kType, bool kVec>
-__global__ void __launch_bounds__(32 * kTiledWarps) matmul_tiled_kernel(MatmulArgs a) {
+__global__ void __launch_bounds__(32 * kTiledWarps, 2) matmul_tiled_kernel(MatmulArgs a) {
   __shared__ const float* x_rows[kTileTokens];
-  __shared__ __align__(16) float stage[kTileTokens * kStageValues];
+  __shared__ TileStage<kTileTokens> stage;
   const int warp = threadIdx.x >> 5;
   const int64_t h = blockIdx.z, t0 = static_cast<int64_t>(blockIdx.y) * kTileTokens, rows = a.w.ne1;
   const int nt = static_cast<int>(min(static_cast<int64_t>(kTileTokens), a.n - t0));

@@ -133,11 +133,11 @@ __device__ inline int load_tile(const MoeScratch& s, const float** x_rows, int& 
 
 // hidden[slot][r] for the tile's pairs: rows r0 .. r0 + kGateUpRows of gate and up in one tile product.
 template <GgmlType kType, bool kVec>
-__global__ void __launch_bounds__(32 * kGroupedWarps)
+__global__ void __launch_bounds__(32 * kGroupedWarps, 2)
     moe_gate_up_grouped_kernel(DevTensor gate, DevTensor up, DevTensor x, int64_t k, MoeScratch s) {
   __shared__ const float* x_rows[kTileSlots];
   __shared__ int32_t slot_ids[kTileSlots];
-  __shared__ __align__(16) float stage[kTileSlots * kStageValues];
+  __shared__ TileStage<kTileSlots> stage;
   int n_slots = 0;
   const int e = load_tile(s, x_rows, n_slots, slot_ids, [&](int32_t slot) { return x.row_as<const float>(slot / k); });
   if (e < 0) return;  // the whole block
@@ -167,10 +167,10 @@ __global__ void __launch_bounds__(32 * kGroupedWarps)
 
 // down_out[slot][r] = down_e[r] . hidden[slot] for the tile's pairs, rows r0 .. r0 + kDownRows.
 template <GgmlType kType, bool kVec>
-__global__ void __launch_bounds__(32 * kGroupedWarps) moe_down_grouped_kernel(DevTensor down, MoeScratch s) {
+__global__ void __launch_bounds__(32 * kGroupedWarps, 2) moe_down_grouped_kernel(DevTensor down, MoeScratch s) {
   __shared__ const float* x_rows[kTileSlots];
   __shared__ int32_t slot_ids[kTileSlots];
-  __shared__ __align__(16) float stage[kTileSlots * kStageValues];
+  __shared__ TileStage<kTileSlots> stage;
   const int64_t n_ff = down.ne0, n_embd = down.ne1;
   int n_slots = 0;
   const float* hidden = s.hidden;
