@@ -47,13 +47,15 @@ LevelResult run_level(const Runtime& runtime, const LoadBenchOptions& o, int con
 
   std::mutex mu;
   std::condition_variable done_cv;
-  double decode_seconds = 0, prefill_seconds = 0, forward_seconds = 0, expert_seconds = 0, expert_wait_seconds = 0;
+  double decode_seconds = 0, prefill_seconds = 0, forward_seconds = 0, expert_seconds = 0, expert_wait_seconds = 0,
+         device_seconds = 0;
   int64_t decode_tokens = 0, prefill_tokens = 0;
   engine.set_step_observer([&](const StepStats& s) {
     std::lock_guard lock(mu);
     forward_seconds += s.seconds;
     expert_seconds += s.expert_seconds;
     expert_wait_seconds += s.expert_wait_seconds;
+    device_seconds += s.device_seconds;
     if (s.prefill_tokens == 0) {
       decode_seconds += s.seconds;
       decode_tokens += s.decode_tokens;
@@ -144,6 +146,7 @@ LevelResult run_level(const Runtime& runtime, const LoadBenchOptions& o, int con
   r.tpot_p99_ms = percentile(tpot, 0.99);
   r.expert_share = forward_seconds > 0 ? expert_seconds / forward_seconds : 0;
   r.expert_wait_share = forward_seconds > 0 ? expert_wait_seconds / forward_seconds : 0;
+  if (forward_seconds > 0 && device_seconds > 0) r.device_share = device_seconds / forward_seconds;
   return r;
 }
 
@@ -163,21 +166,23 @@ nlohmann::json to_json(const std::vector<LevelResult>& results, const LoadBenchO
                       {"decode_tokens_per_s", r.decode_tokens_per_s}, {"prefill_tokens_per_s", r.prefill_tokens_per_s},
                       {"output_tokens_per_s", r.output_tokens_per_s}, {"ttft_ms_p50", r.ttft_p50_ms},
                       {"ttft_ms_p99", r.ttft_p99_ms}, {"tpot_ms_p50", r.tpot_p50_ms}, {"tpot_ms_p99", r.tpot_p99_ms},
-                      {"expert_share", r.expert_share}, {"expert_wait_share", r.expert_wait_share}});
+                      {"expert_share", r.expert_share}, {"expert_wait_share", r.expert_wait_share},
+                      {"device_share", r.device_share >= 0 ? nlohmann::json(r.device_share) : nlohmann::json()}});
   }
   return {{"prompt_len", o.prompt_len}, {"gen_len", o.gen_len}, {"requests_per_level", o.requests},
           {"arrival_rate", o.arrival_rate}, {"levels", levels}};
 }
 
 std::string to_table(const std::vector<LevelResult>& results) {
-  std::string out = fmt::format("{:>5} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n", "conc",
-                                "requests", "decode tok/s", "prefill t/s", "output t/s", "TTFT p50", "TTFT p99",
-                                "TPOT p50", "TPOT p99", "experts", "wait");
+  std::string out = fmt::format("{:>5} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}\n",
+                                "conc", "requests", "decode tok/s", "prefill t/s", "output t/s", "TTFT p50", "TTFT p99",
+                                "TPOT p50", "TPOT p99", "experts", "wait", "gpu");
   const double base = results.empty() ? 0 : results.front().decode_tokens_per_s;
   for (const LevelResult& r : results) {
     out += fmt::format("{:>5} {:>8} {:>12.2f} {:>12.1f} {:>12.2f} {:>8.0f}ms {:>8.0f}ms {:>8.1f}ms {:>8.1f}ms {:>7.0f}% {:>7.0f}%", r.concurrency,
                        r.requests, r.decode_tokens_per_s, r.prefill_tokens_per_s, r.output_tokens_per_s, r.ttft_p50_ms,
                        r.ttft_p99_ms, r.tpot_p50_ms, r.tpot_p99_ms, 100 * r.expert_share, 100 * r.expert_wait_share);
+    out += r.device_share >= 0 ? fmt::format(" {:>7.0f}%", 100 * r.device_share) : fmt::format(" {:>8}", "-");
     if (base > 0) out += fmt::format("  (decode x{:.2f})", r.decode_tokens_per_s / base);
     out += "\n";
   }

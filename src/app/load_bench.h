@@ -39,6 +39,7 @@ struct LevelResult {
   double tpot_p50_ms = 0, tpot_p99_ms = 0;
   double expert_share = 0;          // ExpertRunner compute time over forward time (it overlaps other work)
   double expert_wait_share = 0;     // forward time blocked waiting for the ExpertRunner
+  double device_share = -1;         // main device (GPU) busy time over forward time; -1: not measured (CPU)
 };
 
 // `progress` receives one status line now and then (may be empty).

@@ -65,7 +65,7 @@ void add_runtime_options(CLI::App& cmd, RuntimeOptions& o, bool with_scheduler) 
   cmd.add_option("--threads,--cpu_infer,--cpu-infer", o.threads,
                  "CPU threads: the main backend's on the CPU; with a GPU, the routed-expert runner's (default: all cores)");
   cmd.add_option("--expert-threads,--expert_threads", o.expert_threads,
-                 "CPU threads of the routed-expert runner (default: as --threads)");
+                 "CPU threads of the routed-expert runner (default: as --threads; with a GPU, at most the cores less one)");
   cmd.add_option("--expert-overlap,--expert_overlap", o.expert_overlap,
                  "Compute shared experts while the CPU runner computes routed ones: on, off, or auto (when the "
                  "runner's and the main backend's threads fit the cores)")
@@ -152,7 +152,10 @@ Result<Runtime> build_runtime(const RuntimeOptions& o) {
     if (!gpu) return Status::error(fmt::format("{}: {}", main_device->name(), gpu.status().message()));
     rt.backend = std::move(gpu.value());
     // The GPU computes the shared expert while the CPU runner computes the routed ones: they never compete.
-    const int expert_threads = o.expert_threads > 0 ? o.expert_threads : (o.threads > 0 ? o.threads : cores);
+    // This thread drives the GPU and waits for the runner between layers: it keeps a core of its own (the
+    // runner's threads spin between jobs), unless --expert-threads says otherwise.
+    const int expert_threads =
+        o.expert_threads > 0 ? o.expert_threads : std::max(1, std::min(o.threads > 0 ? o.threads : cores, cores - 1));
     overlap = o.expert_overlap != "off";
     auto runner = std::make_unique<CpuExpertRunner>(expert_threads);
     runner->keep_weights_in_place(o.mmap_weights);

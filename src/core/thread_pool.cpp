@@ -4,12 +4,7 @@
 #include <chrono>
 #include <exception>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define TANDEM_CPU_RELAX() _mm_pause()
-#else
-#define TANDEM_CPU_RELAX() std::this_thread::yield()
-#endif
+#include "core/spin_wait.h"
 
 namespace tandem {
 
@@ -21,20 +16,11 @@ std::pair<int64_t, int64_t> slice(int64_t n, int index, int count) {
   return {begin, begin + base + (index < extra ? 1 : 0)};
 }
 
-// Spins until done() holds or the spin time is over; true if it holds.
-template <typename Done>
-bool spin_until(Done&& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicroseconds);
-  for (int i = 0;; ++i) {
-    if (done()) return true;
-    TANDEM_CPU_RELAX();
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return done();
-  }
-}
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+ThreadPool::ThreadPool(int n_threads, int spin_microseconds)
+    : n_threads_(n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      spin_(std::max(0, spin_microseconds)) {
   error_.reserve(256);
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -78,7 +64,7 @@ Status ThreadPool::parallel_for(int64_t n, Body fn) {
       work_ready_.notify_all();
     }
     run_slice(0, n_threads_);
-    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    if (!spin_until(spin_, [this] { return pending_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock lock(mutex_);
       caller_sleeping_ = true;
       work_done_.wait(lock, [this] { return pending_.load() == 0; });
@@ -98,7 +84,7 @@ Status ThreadPool::parallel_for(int64_t n, Body fn) {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    if (!spin_until([&] { return stopping_.load() || generation_.load(std::memory_order_acquire) != seen; })) {
+    if (!spin_until(spin_, [&] { return stopping_.load() || generation_.load(std::memory_order_acquire) != seen; })) {
       std::unique_lock lock(mutex_);
       ++sleeping_workers_;
       work_ready_.wait(lock, [&] { return stopping_.load() || generation_.load() != seen; });

@@ -6,9 +6,9 @@
 // thread computed what are reproducible; `thread` (< size()) lets fn use per-thread scratch memory.
 //
 // A forward pass runs hundreds of loops a step, so waking sleeping threads each time would cost more than
-// many of the loops: after a loop, workers spin for a while (kSpinMicroseconds) watching for the next one
-// before they sleep, and the caller spins likewise while waiting for the workers. Give a pool as many
-// threads as it has cores to itself.
+// many of the loops: after a loop, workers spin for a while (spin_microseconds, kSpinMicroseconds unless
+// given) watching for the next one before they sleep, and the caller spins likewise while waiting for the
+// workers. Give a pool as many threads as it has cores to itself.
 //
 // Safe to call from several threads at once: calls are serialized. Not re-entrant: fn must not call
 // parallel_for on the same pool. An exception thrown by fn on any thread is caught there and returned as
@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -33,7 +34,8 @@ class ThreadPool {
   using Body = FunctionRef<void(int64_t begin, int64_t end, int thread)>;
   static constexpr int kSpinMicroseconds = 100;
 
-  explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
+  // n_threads <= 0: hardware concurrency.
+  explicit ThreadPool(int n_threads, int spin_microseconds = kSpinMicroseconds);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -53,6 +55,7 @@ class ThreadPool {
   void run_slice(int index, int count);
 
   int n_threads_;
+  std::chrono::microseconds spin_;
   std::vector<std::thread> workers_;
   std::mutex call_mutex_;  // one parallel_for at a time
   std::mutex mutex_;       // sleeping and waking

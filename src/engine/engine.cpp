@@ -173,6 +173,7 @@ bool Engine::step() {
   }
   ExpertRunner* runner = model_.devices().cpu_experts;
   const double experts_before = runner ? runner->busy_seconds() : 0.0;
+  const double device_before = model_.devices().main->busy_seconds();
   const auto started = std::chrono::steady_clock::now();
   ForwardStats forward_stats;
   const Status forward_status = model_.forward(batch, *cache_, *buffers_, logits_, &forward_stats);
@@ -181,6 +182,7 @@ bool Engine::step() {
   StepStats stats{.seconds = forward_seconds,
                   .expert_seconds = runner ? runner->busy_seconds() - experts_before : 0.0,
                   .expert_wait_seconds = forward_stats.expert_wait_seconds,
+                  .device_seconds = model_.devices().main->busy_seconds() - device_before,
                   .n_requests = static_cast<int>(plan.entries.size())};
   for (const StepEntry& e : plan.entries) {
     (e.is_decode ? stats.decode_tokens : stats.prefill_tokens) += static_cast<int64_t>(e.tokens.size());
@@ -202,6 +204,7 @@ bool Engine::step() {
     totals_.forward_seconds += forward_seconds;
     totals_.expert_seconds += stats.expert_seconds;
     totals_.expert_wait_seconds += stats.expert_wait_seconds;
+    totals_.device_seconds += stats.device_seconds;
     totals_.batch_tokens += batch.size();
     size_t row = 0;
     for (const StepEntry& e : plan.entries) {

@@ -68,6 +68,7 @@ struct StepStats {
   double seconds = 0;              // the forward pass
   double expert_seconds = 0;       // time the ExpertRunner computed during it (overlaps other work)
   double expert_wait_seconds = 0;  // time the forward pass was blocked waiting for the ExpertRunner
+  double device_seconds = 0;       // time the main backend's device was busy (Backend::busy_seconds; 0 on the CPU)
   int64_t prefill_tokens = 0;
   int64_t decode_tokens = 0;
   int n_requests = 0;
@@ -79,6 +80,7 @@ struct EngineMetrics {
   double forward_seconds = 0;       // all forward passes
   double expert_seconds = 0;        // ExpertRunner compute time (overlaps the forward passes)
   double expert_wait_seconds = 0;   // forward time blocked on the ExpertRunner
+  double device_seconds = 0;        // main device busy time (0 on the CPU: its busy time is the forward time)
   int64_t batch_tokens = 0;         // tokens run in all steps
   int64_t failed_steps = 0;         // steps whose forward pass failed
 };

@@ -146,6 +146,15 @@ class Backend {
 
   // Waits for all queued work; returns the first error since the last sync (and clears it).
   virtual Status sync() = 0;
+  // Seconds the device has spent on queued work since creation: from the first operation queued after a
+  // wait (sync(), download()) to the end of the last one before the next wait, summed (idle gaps inside such
+  // a span, e.g. launches or a copy it waits for, included). 0 for a backend that computes each operation on
+  // the calling thread (its busy time is the caller's).
+  virtual double busy_seconds() const { return 0.0; }
+  // The caller is about to wait for something other than this backend (the expert runner) before it queues
+  // more work: the busy span ends with the work queued so far, so the device's idle time meanwhile is not
+  // counted. Waits for nothing.
+  virtual void end_busy_span() {}
 
   // --- streamed experts (layerwise prefill) ---
   // A large batch can run routed experts that live in host memory (the ExpertRunner's) on this device: their

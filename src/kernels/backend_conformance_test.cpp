@@ -12,11 +12,13 @@
 // A backend joins the suite by adding a factory to kBackends (the CUDA backend adds itself when built).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <functional>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -643,6 +645,44 @@ TEST_P(BackendConformance, AFailedOperationIsReportedBySyncAndSkipsTheRest) {
   const Tensor table = weight(GgmlType::F32, 32, 4, 1, 1, w);
   backend->embed(table, i32({4}), zeros({32, 1, 1}));
   EXPECT_FALSE(backend->sync());
+}
+
+TEST_P(BackendConformance, BusyTimeCountsQueuedWorkOnAsynchronousDevices) {
+  std::vector<float> w;
+  const Tensor wt = weight(GgmlType::Q4_K, 4096, 1024, 1, 3, w);
+  const Tensor x = f32(random_floats(4096 * 64, 5), {4096, 64, 1}), y = zeros({1024, 64, 1});
+  const double before = backend->busy_seconds();
+  for (int i = 0; i < 4; ++i) backend->matmul(wt, 0, x, y);
+  ASSERT_TRUE(backend->sync());
+  const double after_plain = backend->busy_seconds();
+  // A recorded run's span opens before it (an event inside a recording would not time its replays).
+  for (int i = 0; i < 2; ++i) {
+    backend->begin_graph(11);
+    backend->matmul(wt, 0, x, y);
+    backend->end_graph();
+    ASSERT_TRUE(backend->sync());
+  }
+  const double after_recorded = backend->busy_seconds();
+  if (backend->device().is_cpu()) {  // synchronous: the caller's time is the busy time
+    EXPECT_EQ(after_recorded, 0.0);
+    return;
+  }
+  EXPECT_GT(after_plain, before);
+  EXPECT_GT(after_recorded, after_plain);
+  // A span opens when work is queued, not at the last wait: idle time between them is not busy time.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  backend->matmul(wt, 0, x, y);
+  ASSERT_TRUE(backend->sync());
+  EXPECT_LT(backend->busy_seconds() - after_recorded, 0.25);
+  // Nor is the time between end_busy_span() (the host waits for the CPU experts) and the next work.
+  const double before_gap = backend->busy_seconds();
+  backend->matmul(wt, 0, x, y);
+  backend->end_busy_span();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  backend->matmul(wt, 0, x, y);
+  ASSERT_TRUE(backend->sync());
+  EXPECT_GT(backend->busy_seconds(), before_gap);
+  EXPECT_LT(backend->busy_seconds() - before_gap, 0.25);
 }
 
 TEST_P(BackendConformance, RecordedRunsReplayWithNewValuesAndRefuseOtherArguments) {

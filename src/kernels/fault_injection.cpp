@@ -104,6 +104,8 @@ class FaultInjectingBackend final : public Backend {
   ExpertWeights staged_experts(const ExpertWeights& host, int slot) override {
     return inner_->staged_experts(host, slot);
   }
+  double busy_seconds() const override { return inner_->busy_seconds(); }
+  void end_busy_span() override { inner_->end_busy_span(); }
   Status sync() override {
     Status inner = inner_->sync();
     if (!injected_) return inner;

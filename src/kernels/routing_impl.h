@@ -1,7 +1,7 @@
-// The routing algorithm of routing.h as one inline function that compiles for the host and, under nvcc, for
-// a GPU thread too, so both devices route with the same code. Internal to src/kernels (route_token() is the
-// public entry on the host; the CUDA backend runs one thread per token). State lives in the caller's
-// RoutingScratch (kMaxExperts floats twice and flags: ~9 KiB, on the stack or in GPU local memory).
+// The routing algorithm of routing.h as inline functions that compile for the host and, under nvcc, for the
+// GPU too. Internal to src/kernels: route_token() is the public entry on the host; the CUDA backend's
+// warp-per-token router (cuda_ops.cu) reproduces route() step for step with ranks_before() as its order.
+// State lives in the caller's RoutingScratch (kMaxExperts floats twice and flags: ~9 KiB).
 #pragma once
 
 #include <math.h>

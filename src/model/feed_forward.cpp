@@ -107,6 +107,7 @@ class MoeFeedForward final : public FeedForward {
       s.graphs.close();
     }
     if (c > 0) {
+      b.end_busy_span();
       const auto waited_from = std::chrono::steady_clock::now();
       Status status = s.experts->wait();
       ws.expert_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_from).count();

@@ -64,6 +64,8 @@ std::string ServerMetrics::render(const EngineMetrics& e) const {
           e.expert_seconds);
   counter(out, "tandem_step_expert_wait_seconds_total", "Forward-pass time blocked waiting for the CPU expert runner",
           e.expert_wait_seconds);
+  counter(out, "tandem_step_device_busy_seconds_total",
+          "Time the main device (GPU) ran queued work during forward passes (0 for the CPU backend)", e.device_seconds);
   counter(out, "tandem_requests_ok_total", "Generation requests completed", static_cast<double>(requests_ok.load()));
   counter(out, "tandem_requests_client_error_total", "Requests answered with a 4xx", static_cast<double>(requests_client_error.load()));
   counter(out, "tandem_requests_rejected_busy_total", "Requests refused because the queue was full (503)",

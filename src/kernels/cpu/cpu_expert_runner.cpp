@@ -5,12 +5,13 @@
 
 #include <fmt/format.h>
 
+#include "core/spin_wait.h"
 #include "kernels/cpu/qmatmul.h"
 
 namespace tandem {
 
 CpuExpertRunner::CpuExpertRunner(int n_threads)
-    : own_pool_(std::make_unique<ThreadPool>(n_threads)), pool_(own_pool_.get()) {
+    : own_pool_(std::make_unique<ThreadPool>(n_threads, kSpinMicroseconds)), pool_(own_pool_.get()) {
   error_.reserve(512);
   dispatcher_ = std::thread([this] { dispatch_loop(); });
 }
@@ -73,6 +74,7 @@ void CpuExpertRunner::submit(const ExpertJob& job) {
     job_ = job;
     has_job_ = true;
     failed_ = false;
+    job_waiting_.store(true, std::memory_order_release);
   }
   changed_.notify_all();
 }
@@ -112,10 +114,13 @@ double CpuExpertRunner::compute() {
 
 void CpuExpertRunner::dispatch_loop() {
   for (;;) {
+    spin_until(std::chrono::microseconds(kSpinMicroseconds),
+               [this] { return job_waiting_.load(std::memory_order_acquire) || stopping_.load(); });
     {
       std::unique_lock lock(mutex_);
       changed_.wait(lock, [this] { return stopping_ || has_job_; });
       if (stopping_) return;
+      job_waiting_.store(false, std::memory_order_relaxed);
     }
     const double seconds = compute();
     {

@@ -3,10 +3,13 @@
 // With its own pool (CpuExpertRunner(n_threads)), a dispatcher thread takes each submitted job and computes
 // it (moe.h) with that pool (the dispatcher takes part as one of its threads), so the submitting thread is
 // free until wait(): give the runner cores of its own for that overlap (shared experts or GPU work beside
-// the routed experts). Sharing a pool (CpuExpertRunner(pool), for a CPU-only engine whose backend and
+// the routed experts). Jobs come once per MoE layer, a GPU layer apart (a few hundred microseconds in a
+// decode step), so the dispatcher and the pool's workers spin for kSpinMicroseconds between jobs before
+// they sleep: waking sleeping threads would add tens of microseconds to every layer. Sharing a pool (CpuExpertRunner(pool), for a CPU-only engine whose backend and
 // experts take turns on the same cores) computes each job at once on the submitting thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -22,6 +25,8 @@ namespace tandem {
 
 class CpuExpertRunner final : public ExpertRunner {
  public:
+  static constexpr int kSpinMicroseconds = 2000;
+
   explicit CpuExpertRunner(int n_threads);  // its own pool and dispatcher; n_threads <= 0: all cores
   explicit CpuExpertRunner(ThreadPool& shared_pool);  // jobs run inline on `shared_pool` (must outlive the runner)
   ~CpuExpertRunner() override;
@@ -51,7 +56,8 @@ class CpuExpertRunner final : public ExpertRunner {
   std::condition_variable changed_;
   ExpertJob job_;
   bool has_job_ = false;   // submitted, not yet finished
-  bool stopping_ = false;
+  std::atomic<bool> job_waiting_{false};  // submitted, not yet taken by the dispatcher (read while spinning)
+  std::atomic<bool> stopping_{false};
   std::string error_;      // the finished job's error (capacity reserved)
   bool failed_ = false;
   double busy_seconds_ = 0;

@@ -43,7 +43,13 @@ void require(const Tensor& t, GgmlType type, const char* role) {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int index, cudaStream_t stream, int* error_flag, std::string name)
-      : index_(index), stream_(stream), error_flag_(error_flag), name_(std::move(name)) {}
+      : index_(index), stream_(stream), error_flag_(error_flag), name_(std::move(name)) {
+    for (auto& pair : span_events_) {
+      for (cudaEvent_t& e : pair) {
+        if (cudaEventCreate(&e) != cudaSuccess) e = nullptr;  // busy time is then not measured
+      }
+    }
+  }
 
   ~CudaBackend() override {
     cudaSetDevice(index_);
@@ -59,6 +65,11 @@ class CudaBackend final : public Backend {
     for (void* p : pinned_ranges_) cudaHostUnregister(p);
     for (void* p : device_blocks_) cudaFree(p);
     for (void* p : host_blocks_) cudaFreeHost(p);
+    for (auto& pair : span_events_) {
+      for (cudaEvent_t e : pair) {
+        if (e) cudaEventDestroy(e);
+      }
+    }
     cudaFree(error_flag_);
     cudaStreamDestroy(stream_);
   }
@@ -136,6 +147,7 @@ class CudaBackend final : public Backend {
     guarded("upload", [&] {
       if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
       if (!dst.is_contiguous()) throw std::invalid_argument("destination is not contiguous");
+      open_busy_span();
       check(cudaMemcpyAsync(dst.data, host, dst.bytes(), cudaMemcpyHostToDevice, stream_));
     });
   }
@@ -144,13 +156,14 @@ class CudaBackend final : public Backend {
     guarded("download", [&] {
       if (graph_ != GraphState::Off) throw std::logic_error("transfer inside a recorded run");
       if (!src.is_contiguous()) throw std::invalid_argument("source is not contiguous");
+      open_busy_span();
       check(cudaMemcpyAsync(host, src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
     });
   }
 
   void download(const Tensor& src, void* host) override {
     download_later(src, host);
-    guarded("download", [&] { check(cudaStreamSynchronize(stream_)); });
+    guarded("download", [&] { check(wait_for_stream()); });
   }
 
   void embed(const Tensor& table, const Tensor& ids, const Tensor& out) override {
@@ -433,6 +446,7 @@ class CudaBackend final : public Backend {
   bool begin_graph(uint64_t key) override {
     if (graph_ != GraphState::Off) end_graph();
     if (profiling_ || !error_.empty()) return false;  // profiling waits inside operations: no capture
+    open_busy_span();  // outside the capture: an event recorded inside it would not time the replays
     fingerprint_ = 0xcbf29ce484222325ull;
     graph_key_ = key;
     if (graphs_.count(key)) {
@@ -490,7 +504,7 @@ class CudaBackend final : public Backend {
       if (error_.empty()) error_ = "sync inside a recorded run";
     }
     graph_ = GraphState::Off;
-    cudaError_t e = cudaStreamSynchronize(stream_);
+    cudaError_t e = wait_for_stream();
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess && error_.empty()) error_ = "cuda: " + cuda_message(e);
     int flag = 0;
@@ -504,6 +518,13 @@ class CudaBackend final : public Backend {
     return s;
   }
 
+  double busy_seconds() const override { return busy_seconds_; }
+  void end_busy_span() override {
+    if (!span_open_) return;
+    span_open_ = false;
+    if (cudaEventRecord(span_events_[spans_ended_][1], stream_) == cudaSuccess) ++spans_ended_;
+  }
+
  private:
   // Runs op unless an earlier one failed; an exception it throws, or a failed launch, becomes the error.
   // With TANDEM_PROFILE_OPS=1 each operation is waited for and timed (launch included): a diagnostic that
@@ -511,6 +532,7 @@ class CudaBackend final : public Backend {
   template <typename Op>
   void guarded(const char* name, Op&& op, const Tensor* weight = nullptr) {
     if (!error_.empty() || graph_ == GraphState::Replaying) return;
+    if (graph_ == GraphState::Off) open_busy_span();
     try {
       std::chrono::steady_clock::time_point started;
       if (profiling_) {
@@ -534,6 +556,26 @@ class CudaBackend final : public Backend {
       error_ = fmt::format("{}: {}", name, e.what());
     }
   }
+  // --- busy time (busy_seconds) ---
+  // A span opens when work is queued while none is open (an event recorded before it) and ends at the next
+  // wait or end_busy_span() (an event after it). Ended spans are timed at the next wait, when their events
+  // have completed; a wait comes at least once per layer, so a few event pairs suffice.
+  static constexpr int kSpans = 8;
+  void open_busy_span() {
+    if (span_open_ || graph_ == GraphState::Capturing || spans_ended_ == kSpans || !span_events_[spans_ended_][0]) return;
+    span_open_ = cudaEventRecord(span_events_[spans_ended_][0], stream_) == cudaSuccess;
+  }
+  cudaError_t wait_for_stream() {
+    end_busy_span();
+    const cudaError_t e = cudaStreamSynchronize(stream_);
+    for (int i = 0; i < spans_ended_ && e == cudaSuccess; ++i) {
+      float ms = 0;
+      if (cudaEventElapsedTime(&ms, span_events_[i][0], span_events_[i][1]) == cudaSuccess) busy_seconds_ += ms / 1000.0;
+    }
+    spans_ended_ = 0;
+    return e;
+  }
+
   // --- recorded runs ---
   enum class GraphState { Off, Capturing, Replaying };
   struct Recorded {
@@ -670,6 +712,10 @@ class CudaBackend final : public Backend {
   // Streamed experts: two slots of gate / up / down buffers, filled on copy_stream_.
   cudaStream_t copy_stream_ = nullptr;
   cudaEvent_t main_mark_ = nullptr, copied_[2] = {nullptr, nullptr};
+  cudaEvent_t span_events_[kSpans][2] = {};  // begin and end of each busy span since the last wait
+  int spans_ended_ = 0;                       // spans ended since the last wait (the next one uses this pair)
+  bool span_open_ = false;
+  double busy_seconds_ = 0;
   void* staging_[2][3] = {};
   std::vector<void*> pinned_ranges_;
   std::string streaming_note_;

@@ -260,14 +260,125 @@ __global__ void __launch_bounds__(32 * kAttnWarps)
   }
 }
 
-// A block of one thread per token, its routing state in shared memory (~9 KiB): the serial reference
-// algorithm (routing_impl.h) at shared-memory latency.
-__global__ void route_kernel(DevTensor logits, const float* bias, RouterConfig config, DevTensor ids,
-                             DevTensor weights) {
-  __shared__ routing_detail::RoutingScratch scratch;
+// Routing: a warp per token computing exactly what the serial reference (routing_impl.h) computes. The
+// element-wise steps (exponentials, sigmoid, bias, masks) are spread over the lanes; the sums whose order
+// matters (the softmax's double sum, a group's top-2 sum, the selected weights' sum) run serially on one
+// lane in the reference's order; top-k is k rounds of a warp arg-max under routing_detail::ranks_before, a
+// strict total order, so each round picks the element the serial scan picks.
+struct WarpRoutingScratch {
+  float scores[kMaxExperts];
+  float choice[kMaxExperts];
+  bool taken[kMaxExperts];
+  float group_score[kMaxExpertGroups];
+  int32_t kept[kMaxExpertGroups];
+  bool keep[kMaxExpertGroups];
+};
+
+// The k best indices of v[0..n), best first, into out (written by lane 0); taken: n flags.
+__device__ inline void warp_top_k(const float* v, int n, int k, int32_t* out, bool* taken) {
+  const int lane = threadIdx.x & 31;
+  for (int i = lane; i < n; i += 32) taken[i] = false;
+  __syncwarp();
+  for (int j = 0; j < k; ++j) {
+    int best = -1;
+    for (int i = lane; i < n; i += 32) {
+      if (!taken[i] && (best < 0 || routing_detail::ranks_before(v, i, best))) best = i;
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      const int other = __shfl_xor_sync(0xffffffffu, best, offset);
+      if (other >= 0 && (best < 0 || routing_detail::ranks_before(v, other, best))) best = other;
+    }
+    if (lane == 0) {
+      out[j] = best;
+      taken[best] = true;
+    }
+    __syncwarp();
+  }
+}
+
+// The best (and, with two, second best) member of a group under ranks_before: top_k(members, n, 1 or 2).
+__device__ inline float group_top2_sum(const float* members, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i) best = routing_detail::ranks_before(members, i, best) ? i : best;
+  float sum = 0.0f + members[best];
+  if (n < 2) return sum;
+  int second = -1;
+  for (int i = 0; i < n; ++i) {
+    if (i != best && (second < 0 || routing_detail::ranks_before(members, i, second))) second = i;
+  }
+  return sum + members[second];
+}
+
+__global__ void route_kernel(DevTensor logits_t, const float* bias, RouterConfig c, DevTensor ids_t, DevTensor weights_t) {
+  __shared__ WarpRoutingScratch s;
+  const int lane = threadIdx.x;
   const int64_t t = blockIdx.x;
-  routing_detail::route(config, logits.row_as<const float>(t), bias, ids.row_as<int32_t>(t), weights.row_as<float>(t),
-                        scratch);
+  const float* logits = logits_t.row_as<const float>(t);
+  int32_t* expert_ids = ids_t.row_as<int32_t>(t);
+  float* expert_weights = weights_t.row_as<float>(t);
+  const int n = c.n_experts;
+  if (c.scoring == ScoringFunc::Softmax) {
+    float mx = logits[0];
+    for (int e = lane; e < n; e += 32) mx = logits[e] > mx ? logits[e] : mx;
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      const float other = __shfl_xor_sync(0xffffffffu, mx, offset);
+      mx = other > mx ? other : mx;
+    }
+    for (int e = lane; e < n; e += 32) s.scores[e] = expf(logits[e] - mx);
+    __syncwarp();
+    float inv = 0.0f;
+    if (lane == 0) {
+      double sum = 0.0;  // in expert order, as the reference
+      for (int e = 0; e < n; ++e) sum += s.scores[e];
+      inv = static_cast<float>(1.0 / sum);
+    }
+    inv = __shfl_sync(0xffffffffu, inv, 0);
+    for (int e = lane; e < n; e += 32) s.scores[e] *= inv;
+  } else {
+    for (int e = lane; e < n; e += 32) s.scores[e] = 1.0f / (1.0f + expf(-logits[e]));
+  }
+  for (int e = lane; e < n; e += 32) {
+    s.choice[e] = s.scores[e];
+    if (c.topk_method == TopkMethod::NoauxTc && bias) s.choice[e] += bias[e];
+  }
+  __syncwarp();
+  if (c.topk_method != TopkMethod::Greedy && c.n_group > 1) {
+    const int per_group = n / c.n_group;
+    for (int g = lane; g < c.n_group; g += 32) {
+      const float* members = s.choice + g * per_group;
+      if (c.topk_method == TopkMethod::NoauxTc) {
+        s.group_score[g] = group_top2_sum(members, per_group);
+      } else {
+        float mx = members[0];
+        for (int i = 1; i < per_group; ++i) mx = members[i] > mx ? members[i] : mx;
+        s.group_score[g] = mx;
+      }
+    }
+    __syncwarp();
+    warp_top_k(s.group_score, c.n_group, c.topk_group, s.kept, s.taken);
+    for (int g = lane; g < c.n_group; g += 32) s.keep[g] = false;
+    __syncwarp();
+    if (lane == 0) {
+      for (int j = 0; j < c.topk_group; ++j) s.keep[s.kept[j]] = true;
+    }
+    __syncwarp();
+    for (int e = lane; e < n; e += 32) {
+      if (!s.keep[e / per_group]) s.choice[e] = 0.0f;
+    }
+    __syncwarp();
+  }
+  warp_top_k(s.choice, n, c.n_experts_used, expert_ids, s.taken);
+  if (lane == 0) {
+    float sum = 0.0f;
+    for (int j = 0; j < c.n_experts_used; ++j) {
+      expert_weights[j] = s.scores[expert_ids[j]];
+      sum += expert_weights[j];
+    }
+    const float norm = c.norm_topk_prob ? 1.0f / (sum + 1e-20f) : 1.0f;
+    for (int j = 0; j < c.n_experts_used; ++j) {
+      expert_weights[j] = expert_weights[j] * norm * static_cast<float>(c.routed_scaling_factor);
+    }
+  }
 }
 
 }  // namespace
@@ -386,7 +497,7 @@ bool launch_attention(const DevTensor& q, const DevTensor& cache, const KvLayout
 void launch_route(const DevTensor& logits, const float* bias, const RouterConfig& config, const DevTensor& ids,
                   const DevTensor& weights, cudaStream_t stream) {
   if (logits.ne1 == 0) return;
-  route_kernel<<<static_cast<unsigned>(logits.ne1), 1, 0, stream>>>(logits, bias, config, ids, weights);
+  route_kernel<<<static_cast<unsigned>(logits.ne1), 32, 0, stream>>>(logits, bias, config, ids, weights);
 }
 
 const char* device_error_message(int code) {
