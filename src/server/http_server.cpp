@@ -27,6 +27,12 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(dump(e.to_json()), "application/json");
 }
 
+// What a request cut by shutdown gets: a 503 (non-streaming) or an error event (streaming).
+ApiError shutdown_cut_error() {
+  return ApiError{503, "the server shut down before this request finished: its output was cut; retry later",
+                  "server_error", "", "server_shutdown"};
+}
+
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -174,6 +180,7 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
 
   if (!p.options.stream) {
     std::string reasoning, content, finish, error;
+    bool cut_by_shutdown = false;
     std::vector<TokenLogprobInfo> logprobs;
     for (;;) {
       GenerationDelta d = session->next(kPollInterval);
@@ -183,8 +190,17 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
       if (d.finished) {
         finish = d.finish_reason;
         error = d.error;
+        cut_by_shutdown = d.cut_by_shutdown;
         break;
       }
+    }
+    if (cut_by_shutdown) {
+      res.set_header("Retry-After", "5");
+      send_error(res, shutdown_cut_error());
+      metrics.requests_server_error++;
+      track(session, false);
+      metrics.in_flight--;
+      return;
     }
     if (!error.empty()) {
       spdlog::error("request {} failed: {}", header.id, error);
@@ -243,6 +259,16 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
           spdlog::error("request {} failed: {}", header.id, d.error);
           const ApiError e{500, "generation failed: " + d.error, "server_error"};
           if (!write(sse_event(nlohmann::json{{"error", e.to_json()["error"]}}) + "data: [DONE]\n\n")) return false;
+          metrics.requests_server_error++;
+          state->failed = true;
+          state->done = true;
+          sink.done();
+          return true;
+        }
+        if (d.finished && d.cut_by_shutdown) {
+          // Cut by shutdown: an error event rather than a finish_reason, so the client knows it is incomplete.
+          const nlohmann::json e = shutdown_cut_error().to_json();
+          if (!write(sse_event(nlohmann::json{{"error", e["error"]}}) + "data: [DONE]\n\n")) return false;
           metrics.requests_server_error++;
           state->failed = true;
           state->done = true;
@@ -410,7 +436,7 @@ void HttpServer::shutdown(std::chrono::milliseconds grace) {
   while (m.metrics.in_flight.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   {
     std::lock_guard lock(m.sessions_mutex);
-    for (const auto& s : m.sessions) s->cancel();
+    for (const auto& s : m.sessions) s->cancel(CancelReason::Shutdown);
   }
   const auto cancel_deadline = Clock::now() + std::chrono::seconds(5);
   while (m.metrics.in_flight.load() > 0 && Clock::now() < cancel_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));

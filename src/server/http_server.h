@@ -1,12 +1,12 @@
 // HttpServer: the OpenAI-compatible HTTP API over one Engine.
 //
-// Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET /health,
-// GET /metrics (Prometheus), POST /tokenize, POST /detokenize. Errors use OpenAI's error object with the
-// HTTP status that fits: 400 for bad requests (including prompts over the context), 401 for a wrong API
-// key, 404 for unknown paths, 413 for oversized bodies, 503 with Retry-After when the queue is full or the
-// server is shutting down. A streaming client that goes away has its request cancelled (pages freed).
-// shutdown() stops taking generation requests, lets in-flight ones finish for a grace period, cancels
-// the rest, and stops the listener.
+// Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET /health, GET
+// /metrics (Prometheus), POST /tokenize, POST /detokenize. Errors use OpenAI's error object with the HTTP
+// status that fits: 400 for bad requests (including prompts over the context), 401 for a wrong API key, 404
+// for unknown paths, 413 for oversized bodies, 503 with Retry-After when the queue is full or the server is
+// shutting down. A streaming client that goes away has its request cancelled (pages freed). shutdown() stops
+// taking generation requests, lets in-flight ones finish for a grace period, then cuts the rest (503, or an
+// error event in a stream), and stops the listener.
 #pragma once
 
 #include <chrono>

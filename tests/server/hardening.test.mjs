@@ -1,0 +1,63 @@
+// Issue 13: server defects found with the tiny demo model, one describe per defect, each reproducing it.
+// Run: TANDEM_BIN=build/tandem node --test tests/server/hardening.test.mjs
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as H from './lib/harness.mjs';
+
+const { MODEL_NAME } = H;
+const REF = H.SKIP ? [] : H.referenceCases();
+// Long generations take seconds on the fixture (about 500 tokens/s on 2 cores): room to act while they run.
+const LONG = 4000;
+const COMMON = ['--max_new_tokens', '4096', '--cache_lens', '8192', '--chunk_size', '256', '--page_size', '16'];
+const BASE = [...COMMON, '--max_batch_size', '2'];
+const idle = (m) => m.get('tandem_requests_running') === 0 && m.get('tandem_requests_waiting') === 0 &&
+  m.get('tandem_kv_pages_used') === 0;
+
+function assertError(r, status, code, what) {
+  assert.equal(r.status, status, `${what}: status ${r.status}: ${r.text}`);
+  assert.deepEqual(H.errorEnvelopeProblems(r.json), [], `${what}: ${r.text}`);
+  if (code) assert.equal(r.json.error.code, code, `${what}: error.code`);
+}
+
+// A raw connection from `localAddress` (another loopback address stands for another client).
+function connect(port, localAddress) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, localAddress });
+    s.data = '';
+    s.gone = new Promise((r) => s.on('close', () => { s.closedAt = Date.now(); r(); }));
+    s.on('data', (d) => { s.data += d.toString('latin1'); });
+    s.on('error', () => {});
+    s.once('connect', () => resolve(s));
+    setTimeout(() => reject(new Error('connect timed out')), 20_000).unref();
+  });
+}
+
+const within = (promise, ms) => Promise.race([promise.then(() => true), H.sleep(ms).then(() => false)]);
+
+describe('issue 13.5: requests cut by shutdown', { skip: H.SKIP, timeout: 60_000 }, () => {
+  test('a cut stream ends with an error event, not finish_reason "length"; a cut non-streaming request gets 503', async () => {
+    const srv = await H.startServer([...COMMON, '--max_batch_size', '1', '--shutdown-grace', '0.5']);
+    try {
+      const body = { model: MODEL_NAME, prompt: REF[0].ids, max_tokens: LONG, temperature: 0 };
+      let first;
+      const started = new Promise((r) => { first = r; });
+      const stream = srv.stream('/v1/completions', body, { onEvent: () => first() });
+      await started;
+      const queued = srv.post('/v1/completions', body);  // waits behind the stream (one slot)
+      await srv.waitMetrics((m) => m.get('tandem_requests_waiting') === 1, 3000);
+      srv.proc.kill('SIGTERM');
+      const [s, q] = await Promise.all([stream, queued]);
+      const finishes = s.events.flatMap((e) => (e.choices || []).map((c) => c.finish_reason)).filter(Boolean);
+      assert.deepEqual(finishes, [], 'the cut stream must not claim a finish_reason');
+      const err = s.events.find((e) => e.error);
+      assert.ok(err, `no error event in the cut stream: ${s.raw.slice(-300)}`);
+      assert.equal(err.error.code, 'server_shutdown');
+      assert.ok(s.done, 'the stream still ends with data: [DONE]');
+      assertError(q, 503, 'server_shutdown', 'the queued non-streaming request');
+      assert.ok(q.headers.get('retry-after'), 'Retry-After');
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
