@@ -11,6 +11,7 @@
 
 #include "server/generation.h"
 #include "server/metrics.h"
+#include "server/model_catalog.h"
 #include "server/openai_request.h"
 #include "server/responses.h"
 
@@ -40,6 +41,7 @@ int64_t unix_now() {
 // What a generation endpoint needs once the request is parsed: the prompt tokens and the options.
 struct Prepared {
   ApiKind kind;
+  std::string model;  // the served name answering
   CommonOptions options;
   std::vector<int32_t> prompt;
   bool split_reasoning = false;
@@ -52,6 +54,7 @@ struct HttpServer::Impl {
   ServerConfig config;
   ModelResources model;
   httplib::Server http;
+  ModelCatalog catalog;
   ServerMetrics metrics;
   std::thread listener;
   std::atomic<bool> draining{false};
@@ -59,13 +62,21 @@ struct HttpServer::Impl {
   std::mutex sessions_mutex;
   std::set<std::shared_ptr<GenerationSession>> sessions;  // in flight, for shutdown
 
-  Impl(ServerConfig c, ModelResources m) : config(std::move(c)), model(std::move(m)) {}
+  Impl(ServerConfig c, ModelResources m)
+      : config(std::move(c)),
+        model(std::move(m)),
+        catalog(config.served_model_names, config.model_aliases) {}
 
   void routes();
   bool authorized(const httplib::Request& req, httplib::Response& res);
+  std::optional<ApiError> resolve_model(const std::string& requested, Prepared& p) const;
   std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
   std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
   void generate(Prepared p, httplib::Response& res);
+  nlohmann::json model_object(const std::string& id) const {
+    return {{"id", id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tandem"},
+            {"max_model_len", config.context_tokens}};
+  }
   void track(const std::shared_ptr<GenerationSession>& s, bool add) {
     std::lock_guard lock(sessions_mutex);
     if (add) sessions.insert(s); else sessions.erase(s);
@@ -90,7 +101,17 @@ bool HttpServer::Impl::authorized(const httplib::Request& req, httplib::Response
   return false;
 }
 
+std::optional<ApiError> HttpServer::Impl::resolve_model(const std::string& requested, Prepared& p) const {
+  if (auto name = catalog.resolve(requested)) {
+    p.model = *name;
+    return std::nullopt;
+  }
+  return ApiError{404, fmt::format("the model '{}' does not exist on this server (it serves '{}')", requested,
+                                   catalog.primary()), "invalid_request_error", "model", "model_not_found"};
+}
+
 std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
+  if (auto e = resolve_model(r.options.model, p)) return e;
   if (!model.chat_template) return ApiError{400, "this model has no chat template: use /v1/completions"};
   nlohmann::ordered_json extra = r.template_kwargs;
   if (!r.tools.is_null()) extra["tools"] = r.tools;
@@ -109,6 +130,7 @@ std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Pre
 }
 
 std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionRequest& r, Prepared& p) {
+  if (auto e = resolve_model(r.options.model, p)) return e;
   p.kind = ApiKind::Completion;
   p.options = r.options;
   if (const auto* text = std::get_if<std::string>(&r.prompt)) {
@@ -175,8 +197,7 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
   }
   std::shared_ptr<GenerationSession> session = session_or.value();
   track(session, true);
-  const ResponseHeader header{p.kind, new_response_id(p.kind), unix_now(),
-                              p.options.model.empty() ? config.model_name : p.options.model};
+  const ResponseHeader header{p.kind, new_response_id(p.kind), unix_now(), p.model};
 
   if (!p.options.stream) {
     std::string reasoning, content, finish, error;
@@ -355,9 +376,18 @@ void HttpServer::Impl::routes() {
 
   http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
-    nlohmann::json m = {{"id", config.model_name}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tandem"},
-                        {"max_model_len", config.context_tokens}};
-    res.set_content(dump({{"object", "list"}, {"data", nlohmann::json::array({m})}}), "application/json");
+    nlohmann::json data = nlohmann::json::array();
+    for (const std::string& name : catalog.served()) data.push_back(model_object(name));
+    res.set_content(dump({{"object", "list"}, {"data", data}}), "application/json");
+  });
+  http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    Prepared p;
+    if (auto e = resolve_model(req.matches[1].str(), p)) {
+      metrics.requests_client_error++;
+      return send_error(res, *e);
+    }
+    res.set_content(dump(model_object(p.model)), "application/json");
   });
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     if (draining) {

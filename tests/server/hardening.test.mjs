@@ -2,6 +2,7 @@
 // Run: TANDEM_BIN=build/tandem node --test tests/server/hardening.test.mjs
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import OpenAI from 'openai';
 import * as H from './lib/harness.mjs';
 
 const { MODEL_NAME } = H;
@@ -61,3 +62,42 @@ describe('issue 13.5: requests cut by shutdown', { skip: H.SKIP, timeout: 60_000
   });
 });
 
+describe('issue 13.7: model names', { skip: H.SKIP, timeout: 60_000 }, () => {
+  let srv;
+  before(async () => { srv = await H.startServer([...BASE, '--served-model-name', 'second-name']); });
+  after(async () => { await srv?.stop(); });
+
+  test('an unknown model is 404 model_not_found, streamed or not; aliases are answered with the served name', async () => {
+    const chat = (model, extra = {}) => srv.post('/v1/chat/completions', { model, max_tokens: 2, ...extra,
+      messages: [{ role: 'user', content: 'hi' }] });
+    for (const [what, r] of [
+      ['chat', await chat('gpt-4o')],
+      ['chat streamed', await srv.stream('/v1/chat/completions', { model: 'gpt-4o', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] })],
+      ['completions', await srv.post('/v1/completions', { model: 'nope', prompt: 'hi', max_tokens: 2 })]]) {
+      assertError(r, 404, 'model_not_found', what);
+      assert.equal(r.json.error.param, 'model');
+    }
+    for (const [alias, answered] of [[MODEL_NAME, MODEL_NAME], ['second-name', 'second-name'], ['Tiny Dsv3', MODEL_NAME],
+      ['model.gguf', MODEL_NAME], ['model', MODEL_NAME]]) {
+      const r = await chat(alias);
+      assert.equal(r.status, 200, `${alias}: ${r.text}`);
+      assert.equal(r.json.model, answered, `model '${alias}' is answered as '${answered}'`);
+    }
+    const noModel = await srv.post('/v1/completions', { prompt: 'hi', max_tokens: 1 });
+    assert.equal(noModel.json.model, MODEL_NAME, 'no model: the first served name');
+  });
+
+  test('GET /v1/models lists the served names; GET /v1/models/{id} answers one or 404', async () => {
+    const list = await srv.get('/v1/models');
+    assert.deepEqual(list.json.data.map((m) => m.id), [MODEL_NAME, 'second-name']);
+    const one = await srv.get(`/v1/models/${MODEL_NAME}`);
+    assert.equal(one.status, 200, one.text);
+    assert.equal(one.json.id, MODEL_NAME);
+    assert.equal(one.json.object, 'model');
+    assert.equal((await srv.get('/v1/models/Tiny%20Dsv3')).json.id, MODEL_NAME, 'an alias');
+    assertError(await srv.get('/v1/models/gpt-4o'), 404, 'model_not_found', 'unknown id');
+    const oa = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    assert.equal((await oa.models.retrieve('second-name')).id, 'second-name');
+    await assert.rejects(oa.models.retrieve('gpt-4o'), (e) => e.status === 404);
+  });
+});
