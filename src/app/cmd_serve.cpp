@@ -139,6 +139,11 @@ void register_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--served-model-name,--served_model_name,--model_name", o->server.served_model_names,
                   "Model name(s) in the API, the first the default (default: the GGUF's general.name); the GGUF's "
                   "general.name and file name are accepted too");
+  cmd->add_option("--max-messages,--max_messages", o->server.limits.max_messages, "Messages a chat request may have")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max-content-bytes,--max_content_bytes", o->server.limits.max_content_bytes,
+                  "Bytes of message text (and tools) or of a prompt string a request may have")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-queue,--max_queue", o->server.max_queue, "Requests allowed to wait beyond max_batch_size")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--shutdown-grace", o->shutdown_grace_seconds, "Seconds in-flight requests get on SIGINT/SIGTERM")

@@ -352,7 +352,7 @@ void HttpServer::Impl::routes() {
   auto endpoint = [this](auto parse, auto prepare) {
     return [this, parse, prepare](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req, res)) return;
-      auto parsed = parse(req.body);
+      auto parsed = parse(req.body, config.limits);
       Prepared p;
       std::optional<ApiError> error;
       if (auto* e = std::get_if<ApiError>(&parsed)) {

@@ -3,11 +3,11 @@
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET
 // /v1/models/{id}, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize. Errors use
 // OpenAI's error object with the HTTP status that fits: 400 for bad requests (including prompts over the
-// context), 401 for a wrong API key, 404 for unknown paths and models (code model_not_found), 413 for
-// oversized bodies, 503 with Retry-After when the queue is full or the server is shutting down. A streaming
-// client that goes away has its request cancelled (pages freed). shutdown() stops taking generation requests,
-// lets in-flight ones finish for a grace period, then cuts the rest (503, or an error event in a stream), and
-// stops the listener.
+// context and too many messages), 401 for a wrong API key, 404 for unknown paths and models (code
+// model_not_found), 413 for oversized bodies and prompts, 503 with Retry-After when the queue is full or the
+// server is shutting down. A streaming client that goes away has its request cancelled (pages freed).
+// shutdown() stops taking generation requests, lets in-flight ones finish for a grace period, then cuts the
+// rest (503, or an error event in a stream), and stops the listener.
 #pragma once
 
 #include <chrono>
@@ -19,6 +19,7 @@
 #include "chat/chat_template.h"
 #include "core/status.h"
 #include "engine/engine.h"
+#include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tandem::server {
@@ -34,6 +35,7 @@ struct ServerConfig {
   int max_batch_size = 4;
   int max_queue = 64;               // generation requests allowed beyond max_batch_size
   bool force_think = false;         // start the assistant turn with "<think>\n"
+  RequestLimits limits;             // messages and text per request, checked before rendering
 };
 
 struct ModelResources {

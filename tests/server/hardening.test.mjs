@@ -35,6 +35,45 @@ function connect(port, localAddress) {
 
 const within = (promise, ms) => Promise.race([promise.then(() => true), H.sleep(ms).then(() => false)]);
 
+describe('issue 13.4: oversized chat requests', { skip: H.SKIP, timeout: 60_000 }, () => {
+  let srv;
+  before(async () => { srv = await H.startServer(BASE); });
+  after(async () => { await srv?.stop(); });
+
+  test('100,000 messages are refused at once (400 too_many_messages), without lasting memory', async () => {
+    const body = JSON.stringify({ model: MODEL_NAME, max_tokens: 4,
+      messages: Array.from({ length: 100_000 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `message ${i} hello` })) });
+    assert.ok(body.length > 3_000_000);
+    const rss0 = srv.rssKiB();
+    const t0 = Date.now();
+    const r = await srv.post('/v1/chat/completions', body);
+    const ms = Date.now() - t0;
+    assertError(r, 400, 'too_many_messages', '100,000 messages');
+    assert.equal(r.json.error.param, 'messages');
+    assert.ok(ms < 1500, `the refusal took ${ms} ms`);
+    const grown = (srv.rssKiB() - rss0) / 1024;
+    assert.ok(grown < 40, `RSS grew ${grown.toFixed(0)} MiB`);
+  });
+
+  test('more message text than --max-content-bytes is 413; the limits are flags', async () => {
+    const big = 'lorem ipsum '.repeat(200_000);  // 2.4 MB, over the 2 MiB default
+    assertError(await srv.post('/v1/chat/completions', { messages: [{ role: 'user', content: big }] }), 413,
+      'request_too_large', 'one 2.4 MB message');
+    assertError(await srv.post('/v1/completions', { prompt: big }), 413, 'request_too_large', 'a 2.4 MB prompt');
+    const small = await H.startServer([...BASE, '--max-messages', '3', '--max-content-bytes', '100']);
+    try {
+      const msgs = (n) => Array.from({ length: n }, () => ({ role: 'user', content: 'hi' }));
+      assertError(await small.post('/v1/chat/completions', { messages: msgs(4) }), 400, 'too_many_messages', '4 > 3');
+      assertError(await small.post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x'.repeat(101) }] }),
+        413, 'request_too_large', '101 > 100 bytes');
+      const ok = await small.post('/v1/chat/completions', { messages: msgs(3), max_tokens: 1 });
+      assert.equal(ok.status, 200, ok.text);
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe('issue 13.5: requests cut by shutdown', { skip: H.SKIP, timeout: 60_000 }, () => {
   test('a cut stream ends with an error event, not finish_reason "length"; a cut non-streaming request gets 503', async () => {
     const srv = await H.startServer([...COMMON, '--max_batch_size', '1', '--shutdown-grace', '0.5']);
