@@ -135,7 +135,11 @@ void register_serve_command(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--backend_type,--backend-type", o->backend_type, "Only balance_serve")->capture_default_str();
   cmd->add_flag("--force_think,--force-think", o->server.force_think, "Start every answer with <think>\\n");
-  cmd->add_option("--api-key,--api_key", o->server.api_key, "Require 'Authorization: Bearer KEY'");
+  cmd->add_option("--api-key,--api_key", o->server.api_key, "Require 'Authorization: Bearer KEY' (all but /health)");
+  cmd->add_flag("--metrics-public,--metrics_public", o->server.metrics_public, "Serve /metrics without the API key");
+  cmd->add_option("--allowed-origins,--allowed_origins", o->server.allowed_origins,
+                  "CORS: origins web pages may call the API from (comma-separated, or *); default none")
+      ->delimiter(',');
   cmd->add_option("--served-model-name,--served_model_name,--model_name", o->server.served_model_names,
                   "Model name(s) in the API, the first the default (default: the GGUF's general.name); the GGUF's "
                   "general.name and file name are accepted too");

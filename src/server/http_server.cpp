@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "server/access_policy.h"
 #include "server/generation.h"
 #include "server/metrics.h"
 #include "server/model_catalog.h"
@@ -54,6 +55,7 @@ struct HttpServer::Impl {
   ServerConfig config;
   ModelResources model;
   httplib::Server http;
+  AccessPolicy access;
   ModelCatalog catalog;
   ServerMetrics metrics;
   std::thread listener;
@@ -65,10 +67,13 @@ struct HttpServer::Impl {
   Impl(ServerConfig c, ModelResources m)
       : config(std::move(c)),
         model(std::move(m)),
+        access(config.api_key, config.allowed_origins),
         catalog(config.served_model_names, config.model_aliases) {}
 
   void routes();
   bool authorized(const httplib::Request& req, httplib::Response& res);
+  // A POST body must be JSON (415 otherwise); checked before anything else is done with it.
+  bool json_body(const httplib::Request& req, httplib::Response& res);
   std::optional<ApiError> resolve_model(const std::string& requested, Prepared& p) const;
   std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
   std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
@@ -92,12 +97,18 @@ struct HttpServer::Impl {
 };
 
 bool HttpServer::Impl::authorized(const httplib::Request& req, httplib::Response& res) {
-  if (config.api_key.empty()) return true;
-  const std::string expected = "Bearer " + config.api_key;
-  if (req.get_header_value("Authorization") == expected) return true;
+  if (access.authorized(req.get_header_value("Authorization"))) return true;
   metrics.requests_client_error++;
   send_error(res, ApiError{401, "invalid or missing API key (send 'Authorization: Bearer <key>')", "authentication_error",
                            "", "invalid_api_key"});
+  return false;
+}
+
+bool HttpServer::Impl::json_body(const httplib::Request& req, httplib::Response& res) {
+  if (AccessPolicy::is_json(req.get_header_value("Content-Type"))) return true;
+  metrics.requests_client_error++;
+  send_error(res, ApiError{415, "the request body must be JSON: send 'Content-Type: application/json'",
+                           "invalid_request_error", "", "unsupported_media_type"});
   return false;
 }
 
@@ -348,10 +359,33 @@ void HttpServer::Impl::routes() {
     if (res.status >= 400 && res.status < 500) metrics.requests_client_error++;
   });
 
+  // CORS: allowed origins get their headers on every answer; preflights are answered here.
+  http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (!access.origin_allowed(origin)) return;
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Vary", "Origin");
+  });
+  http.Options(R"(.*)", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (!origin.empty() && !access.origin_allowed(origin)) {
+      metrics.requests_client_error++;
+      return send_error(res, ApiError{403, fmt::format("the origin '{}' is not allowed (see --allowed-origins)", origin),
+                                      "invalid_request_error", "", "origin_not_allowed"});
+    }
+    res.status = 204;
+    res.set_header("Allow", "GET, POST, OPTIONS");
+    if (origin.empty()) return;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+    res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+    res.set_header("Access-Control-Max-Age", "600");
+  });
+
   // Parse, turn into prompt tokens, generate: the same for both generation endpoints.
   auto endpoint = [this](auto parse, auto prepare) {
     return [this, parse, prepare](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
+      if (!authorized(req, res) || !json_body(req, res)) return;
       auto parsed = parse(req.body, config.limits);
       Prepared p;
       std::optional<ApiError> error;
@@ -397,11 +431,12 @@ void HttpServer::Impl::routes() {
     }
     res.set_content(R"({"status":"ok"})", "application/json");
   });
-  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!config.metrics_public && !authorized(req, res)) return;
     res.set_content(metrics.render(model.engine->metrics()), "text/plain; version=0.0.4");
   });
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
+    if (!authorized(req, res) || !json_body(req, res)) return;
     auto parsed = parse_json_object(req.body);
     if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     const nlohmann::json& body = std::get<nlohmann::json>(parsed);
@@ -413,7 +448,7 @@ void HttpServer::Impl::routes() {
     res.set_content(dump({{"tokens", ids}}), "application/json");
   });
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
+    if (!authorized(req, res) || !json_body(req, res)) return;
     auto parsed = parse_json_object(req.body);
     if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     const nlohmann::json& body = std::get<nlohmann::json>(parsed);

@@ -1,13 +1,15 @@
 // HttpServer: the OpenAI-compatible HTTP API over one Engine.
 //
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET
-// /v1/models/{id}, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize. Errors use
-// OpenAI's error object with the HTTP status that fits: 400 for bad requests (including prompts over the
-// context and too many messages), 401 for a wrong API key, 404 for unknown paths and models (code
-// model_not_found), 413 for oversized bodies and prompts, 503 with Retry-After when the queue is full or the
-// server is shutting down. A streaming client that goes away has its request cancelled (pages freed).
-// shutdown() stops taking generation requests, lets in-flight ones finish for a grace period, then cuts the
-// rest (503, or an error event in a stream), and stops the listener.
+// /v1/models/{id}, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize, OPTIONS (CORS
+// preflights). Errors use OpenAI's error object with the HTTP status that fits: 400 for bad requests
+// (including prompts over the context and too many messages), 401 for a wrong API key (every route but
+// /health, and /metrics unless metrics_public), 403 for a preflight from an origin not allowed, 404 for
+// unknown paths and models (code model_not_found), 413 for oversized bodies and prompts, 415 for a POST that
+// is not application/json, 503 with Retry-After when the queue is full or the server is shutting down. A
+// streaming client that goes away has its request cancelled (pages freed). shutdown() stops taking generation
+// requests, lets in-flight ones finish for a grace period, then cuts the rest (503, or an error event in a
+// stream), and stops the listener.
 #pragma once
 
 #include <chrono>
@@ -28,6 +30,8 @@ struct ServerConfig {
   std::string host = "0.0.0.0";
   int port = 10002;
   std::string api_key;              // empty: no authentication
+  bool metrics_public = false;      // /metrics without the API key
+  std::vector<std::string> allowed_origins;  // CORS: origins allowed to call the API ("*": any)
   std::vector<std::string> served_model_names;  // the model's ids (the first is the default); see model_catalog.h
   std::vector<std::string> model_aliases;       // other names accepted (general.name, the file name)
   int64_t max_new_tokens = 1024;    // default and upper bound of max_tokens

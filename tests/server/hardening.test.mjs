@@ -101,6 +101,61 @@ describe('issue 13.5: requests cut by shutdown', { skip: H.SKIP, timeout: 60_000
   });
 });
 
+describe('issue 13.6: access control', { skip: H.SKIP, timeout: 60_000 }, () => {
+  const KEY = 'sk-issue13';
+  const ORIGIN = 'http://allowed.example';
+  let srv;
+  before(async () => { srv = await H.startServer([...BASE, '--api-key', KEY, '--allowed-origins', ORIGIN], { apiKey: KEY }); });
+  after(async () => { await srv?.stop(); });
+  const raw = (route, init = {}) => fetch(srv.url + route, init).then(H.readResponse);
+
+  test('/health stays open; /metrics needs the key unless --metrics-public', async () => {
+    assert.equal((await raw('/health')).status, 200);
+    assertError(await raw('/metrics'), 401, 'invalid_api_key', '/metrics without a key');
+    assertError(await raw('/metrics', { headers: { authorization: `Bearer ${KEY}x` } }), 401, null, 'a longer key');
+    assertError(await raw('/metrics', { headers: { authorization: `Bearer ${KEY.slice(0, -1)}` } }), 401, null, 'a prefix');
+    assert.equal((await raw('/metrics', { headers: { authorization: `Bearer ${KEY}` } })).status, 200);
+    const open = await H.startServer([...BASE, '--api-key', KEY, '--metrics-public'], { apiKey: KEY });
+    try {
+      const r = await fetch(`${open.url}/metrics`);
+      assert.equal(r.status, 200, '--metrics-public');
+      assert.equal((await fetch(`${open.url}/v1/models`)).status, 401, 'the API still needs the key');
+    } finally {
+      await open.stop();
+    }
+  });
+
+  test('a POST body that is not declared JSON is 415, before any generation', async () => {
+    const body = JSON.stringify({ model: MODEL_NAME, prompt: 'hi', max_tokens: 2 });
+    const auth = { authorization: `Bearer ${KEY}` };
+    const form = `--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n${body}\r\n--x--\r\n`;
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', null]) {
+      const headers = { ...auth };
+      if (type) headers['content-type'] = type;
+      const sent = type === null ? new Blob([body]) : type.startsWith('multipart') ? form : body;
+      const r = await raw('/v1/completions', { method: 'POST', headers, body: sent });
+      assertError(r, 415, 'unsupported_media_type', `Content-Type ${type}`);
+    }
+    const ok = await raw('/v1/completions', { method: 'POST', body,
+      headers: { ...auth, 'content-type': 'application/json; charset=utf-8' } });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
+  test('CORS: preflights from --allowed-origins are answered, others refused; answers carry the origin', async () => {
+    const preflight = (origin) => raw('/v1/chat/completions', { method: 'OPTIONS', headers: { origin,
+      'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+    const good = await preflight(ORIGIN);
+    assert.equal(good.status, 204, good.text);
+    assert.equal(good.headers.get('access-control-allow-origin'), ORIGIN);
+    assert.match(good.headers.get('access-control-allow-methods') || '', /POST/);
+    assert.match(good.headers.get('access-control-allow-headers') || '', /authorization/i);
+    assertError(await preflight('http://evil.example'), 403, 'origin_not_allowed', 'preflight from another origin');
+    const models = (origin) => raw('/v1/models', { headers: { origin, authorization: `Bearer ${KEY}` } });
+    assert.equal((await models(ORIGIN)).headers.get('access-control-allow-origin'), ORIGIN);
+    assert.equal((await models('http://evil.example')).headers.get('access-control-allow-origin'), null);
+  });
+});
+
 describe('issue 13.7: model names', { skip: H.SKIP, timeout: 60_000 }, () => {
   let srv;
   before(async () => { srv = await H.startServer([...BASE, '--served-model-name', 'second-name']); });
