@@ -14,6 +14,7 @@
 #include "server/metrics.h"
 #include "server/model_catalog.h"
 #include "server/openai_request.h"
+#include "server/prompt_encoder.h"
 #include "server/responses.h"
 
 namespace tandem::server {
@@ -57,6 +58,7 @@ struct HttpServer::Impl {
   httplib::Server http;
   AccessPolicy access;
   ModelCatalog catalog;
+  PromptEncoder prompt_encoder;
   ServerMetrics metrics;
   std::thread listener;
   std::atomic<bool> draining{false};
@@ -68,7 +70,8 @@ struct HttpServer::Impl {
       : config(std::move(c)),
         model(std::move(m)),
         access(config.api_key, config.allowed_origins),
-        catalog(config.served_model_names, config.model_aliases) {}
+        catalog(config.served_model_names, config.model_aliases),
+        prompt_encoder(model.tokenizer) {}
 
   void routes();
   bool authorized(const httplib::Request& req, httplib::Response& res);
@@ -124,15 +127,19 @@ std::optional<ApiError> HttpServer::Impl::resolve_model(const std::string& reque
 std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
   if (auto e = resolve_model(r.options.model, p)) return e;
   if (!model.chat_template) return ApiError{400, "this model has no chat template: use /v1/completions"};
+  // Everything the request hands to the template is text: added-token spellings in it must stay text.
+  nlohmann::ordered_json messages = r.messages;
+  prompt_encoder.neutralize(messages);
   nlohmann::ordered_json extra = r.template_kwargs;
   if (!r.tools.is_null()) extra["tools"] = r.tools;
-  auto rendered = model.chat_template->render_chat(r.messages, true, model.bos_text, model.eos_text, extra);
+  prompt_encoder.neutralize(extra);
+  auto rendered = model.chat_template->render_chat(messages, true, model.bos_text, model.eos_text, extra);
   if (!rendered) return ApiError{400, "cannot apply the chat template: " + rendered.status().message()};
   std::string prompt = rendered.value();
   if (config.force_think && !prompt.ends_with("<think>\n")) prompt += "<think>\n";
   p.kind = ApiKind::Chat;
   p.options = r.options;
-  p.prompt = model.tokenizer->encode(prompt, /*add_special=*/false, /*parse_special=*/true);
+  p.prompt = prompt_encoder.encode_rendered(prompt);
   p.split_reasoning = true;
   std::string_view tail(prompt);
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.remove_suffix(1);
@@ -145,7 +152,9 @@ std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionReq
   p.kind = ApiKind::Completion;
   p.options = r.options;
   if (const auto* text = std::get_if<std::string>(&r.prompt)) {
-    p.prompt = model.tokenizer->encode(*text, /*add_special=*/true, /*parse_special=*/true);
+    // A raw prompt is model input, as in llama.cpp and vLLM: special-token text in it is parsed unless the
+    // request says "parse_special": false.
+    p.prompt = model.tokenizer->encode(*text, /*add_special=*/true, r.parse_special);
   } else {
     p.prompt = std::get<std::vector<int32_t>>(r.prompt);
     for (int32_t id : p.prompt) {
@@ -444,7 +453,11 @@ void HttpServer::Impl::routes() {
     if (!text.is_string()) return send_error(res, ApiError{400, "'content' must be a string", "invalid_request_error", "content"});
     const nlohmann::json add = body.value("add_special", nlohmann::json(false));
     if (!add.is_boolean()) return send_error(res, ApiError{400, "'add_special' must be a boolean", "invalid_request_error", "add_special"});
-    const auto ids = model.tokenizer->encode(text.get<std::string>(), add.get<bool>(), true);
+    const nlohmann::json parse_special = body.value("parse_special", nlohmann::json(true));
+    if (!parse_special.is_boolean()) {
+      return send_error(res, ApiError{400, "'parse_special' must be a boolean", "invalid_request_error", "parse_special"});
+    }
+    const auto ids = model.tokenizer->encode(text.get<std::string>(), add.get<bool>(), parse_special.get<bool>());
     res.set_content(dump({{"tokens", ids}}), "application/json");
   });
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {

@@ -330,6 +330,7 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(const std::st
       fail_too_large("prompt", limits.max_content_bytes);
     }
     r.echo = boolean(j, "echo", false);
+    r.parse_special = boolean(j, "parse_special", true);
     return r;
   });
 }

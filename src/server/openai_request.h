@@ -57,6 +57,7 @@ struct CompletionRequest {
   CommonOptions options;
   std::variant<std::string, std::vector<int32_t>> prompt;
   bool echo = false;
+  bool parse_special = true;  // special-token text in a string prompt becomes special tokens (raw prompt)
 };
 
 std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits = {});
