@@ -26,7 +26,10 @@ struct ServeOptions {
   std::string backend_type = "balance_serve";
   server::ServerConfig server;
   double shutdown_grace_seconds = 10;
+  double header_timeout_seconds = 10, body_timeout_seconds = 30;
 };
+
+std::chrono::milliseconds to_ms(double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); }
 
 // Token ids that end a generation: the EOS token and the end-of-turn tokens of known chat formats.
 std::vector<int32_t> stop_tokens(const Tokenizer& tok) {
@@ -99,6 +102,8 @@ int run_serve(ServeOptions& o) {
   const std::filesystem::path file = std::filesystem::path(o.runtime.gguf_path).lexically_normal();
   const std::filesystem::path base = file.has_filename() ? file.filename() : file.parent_path().filename();
   o.server.model_aliases = {mc.name, base.string(), base.stem().string()};
+  o.server.connections.header_timeout = to_ms(o.header_timeout_seconds);
+  o.server.connections.body_timeout = to_ms(o.body_timeout_seconds);
   server::HttpServer http(o.server, std::move(resources));
   if (Status s = http.start(); !s) {
     fmt::print(stderr, "error: {}\n", s.message());
@@ -147,6 +152,19 @@ void register_serve_command(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-content-bytes,--max_content_bytes", o->server.limits.max_content_bytes,
                   "Bytes of message text (and tools) or of a prompt string a request may have")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--header-timeout,--header_timeout", o->header_timeout_seconds,
+                  "Seconds a client has to send a request's head once it starts")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--body-timeout,--body_timeout", o->body_timeout_seconds,
+                  "Seconds a client has to send a request's body after its head")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max-connections-per-client,--max_connections_per_client",
+                  o->server.connections.max_connections_per_client,
+                  "Connections one client address may have open (0: no limit; raise it behind a proxy)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--listen-backlog,--listen_backlog", o->server.connections.listen_backlog,
+                  "Pending connections the kernel may queue")
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-queue,--max_queue", o->server.max_queue, "Requests allowed to wait beyond max_batch_size")
       ->check(CLI::NonNegativeNumber)->capture_default_str();

@@ -11,6 +11,7 @@
 
 #include "server/access_policy.h"
 #include "server/generation.h"
+#include "server/http_transport.h"
 #include "server/metrics.h"
 #include "server/model_catalog.h"
 #include "server/openai_request.h"
@@ -55,7 +56,7 @@ struct Prepared {
 struct HttpServer::Impl {
   ServerConfig config;
   ModelResources model;
-  httplib::Server http;
+  GuardedHttpServer http;
   AccessPolicy access;
   ModelCatalog catalog;
   PromptEncoder prompt_encoder;
@@ -69,6 +70,7 @@ struct HttpServer::Impl {
   Impl(ServerConfig c, ModelResources m)
       : config(std::move(c)),
         model(std::move(m)),
+        http(config.connections),
         access(config.api_key, config.allowed_origins),
         catalog(config.served_model_names, config.model_aliases),
         prompt_encoder(model.tokenizer) {}
@@ -480,7 +482,11 @@ void HttpServer::Impl::routes() {
 
 HttpServer::HttpServer(ServerConfig config, ModelResources resources)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(resources))) {
-  const size_t threads = static_cast<size_t>(impl_->config.max_batch_size + impl_->config.max_queue + 16);
+  // A thread per connection: one for every generation request the server holds, as many as one client address
+  // may hold on top, and some to spare, so that one client's slow or idle connections never take them all.
+  const ServerConfig& c = impl_->config;
+  const int per_client = c.connections.max_connections_per_client > 0 ? c.connections.max_connections_per_client : 64;
+  const size_t threads = static_cast<size_t>(c.max_batch_size + c.max_queue + per_client + 16);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->routes();
 }
@@ -492,15 +498,9 @@ HttpServer::~HttpServer() {
 
 Status HttpServer::start() {
   Impl& m = *impl_;
-  if (m.config.port == 0) {
-    m.bound_port = m.http.bind_to_any_port(m.config.host);
-    if (m.bound_port <= 0) return Status::error("cannot bind to " + m.config.host);
-  } else {
-    if (!m.http.bind_to_port(m.config.host, m.config.port)) {
-      return Status::error(fmt::format("cannot bind to {}:{} (in use, or not allowed)", m.config.host, m.config.port));
-    }
-    m.bound_port = m.config.port;
-  }
+  auto port = m.http.bind_and_listen(m.config.host, m.config.port);
+  if (!port) return port.status();
+  m.bound_port = port.value();
   m.listener = std::thread([&m] { m.http.listen_after_bind(); });
   return Status::ok();
 }

@@ -6,11 +6,11 @@
 // (including prompts over the context and too many messages), 401 for a wrong API key (every route but
 // /health, and /metrics unless metrics_public), 403 for a preflight from an origin not allowed, 404 for
 // unknown paths and models (code model_not_found), 413 for oversized bodies and prompts, 415 for a POST that
-// is not application/json, 503 with Retry-After when the queue is full or the server is shutting down. Chat
-// message contents are text: only the chat template's markup becomes special tokens (prompt_encoder.h). A
-// streaming client that goes away has its request cancelled (pages freed). shutdown() stops taking generation
-// requests, lets in-flight ones finish for a grace period, then cuts the rest (503, or an error event in a
-// stream), and stops the listener.
+// is not application/json, 429 for too many connections from one address, 503 with Retry-After when the queue
+// is full or the server is shutting down. Chat message contents are text: only the chat template's markup
+// becomes special tokens (prompt_encoder.h). A streaming client that goes away has its request cancelled
+// (pages freed). shutdown() stops taking generation requests, lets in-flight ones finish for a grace period,
+// then cuts the rest (503, or an error event in a stream), and stops the listener.
 #pragma once
 
 #include <chrono>
@@ -22,6 +22,7 @@
 #include "chat/chat_template.h"
 #include "core/status.h"
 #include "engine/engine.h"
+#include "server/connection_policy.h"
 #include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,6 +42,7 @@ struct ServerConfig {
   int max_queue = 64;               // generation requests allowed beyond max_batch_size
   bool force_think = false;         // start the assistant turn with "<think>\n"
   RequestLimits limits;             // messages and text per request, checked before rendering
+  ConnectionPolicy connections;     // timeouts, connections per client, listen backlog
 };
 
 struct ModelResources {

@@ -2,6 +2,7 @@
 // Run: TANDEM_BIN=build/tandem node --test tests/server/hardening.test.mjs
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import OpenAI from 'openai';
 import * as H from './lib/harness.mjs';
 
@@ -77,6 +78,61 @@ describe('issue 13.2: special-token text in message content', { skip: H.SKIP, ti
     assert.equal(on.json.usage.prompt_tokens, 1 + (await srv.tokenize(forged)).length, 'BOS + parsed special tokens');
     assert.equal(off.json.usage.prompt_tokens, 1 + plain.length, 'BOS + plain text');
     assertError(await srv.post('/v1/completions', { prompt: 'x', parse_special: 'no' }), 400, null, 'parse_special a string');
+  });
+});
+
+describe('issue 13.3: slow and idle connections', { skip: H.SKIP, timeout: 90_000 }, () => {
+  let srv;
+  const SLOW = 200;
+  const PER_CLIENT = 16;
+  before(async () => {
+    srv = await H.startServer([...BASE, '--max-connections-per-client', String(PER_CLIENT), '--header-timeout', '2',
+      '--body-timeout', '2']);
+  });
+  after(async () => { await srv?.stop(); });
+
+  test(`${SLOW} slowloris sockets from one address neither delay /health from another nor stay open`, async () => {
+    const sockets = await Promise.all(Array.from({ length: SLOW }, () => connect(srv.port, '127.0.0.2')));
+    for (const s of sockets) s.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\n');
+    let n = 0;
+    const trickle = setInterval(() => { for (const s of sockets) if (!s.destroyed) s.write(`X-${n}: y\r\n`); n += 1; }, 300);
+    try {
+      await H.sleep(300);
+      for (let i = 0; i < 5; ++i) {
+        const t0 = Date.now();
+        const r = await fetch(`${srv.url}/health`, { signal: AbortSignal.timeout(5000) });
+        assert.equal(r.status, 200);
+        assert.ok(Date.now() - t0 < 1000, `/health took ${Date.now() - t0} ms with ${SLOW} slow sockets open`);
+        await H.sleep(200);
+      }
+      // Beyond the per-client limit: 429 at once; the others are closed once the header timeout (2 s) passes.
+      const t0 = Date.now();
+      const allClosed = await within(Promise.all(sockets.map((s) => s.gone)), 6000);
+      const open = sockets.filter((s) => s.closedAt === undefined).length;
+      assert.ok(allClosed, `${open} of ${SLOW} slow sockets still open ${Date.now() - t0} ms later`);
+      const refused = sockets.filter((s) => s.data.startsWith('HTTP/1.1 429')).length;
+      assert.ok(refused >= SLOW - PER_CLIENT, `${refused} answered 429 (limit ${PER_CLIENT} per client)`);
+    } finally {
+      clearInterval(trickle);
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  test('a body that trickles is cut by the body timeout; an idle connection by the keep-alive timeout', async () => {
+    const slowBody = await connect(srv.port, '127.0.0.3');
+    slowBody.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
+    const drip = setInterval(() => { if (!slowBody.destroyed) slowBody.write(' '); }, 200);
+    const idleSocket = await connect(srv.port, '127.0.0.4');
+    try {
+      assert.ok(await within(slowBody.gone, 5000), 'a body sent at 5 bytes/s was not cut after the 2 s body timeout');
+      assert.ok(await within(idleSocket.gone, 8000), 'an idle connection was kept past the 5 s keep-alive timeout');
+    } finally {
+      clearInterval(drip);
+      slowBody.destroy();
+      idleSocket.destroy();
+    }
+    const r = await srv.post('/v1/completions', { model: MODEL_NAME, prompt: REF[0].ids, max_tokens: 2 });
+    assert.equal(r.status, 200, r.text);
   });
 });
 
