@@ -82,7 +82,7 @@ struct HttpServer::Impl {
   std::optional<ApiError> resolve_model(const std::string& requested, Prepared& p) const;
   std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
   std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
-  void generate(Prepared p, httplib::Response& res);
+  void generate(Prepared p, const httplib::Request& req, httplib::Response& res);
   nlohmann::json model_object(const std::string& id) const {
     return {{"id", id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tandem"},
             {"max_model_len", config.context_tokens}};
@@ -170,7 +170,7 @@ std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionReq
   return std::nullopt;
 }
 
-void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
+void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib::Response& res) {
   const auto started = Clock::now();
   const auto n_prompt = static_cast<int64_t>(p.prompt.size());
   const int64_t room = config.context_tokens - n_prompt;
@@ -223,9 +223,13 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
 
   if (!p.options.stream) {
     std::string reasoning, content, finish, error;
-    bool cut_by_shutdown = false;
+    bool cut_by_shutdown = false, client_gone = false;
     std::vector<TokenLogprobInfo> logprobs;
     for (;;) {
+      if (!client_gone && !http.peer_connected(req)) {
+        session->cancel();  // nobody is waiting for the answer: free the slot and its pages now
+        client_gone = true;
+      }
       GenerationDelta d = session->next(kPollInterval);
       reasoning += d.reasoning;
       content += d.content;
@@ -236,6 +240,12 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
         cut_by_shutdown = d.cut_by_shutdown;
         break;
       }
+    }
+    if (client_gone) {
+      metrics.requests_disconnected++;
+      track(session, false);
+      metrics.in_flight--;
+      return;
     }
     if (cut_by_shutdown) {
       res.set_header("Retry-After", "5");
@@ -409,7 +419,7 @@ void HttpServer::Impl::routes() {
         metrics.requests_client_error++;
         return send_error(res, *error);
       }
-      generate(std::move(p), res);
+      generate(std::move(p), req, res);
     };
   };
   const auto chat = endpoint(parse_chat_request, &Impl::prepare_chat);

@@ -8,9 +8,9 @@
 // unknown paths and models (code model_not_found), 413 for oversized bodies and prompts, 415 for a POST that
 // is not application/json, 429 for too many connections from one address, 503 with Retry-After when the queue
 // is full or the server is shutting down. Chat message contents are text: only the chat template's markup
-// becomes special tokens (prompt_encoder.h). A streaming client that goes away has its request cancelled
-// (pages freed). shutdown() stops taking generation requests, lets in-flight ones finish for a grace period,
-// then cuts the rest (503, or an error event in a stream), and stops the listener.
+// becomes special tokens (prompt_encoder.h). A client that goes away, streaming or not, has its request
+// cancelled within a step (pages freed). shutdown() stops taking generation requests, lets in-flight ones
+// finish for a grace period, then cuts the rest (503, or an error event in a stream), and stops the listener.
 #pragma once
 
 #include <chrono>

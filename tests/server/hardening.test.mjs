@@ -36,6 +36,31 @@ function connect(port, localAddress) {
 
 const within = (promise, ms) => Promise.race([promise.then(() => true), H.sleep(ms).then(() => false)]);
 
+describe('issue 13.1: a non-streaming request whose client disconnects', { skip: H.SKIP, timeout: 60_000 }, () => {
+  let srv;
+  before(async () => { srv = await H.startServer(BASE); });
+  after(async () => { await srv?.stop(); });
+
+  test('is cancelled within a step: slot and KV pages freed, far fewer than max_tokens generated', async () => {
+    const before = await srv.metrics();
+    const ac = new AbortController();
+    const req = srv.post('/v1/completions', { model: MODEL_NAME, prompt: REF[0].ids, max_tokens: LONG, temperature: 0 },
+      { signal: ac.signal }).catch((e) => e);
+    const running = await srv.waitMetrics((m) => m.get('tandem_requests_running') === 1, 5000);
+    assert.ok(running.ok, 'the request never ran');
+    ac.abort();
+    await req;
+    const { ok, m } = await srv.waitMetrics(idle, 1500);
+    assert.ok(ok, `1.5 s after the disconnect: running ${m.get('tandem_requests_running')}, ` +
+      `pages used ${m.get('tandem_kv_pages_used')}`);
+    const generated = m.sum('tandem_generation_tokens_total') - before.sum('tandem_generation_tokens_total');
+    assert.ok(generated < LONG / 2, `the abandoned request generated ${generated} of ${LONG} tokens`);
+    const r = await srv.post('/v1/completions', { model: MODEL_NAME, prompt: REF[0].ids, max_tokens: 3 });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.usage.completion_tokens, 3, 'a request whose client stays is not cancelled');
+  });
+});
+
 describe('issue 13.2: special-token text in message content', { skip: H.SKIP, timeout: 60_000 }, () => {
   let srv;
   before(async () => { srv = await H.startServer(BASE); });
