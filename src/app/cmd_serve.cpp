@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
@@ -25,7 +26,10 @@ struct ServeOptions {
   std::string backend_type = "balance_serve";
   server::ServerConfig server;
   double shutdown_grace_seconds = 10;
+  double header_timeout_seconds = 10, body_timeout_seconds = 30;
 };
+
+std::chrono::milliseconds to_ms(double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); }
 
 // Token ids that end a generation: the EOS token and the end-of-turn tokens of known chat formats.
 std::vector<int32_t> stop_tokens(const Tokenizer& tok) {
@@ -93,7 +97,13 @@ int run_serve(ServeOptions& o) {
   resources.engine = &engine;
   o.server.max_batch_size = scheduler.max_batch_size;
   o.server.context_tokens = std::min<int64_t>(mc.context_length, scheduler.cache_tokens);
-  if (o.server.model_name.empty()) o.server.model_name = mc.name;
+  if (o.server.served_model_names.empty()) o.server.served_model_names.push_back(mc.name);
+  // Also accepted as `model`: the GGUF's general.name and the file (or folder) name, with and without .gguf.
+  const std::filesystem::path file = std::filesystem::path(o.runtime.gguf_path).lexically_normal();
+  const std::filesystem::path base = file.has_filename() ? file.filename() : file.parent_path().filename();
+  o.server.model_aliases = {mc.name, base.string(), base.stem().string()};
+  o.server.connections.header_timeout = to_ms(o.header_timeout_seconds);
+  o.server.connections.body_timeout = to_ms(o.body_timeout_seconds);
   server::HttpServer http(o.server, std::move(resources));
   if (Status s = http.start(); !s) {
     fmt::print(stderr, "error: {}\n", s.message());
@@ -103,7 +113,8 @@ int run_serve(ServeOptions& o) {
   spdlog::info("backend {}; max_batch_size {}, chunk_size {}, cache_lens {} ({} pages of {}), max_new_tokens {}",
                runtime->describe(), scheduler.max_batch_size, scheduler.chunk_size, scheduler.cache_tokens,
                scheduler.page_count(), scheduler.page_size, o.server.max_new_tokens);
-  spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1)", o.server.model_name, o.server.host, http.port());
+  spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1)", o.server.served_model_names.front(), o.server.host,
+               http.port());
 
   int received = 0;
   sigwait(&signals, &received);
@@ -129,8 +140,32 @@ void register_serve_command(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--backend_type,--backend-type", o->backend_type, "Only balance_serve")->capture_default_str();
   cmd->add_flag("--force_think,--force-think", o->server.force_think, "Start every answer with <think>\\n");
-  cmd->add_option("--api-key,--api_key", o->server.api_key, "Require 'Authorization: Bearer KEY'");
-  cmd->add_option("--served-model-name,--served_model_name,--model_name", o->server.model_name, "Model name in the API");
+  cmd->add_option("--api-key,--api_key", o->server.api_key, "Require 'Authorization: Bearer KEY' (all but /health)");
+  cmd->add_flag("--metrics-public,--metrics_public", o->server.metrics_public, "Serve /metrics without the API key");
+  cmd->add_option("--allowed-origins,--allowed_origins", o->server.allowed_origins,
+                  "CORS: origins web pages may call the API from (comma-separated, or *); default none")
+      ->delimiter(',');
+  cmd->add_option("--served-model-name,--served_model_name,--model_name", o->server.served_model_names,
+                  "Model name(s) in the API, the first the default (default: the GGUF's general.name); the GGUF's "
+                  "general.name and file name are accepted too");
+  cmd->add_option("--max-messages,--max_messages", o->server.limits.max_messages, "Messages a chat request may have")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max-content-bytes,--max_content_bytes", o->server.limits.max_content_bytes,
+                  "Bytes of message text (and tools) or of a prompt string a request may have")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--header-timeout,--header_timeout", o->header_timeout_seconds,
+                  "Seconds a client has to send a request's head once it starts")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--body-timeout,--body_timeout", o->body_timeout_seconds,
+                  "Seconds a client has to send a request's body after its head")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max-connections-per-client,--max_connections_per_client",
+                  o->server.connections.max_connections_per_client,
+                  "Connections one client address may have open (0: no limit; raise it behind a proxy)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--listen-backlog,--listen_backlog", o->server.connections.listen_backlog,
+                  "Pending connections the kernel may queue")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-queue,--max_queue", o->server.max_queue, "Requests allowed to wait beyond max_batch_size")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--shutdown-grace", o->shutdown_grace_seconds, "Seconds in-flight requests get on SIGINT/SIGTERM")

@@ -50,8 +50,9 @@ double GenerationSession::seconds_to_first_token() const {
   return first_token_seconds_;
 }
 
-void GenerationSession::cancel() {
+void GenerationSession::cancel(CancelReason reason) {
   if (finished_ || cancelled_.exchange(true)) return;
+  shutdown_cancel_ = reason == CancelReason::Shutdown;
   engine_.cancel(id_);
 }
 
@@ -96,6 +97,9 @@ GenerationDelta GenerationSession::next(std::chrono::milliseconds timeout) {
     if (finish == FinishReason::Error) {
       out.finish_reason.clear();
       out.error = error.empty() ? "generation failed" : error;
+    } else if (finish == FinishReason::Cancelled && !hit_stop_string && shutdown_cancel_) {
+      out.finish_reason.clear();  // neither a stop nor the length limit: the output was cut
+      out.cut_by_shutdown = true;
     }
   }
   if (options_.split_reasoning) {

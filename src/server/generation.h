@@ -3,7 +3,8 @@
 // It submits the prompt to the Engine, receives token events on the engine thread and queues them; the
 // HTTP thread calls next() to take the text produced so far (detokenized incrementally, cut at stop
 // strings, split into reasoning and content for chat). When a stop string is seen the engine request is
-// cancelled at once. cancel() (a client that went away) cancels it too. Thread-safe between the engine
+// cancelled at once. cancel() (a client that went away, or shutdown) cancels it too; a request cut by
+// shutdown finishes with cut_by_shutdown instead of a finish_reason. Thread-safe between the engine
 // thread (producer) and one consumer thread.
 #pragma once
 
@@ -38,7 +39,12 @@ struct GenerationDelta {
   bool finished = false;
   std::string finish_reason;  // "stop" | "length" when finished
   std::string error;          // set when generation failed on the server (finished, no finish_reason)
+  bool cut_by_shutdown = false;  // cancelled because the server is shutting down (finished, no finish_reason)
 };
+
+// Why a request is cancelled before it finishes: the client went away, or the server is shutting down
+// (the client is still there and must learn that its output was cut).
+enum class CancelReason { ClientGone, Shutdown };
 
 struct SessionOptions {
   GenerationRequest request;
@@ -55,7 +61,7 @@ class GenerationSession : public std::enable_shared_from_this<GenerationSession>
                                                           SessionOptions options);
   // Waits up to `timeout` for new output; returns what is there (possibly empty, not finished).
   GenerationDelta next(std::chrono::milliseconds timeout);
-  void cancel();
+  void cancel(CancelReason reason = CancelReason::ClientGone);
 
   int64_t prompt_tokens() const { return prompt_tokens_; }
   int64_t completion_tokens() const;
@@ -82,6 +88,7 @@ class GenerationSession : public std::enable_shared_from_this<GenerationSession>
   double first_token_seconds_ = -1;      // guarded by mutex_
   std::atomic<bool> finished_{false};    // set by the consumer
   std::atomic<bool> cancelled_{false};   // cancel() may come from another thread (shutdown)
+  std::atomic<bool> shutdown_cancel_{false};  // set before the engine is told, read when its event comes
 };
 
 }  // namespace tandem::server

@@ -9,9 +9,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "server/access_policy.h"
 #include "server/generation.h"
+#include "server/http_transport.h"
 #include "server/metrics.h"
+#include "server/model_catalog.h"
 #include "server/openai_request.h"
+#include "server/prompt_encoder.h"
 #include "server/responses.h"
 
 namespace tandem::server {
@@ -27,6 +31,12 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(dump(e.to_json()), "application/json");
 }
 
+// What a request cut by shutdown gets: a 503 (non-streaming) or an error event (streaming).
+ApiError shutdown_cut_error() {
+  return ApiError{503, "the server shut down before this request finished: its output was cut; retry later",
+                  "server_error", "", "server_shutdown"};
+}
+
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -34,6 +44,7 @@ int64_t unix_now() {
 // What a generation endpoint needs once the request is parsed: the prompt tokens and the options.
 struct Prepared {
   ApiKind kind;
+  std::string model;  // the served name answering
   CommonOptions options;
   std::vector<int32_t> prompt;
   bool split_reasoning = false;
@@ -45,7 +56,10 @@ struct Prepared {
 struct HttpServer::Impl {
   ServerConfig config;
   ModelResources model;
-  httplib::Server http;
+  GuardedHttpServer http;
+  AccessPolicy access;
+  ModelCatalog catalog;
+  PromptEncoder prompt_encoder;
   ServerMetrics metrics;
   std::thread listener;
   std::atomic<bool> draining{false};
@@ -53,13 +67,26 @@ struct HttpServer::Impl {
   std::mutex sessions_mutex;
   std::set<std::shared_ptr<GenerationSession>> sessions;  // in flight, for shutdown
 
-  Impl(ServerConfig c, ModelResources m) : config(std::move(c)), model(std::move(m)) {}
+  Impl(ServerConfig c, ModelResources m)
+      : config(std::move(c)),
+        model(std::move(m)),
+        http(config.connections),
+        access(config.api_key, config.allowed_origins),
+        catalog(config.served_model_names, config.model_aliases),
+        prompt_encoder(model.tokenizer) {}
 
   void routes();
   bool authorized(const httplib::Request& req, httplib::Response& res);
+  // A POST body must be JSON (415 otherwise); checked before anything else is done with it.
+  bool json_body(const httplib::Request& req, httplib::Response& res);
+  std::optional<ApiError> resolve_model(const std::string& requested, Prepared& p) const;
   std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
   std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
-  void generate(Prepared p, httplib::Response& res);
+  void generate(Prepared p, const httplib::Request& req, httplib::Response& res);
+  nlohmann::json model_object(const std::string& id) const {
+    return {{"id", id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tandem"},
+            {"max_model_len", config.context_tokens}};
+  }
   void track(const std::shared_ptr<GenerationSession>& s, bool add) {
     std::lock_guard lock(sessions_mutex);
     if (add) sessions.insert(s); else sessions.erase(s);
@@ -75,26 +102,46 @@ struct HttpServer::Impl {
 };
 
 bool HttpServer::Impl::authorized(const httplib::Request& req, httplib::Response& res) {
-  if (config.api_key.empty()) return true;
-  const std::string expected = "Bearer " + config.api_key;
-  if (req.get_header_value("Authorization") == expected) return true;
+  if (access.authorized(req.get_header_value("Authorization"))) return true;
   metrics.requests_client_error++;
   send_error(res, ApiError{401, "invalid or missing API key (send 'Authorization: Bearer <key>')", "authentication_error",
                            "", "invalid_api_key"});
   return false;
 }
 
+bool HttpServer::Impl::json_body(const httplib::Request& req, httplib::Response& res) {
+  if (AccessPolicy::is_json(req.get_header_value("Content-Type"))) return true;
+  metrics.requests_client_error++;
+  send_error(res, ApiError{415, "the request body must be JSON: send 'Content-Type: application/json'",
+                           "invalid_request_error", "", "unsupported_media_type"});
+  return false;
+}
+
+std::optional<ApiError> HttpServer::Impl::resolve_model(const std::string& requested, Prepared& p) const {
+  if (auto name = catalog.resolve(requested)) {
+    p.model = *name;
+    return std::nullopt;
+  }
+  return ApiError{404, fmt::format("the model '{}' does not exist on this server (it serves '{}')", requested,
+                                   catalog.primary()), "invalid_request_error", "model", "model_not_found"};
+}
+
 std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
+  if (auto e = resolve_model(r.options.model, p)) return e;
   if (!model.chat_template) return ApiError{400, "this model has no chat template: use /v1/completions"};
+  // Everything the request hands to the template is text: added-token spellings in it must stay text.
+  nlohmann::ordered_json messages = r.messages;
+  prompt_encoder.neutralize(messages);
   nlohmann::ordered_json extra = r.template_kwargs;
   if (!r.tools.is_null()) extra["tools"] = r.tools;
-  auto rendered = model.chat_template->render_chat(r.messages, true, model.bos_text, model.eos_text, extra);
+  prompt_encoder.neutralize(extra);
+  auto rendered = model.chat_template->render_chat(messages, true, model.bos_text, model.eos_text, extra);
   if (!rendered) return ApiError{400, "cannot apply the chat template: " + rendered.status().message()};
   std::string prompt = rendered.value();
   if (config.force_think && !prompt.ends_with("<think>\n")) prompt += "<think>\n";
   p.kind = ApiKind::Chat;
   p.options = r.options;
-  p.prompt = model.tokenizer->encode(prompt, /*add_special=*/false, /*parse_special=*/true);
+  p.prompt = prompt_encoder.encode_rendered(prompt);
   p.split_reasoning = true;
   std::string_view tail(prompt);
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.remove_suffix(1);
@@ -103,10 +150,13 @@ std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Pre
 }
 
 std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionRequest& r, Prepared& p) {
+  if (auto e = resolve_model(r.options.model, p)) return e;
   p.kind = ApiKind::Completion;
   p.options = r.options;
   if (const auto* text = std::get_if<std::string>(&r.prompt)) {
-    p.prompt = model.tokenizer->encode(*text, /*add_special=*/true, /*parse_special=*/true);
+    // A raw prompt is model input, as in llama.cpp and vLLM: special-token text in it is parsed unless the
+    // request says "parse_special": false.
+    p.prompt = model.tokenizer->encode(*text, /*add_special=*/true, r.parse_special);
   } else {
     p.prompt = std::get<std::vector<int32_t>>(r.prompt);
     for (int32_t id : p.prompt) {
@@ -120,7 +170,7 @@ std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionReq
   return std::nullopt;
 }
 
-void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
+void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib::Response& res) {
   const auto started = Clock::now();
   const auto n_prompt = static_cast<int64_t>(p.prompt.size());
   const int64_t room = config.context_tokens - n_prompt;
@@ -169,13 +219,17 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
   }
   std::shared_ptr<GenerationSession> session = session_or.value();
   track(session, true);
-  const ResponseHeader header{p.kind, new_response_id(p.kind), unix_now(),
-                              p.options.model.empty() ? config.model_name : p.options.model};
+  const ResponseHeader header{p.kind, new_response_id(p.kind), unix_now(), p.model};
 
   if (!p.options.stream) {
     std::string reasoning, content, finish, error;
+    bool cut_by_shutdown = false, client_gone = false;
     std::vector<TokenLogprobInfo> logprobs;
     for (;;) {
+      if (!client_gone && !http.peer_connected(req)) {
+        session->cancel();  // nobody is waiting for the answer: free the slot and its pages now
+        client_gone = true;
+      }
       GenerationDelta d = session->next(kPollInterval);
       reasoning += d.reasoning;
       content += d.content;
@@ -183,8 +237,23 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
       if (d.finished) {
         finish = d.finish_reason;
         error = d.error;
+        cut_by_shutdown = d.cut_by_shutdown;
         break;
       }
+    }
+    if (client_gone) {
+      metrics.requests_disconnected++;
+      track(session, false);
+      metrics.in_flight--;
+      return;
+    }
+    if (cut_by_shutdown) {
+      res.set_header("Retry-After", "5");
+      send_error(res, shutdown_cut_error());
+      metrics.requests_server_error++;
+      track(session, false);
+      metrics.in_flight--;
+      return;
     }
     if (!error.empty()) {
       spdlog::error("request {} failed: {}", header.id, error);
@@ -249,6 +318,16 @@ void HttpServer::Impl::generate(Prepared p, httplib::Response& res) {
           sink.done();
           return true;
         }
+        if (d.finished && d.cut_by_shutdown) {
+          // Cut by shutdown: an error event rather than a finish_reason, so the client knows it is incomplete.
+          const nlohmann::json e = shutdown_cut_error().to_json();
+          if (!write(sse_event(nlohmann::json{{"error", e["error"]}}) + "data: [DONE]\n\n")) return false;
+          metrics.requests_server_error++;
+          state->failed = true;
+          state->done = true;
+          sink.done();
+          return true;
+        }
         if (d.finished) {
           std::string tail = sse_event(chunk(header, false, "", "", d.finish_reason, nullptr));
           if (include_usage) tail += sse_event(usage_chunk(header, session->prompt_tokens(), session->completion_tokens()));
@@ -301,11 +380,34 @@ void HttpServer::Impl::routes() {
     if (res.status >= 400 && res.status < 500) metrics.requests_client_error++;
   });
 
+  // CORS: allowed origins get their headers on every answer; preflights are answered here.
+  http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (!access.origin_allowed(origin)) return;
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Vary", "Origin");
+  });
+  http.Options(R"(.*)", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (!origin.empty() && !access.origin_allowed(origin)) {
+      metrics.requests_client_error++;
+      return send_error(res, ApiError{403, fmt::format("the origin '{}' is not allowed (see --allowed-origins)", origin),
+                                      "invalid_request_error", "", "origin_not_allowed"});
+    }
+    res.status = 204;
+    res.set_header("Allow", "GET, POST, OPTIONS");
+    if (origin.empty()) return;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+    res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+    res.set_header("Access-Control-Max-Age", "600");
+  });
+
   // Parse, turn into prompt tokens, generate: the same for both generation endpoints.
   auto endpoint = [this](auto parse, auto prepare) {
     return [this, parse, prepare](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
-      auto parsed = parse(req.body);
+      if (!authorized(req, res) || !json_body(req, res)) return;
+      auto parsed = parse(req.body, config.limits);
       Prepared p;
       std::optional<ApiError> error;
       if (auto* e = std::get_if<ApiError>(&parsed)) {
@@ -317,7 +419,7 @@ void HttpServer::Impl::routes() {
         metrics.requests_client_error++;
         return send_error(res, *error);
       }
-      generate(std::move(p), res);
+      generate(std::move(p), req, res);
     };
   };
   const auto chat = endpoint(parse_chat_request, &Impl::prepare_chat);
@@ -329,9 +431,18 @@ void HttpServer::Impl::routes() {
 
   http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
-    nlohmann::json m = {{"id", config.model_name}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tandem"},
-                        {"max_model_len", config.context_tokens}};
-    res.set_content(dump({{"object", "list"}, {"data", nlohmann::json::array({m})}}), "application/json");
+    nlohmann::json data = nlohmann::json::array();
+    for (const std::string& name : catalog.served()) data.push_back(model_object(name));
+    res.set_content(dump({{"object", "list"}, {"data", data}}), "application/json");
+  });
+  http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    Prepared p;
+    if (auto e = resolve_model(req.matches[1].str(), p)) {
+      metrics.requests_client_error++;
+      return send_error(res, *e);
+    }
+    res.set_content(dump(model_object(p.model)), "application/json");
   });
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     if (draining) {
@@ -341,11 +452,12 @@ void HttpServer::Impl::routes() {
     }
     res.set_content(R"({"status":"ok"})", "application/json");
   });
-  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!config.metrics_public && !authorized(req, res)) return;
     res.set_content(metrics.render(model.engine->metrics()), "text/plain; version=0.0.4");
   });
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
+    if (!authorized(req, res) || !json_body(req, res)) return;
     auto parsed = parse_json_object(req.body);
     if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     const nlohmann::json& body = std::get<nlohmann::json>(parsed);
@@ -353,11 +465,15 @@ void HttpServer::Impl::routes() {
     if (!text.is_string()) return send_error(res, ApiError{400, "'content' must be a string", "invalid_request_error", "content"});
     const nlohmann::json add = body.value("add_special", nlohmann::json(false));
     if (!add.is_boolean()) return send_error(res, ApiError{400, "'add_special' must be a boolean", "invalid_request_error", "add_special"});
-    const auto ids = model.tokenizer->encode(text.get<std::string>(), add.get<bool>(), true);
+    const nlohmann::json parse_special = body.value("parse_special", nlohmann::json(true));
+    if (!parse_special.is_boolean()) {
+      return send_error(res, ApiError{400, "'parse_special' must be a boolean", "invalid_request_error", "parse_special"});
+    }
+    const auto ids = model.tokenizer->encode(text.get<std::string>(), add.get<bool>(), parse_special.get<bool>());
     res.set_content(dump({{"tokens", ids}}), "application/json");
   });
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
+    if (!authorized(req, res) || !json_body(req, res)) return;
     auto parsed = parse_json_object(req.body);
     if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     const nlohmann::json& body = std::get<nlohmann::json>(parsed);
@@ -376,7 +492,11 @@ void HttpServer::Impl::routes() {
 
 HttpServer::HttpServer(ServerConfig config, ModelResources resources)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(resources))) {
-  const size_t threads = static_cast<size_t>(impl_->config.max_batch_size + impl_->config.max_queue + 16);
+  // A thread per connection: one for every generation request the server holds, as many as one client address
+  // may hold on top, and some to spare, so that one client's slow or idle connections never take them all.
+  const ServerConfig& c = impl_->config;
+  const int per_client = c.connections.max_connections_per_client > 0 ? c.connections.max_connections_per_client : 64;
+  const size_t threads = static_cast<size_t>(c.max_batch_size + c.max_queue + per_client + 16);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->routes();
 }
@@ -388,15 +508,9 @@ HttpServer::~HttpServer() {
 
 Status HttpServer::start() {
   Impl& m = *impl_;
-  if (m.config.port == 0) {
-    m.bound_port = m.http.bind_to_any_port(m.config.host);
-    if (m.bound_port <= 0) return Status::error("cannot bind to " + m.config.host);
-  } else {
-    if (!m.http.bind_to_port(m.config.host, m.config.port)) {
-      return Status::error(fmt::format("cannot bind to {}:{} (in use, or not allowed)", m.config.host, m.config.port));
-    }
-    m.bound_port = m.config.port;
-  }
+  auto port = m.http.bind_and_listen(m.config.host, m.config.port);
+  if (!port) return port.status();
+  m.bound_port = port.value();
   m.listener = std::thread([&m] { m.http.listen_after_bind(); });
   return Status::ok();
 }
@@ -410,7 +524,7 @@ void HttpServer::shutdown(std::chrono::milliseconds grace) {
   while (m.metrics.in_flight.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   {
     std::lock_guard lock(m.sessions_mutex);
-    for (const auto& s : m.sessions) s->cancel();
+    for (const auto& s : m.sessions) s->cancel(CancelReason::Shutdown);
   }
   const auto cancel_deadline = Clock::now() + std::chrono::seconds(5);
   while (m.metrics.in_flight.load() > 0 && Clock::now() < cancel_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -1,12 +1,16 @@
 // HttpServer: the OpenAI-compatible HTTP API over one Engine.
 //
-// Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET /health,
-// GET /metrics (Prometheus), POST /tokenize, POST /detokenize. Errors use OpenAI's error object with the
-// HTTP status that fits: 400 for bad requests (including prompts over the context), 401 for a wrong API
-// key, 404 for unknown paths, 413 for oversized bodies, 503 with Retry-After when the queue is full or the
-// server is shutting down. A streaming client that goes away has its request cancelled (pages freed).
-// shutdown() stops taking generation requests, lets in-flight ones finish for a grace period, cancels
-// the rest, and stops the listener.
+// Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET
+// /v1/models/{id}, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize, OPTIONS (CORS
+// preflights). Errors use OpenAI's error object with the HTTP status that fits: 400 for bad requests
+// (including prompts over the context and too many messages), 401 for a wrong API key (every route but
+// /health, and /metrics unless metrics_public), 403 for a preflight from an origin not allowed, 404 for
+// unknown paths and models (code model_not_found), 413 for oversized bodies and prompts, 415 for a POST that
+// is not application/json, 429 for too many connections from one address, 503 with Retry-After when the queue
+// is full or the server is shutting down. Chat message contents are text: only the chat template's markup
+// becomes special tokens (prompt_encoder.h). A client that goes away, streaming or not, has its request
+// cancelled within a step (pages freed). shutdown() stops taking generation requests, lets in-flight ones
+// finish for a grace period, then cuts the rest (503, or an error event in a stream), and stops the listener.
 #pragma once
 
 #include <chrono>
@@ -18,6 +22,8 @@
 #include "chat/chat_template.h"
 #include "core/status.h"
 #include "engine/engine.h"
+#include "server/connection_policy.h"
+#include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tandem::server {
@@ -26,12 +32,17 @@ struct ServerConfig {
   std::string host = "0.0.0.0";
   int port = 10002;
   std::string api_key;              // empty: no authentication
-  std::string model_name;           // what /v1/models and responses call the model
+  bool metrics_public = false;      // /metrics without the API key
+  std::vector<std::string> allowed_origins;  // CORS: origins allowed to call the API ("*": any)
+  std::vector<std::string> served_model_names;  // the model's ids (the first is the default); see model_catalog.h
+  std::vector<std::string> model_aliases;       // other names accepted (general.name, the file name)
   int64_t max_new_tokens = 1024;    // default and upper bound of max_tokens
   int64_t context_tokens = 4096;    // prompt + completion limit (model context and KV pool)
   int max_batch_size = 4;
   int max_queue = 64;               // generation requests allowed beyond max_batch_size
   bool force_think = false;         // start the assistant turn with "<think>\n"
+  RequestLimits limits;             // messages and text per request, checked before rendering
+  ConnectionPolicy connections;     // timeouts, connections per client, listen backlog
 };
 
 struct ModelResources {

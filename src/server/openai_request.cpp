@@ -19,9 +19,16 @@ namespace {
 // Thrown inside this file, turned into ApiError at the parse_* boundary.
 struct BadField {
   std::string param, message;
+  int status = 400;
+  std::string code{};
 };
 
 [[noreturn]] void fail(const std::string& param, const std::string& message) { throw BadField{param, message}; }
+
+[[noreturn]] void fail_too_large(const std::string& param, size_t limit) {
+  throw BadField{param, fmt::format("the request's text is larger than this server accepts ({} bytes of message contents "
+                                    "and tools, or of a prompt)", limit), 413, "request_too_large"};
+}
 
 const nlohmann::json* field(const nlohmann::json& body, const char* name) {
   auto it = body.find(name);
@@ -129,10 +136,14 @@ std::string content_text(const nlohmann::json& content, size_t index) {
   return text;
 }
 
-nlohmann::ordered_json parse_messages(const nlohmann::json& body) {
+nlohmann::ordered_json parse_messages(const nlohmann::json& body, const RequestLimits& limits, size_t& content_bytes) {
   const nlohmann::json* messages = field(body, "messages");
   if (!messages) fail("messages", "'messages' is required");
   if (!messages->is_array() || messages->empty()) fail("messages", "'messages' must be a non-empty array");
+  if (messages->size() > limits.max_messages) {
+    throw BadField{"messages", fmt::format("'messages' has {} entries; this server accepts at most {}", messages->size(),
+                                           limits.max_messages), 400, "too_many_messages"};
+  }
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (size_t i = 0; i < messages->size(); ++i) {
     const auto& m = (*messages)[i];
@@ -153,7 +164,10 @@ nlohmann::ordered_json parse_messages(const nlohmann::json& body) {
     nlohmann::ordered_json msg = nlohmann::ordered_json::parse(m.dump());  // keep tool_calls etc. in order
     msg["role"] = role == "developer" ? "system" : role;
     if (m.contains("content") && !m["content"].is_null()) {
-      msg["content"] = content_text(m["content"], i);
+      std::string text = content_text(m["content"], i);
+      content_bytes += text.size();
+      if (content_bytes > limits.max_content_bytes) fail_too_large("messages", limits.max_content_bytes);
+      msg["content"] = std::move(text);
     } else if (role != "assistant") {
       fail(fmt::format("messages[{}].content", i), "'content' is required");
     } else {
@@ -164,20 +178,85 @@ nlohmann::ordered_json parse_messages(const nlohmann::json& body) {
   return out;
 }
 
-// Bodies nested deeper than this are refused while parsing: later steps (copies, dumps) recurse per level.
+// Bodies nested deeper than this are refused before parsing: later steps (copies, dumps) recurse per level.
 constexpr int kMaxJsonDepth = 64;
-struct TooDeep {};
+
+// A pass over the body with nlohmann's SAX parser, building nothing: it stops at nesting deeper than
+// kMaxJsonDepth or at a root "messages" array longer than allowed, so such bodies are refused without the
+// memory and time of a document (nlohmann's callback parser, which could check while building one, also
+// takes quadratic time on long arrays of objects). Syntax errors are left to the real parse, which names them.
+class BodyShapeCheck {
+ public:
+  enum class Verdict { Ok, TooDeep, TooManyMessages };
+  explicit BodyShapeCheck(size_t max_messages) : max_messages_(max_messages) {}
+  Verdict verdict() const { return verdict_; }
+  size_t messages() const { return messages_; }
+
+  bool null() { return element(); }
+  bool boolean(bool) { return element(); }
+  bool number_integer(int64_t) { return element(); }
+  bool number_unsigned(uint64_t) { return element(); }
+  bool number_float(double, const std::string&) { return element(); }
+  bool string(std::string&) { return element(); }
+  bool binary(nlohmann::json::binary_t&) { return element(); }
+  bool start_object(size_t) { return element() && open(); }
+  bool key(std::string& k) {
+    key_is_messages_ = depth_ == 1 && k == "messages";
+    return true;
+  }
+  bool end_object() { return close(); }
+  bool start_array(size_t) {
+    const bool messages = key_is_messages_;
+    if (!element() || !open()) return false;
+    if (messages) in_messages_ = true;
+    return true;
+  }
+  bool end_array() {
+    if (depth_ == 2) in_messages_ = false;
+    return close();
+  }
+  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+ private:
+  bool element() {
+    key_is_messages_ = false;
+    if (in_messages_ && depth_ == 2 && ++messages_ > max_messages_) {
+      verdict_ = Verdict::TooManyMessages;
+      return false;
+    }
+    return true;
+  }
+  bool open() {
+    if (++depth_ <= kMaxJsonDepth + 1) return true;
+    verdict_ = Verdict::TooDeep;
+    return false;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+
+  size_t max_messages_;
+  size_t messages_ = 0;
+  int depth_ = 0;
+  bool key_is_messages_ = false, in_messages_ = false;
+  Verdict verdict_ = Verdict::Ok;
+};
 
 template <typename T, typename Fn>
-std::variant<T, ApiError> guarded(const std::string& body, Fn&& parse) {
+std::variant<T, ApiError> guarded(const std::string& body, size_t max_messages, Fn&& parse) {
+  BodyShapeCheck shape(max_messages);
+  nlohmann::json::sax_parse(body, &shape);
+  if (shape.verdict() == BodyShapeCheck::Verdict::TooDeep) {
+    return ApiError{400, fmt::format("the request body is nested deeper than {} levels", kMaxJsonDepth)};
+  }
+  if (shape.verdict() == BodyShapeCheck::Verdict::TooManyMessages) {
+    return ApiError{400, fmt::format("'messages' has more than {} entries, the most this server accepts", max_messages),
+                    "invalid_request_error", "messages", "too_many_messages"};
+  }
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(body, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-      if (depth > kMaxJsonDepth) throw TooDeep{};
-      return true;
-    });
-  } catch (const TooDeep&) {
-    return ApiError{400, fmt::format("the request body is nested deeper than {} levels", kMaxJsonDepth)};
+    j = nlohmann::json::parse(body);
   } catch (const nlohmann::json::exception& e) {
     return ApiError{400, fmt::format("the request body is not valid JSON: {}", e.what())};
   }
@@ -185,7 +264,7 @@ std::variant<T, ApiError> guarded(const std::string& body, Fn&& parse) {
   try {
     return parse(j);
   } catch (const BadField& e) {
-    return ApiError{400, e.message, "invalid_request_error", e.param};
+    return ApiError{e.status, e.message, "invalid_request_error", e.param, e.code};
   } catch (const nlohmann::json::exception& e) {
     return ApiError{400, fmt::format("invalid request: {}", e.what())};
   }
@@ -193,14 +272,17 @@ std::variant<T, ApiError> guarded(const std::string& body, Fn&& parse) {
 
 }  // namespace
 
-std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body) {
-  return guarded<ChatRequest>(body, [](const nlohmann::json& j) {
+std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits) {
+  return guarded<ChatRequest>(body, limits.max_messages, [&limits](const nlohmann::json& j) {
     ChatRequest r;
     r.options = parse_common(j, true);
-    r.messages = parse_messages(j);
+    size_t content_bytes = 0;
+    r.messages = parse_messages(j, limits, content_bytes);
     if (const nlohmann::json* tools = field(j, "tools")) {
       if (!tools->is_array()) fail("tools", "'tools' must be an array");
-      r.tools = nlohmann::ordered_json::parse(tools->dump());
+      std::string text = tools->dump();
+      if (content_bytes + text.size() > limits.max_content_bytes) fail_too_large("tools", limits.max_content_bytes);
+      r.tools = nlohmann::ordered_json::parse(text);
     }
     if (const nlohmann::json* kw = field(j, "chat_template_kwargs")) {
       if (!kw->is_object()) fail("chat_template_kwargs", "'chat_template_kwargs' must be an object");
@@ -210,8 +292,9 @@ std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body) 
   });
 }
 
-std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body) {
-  return guarded<CompletionRequest>(body, [](const nlohmann::json& j) {
+std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body,
+                                                                   const RequestLimits& limits) {
+  return guarded<CompletionRequest>(body, SIZE_MAX, [&limits](const nlohmann::json& j) {
     CompletionRequest r;
     r.options = parse_common(j, false);
     const nlohmann::json* prompt = field(j, "prompt");
@@ -243,13 +326,17 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(const std::st
     } else {
       fail("prompt", "'prompt' must be a string, an array of token ids, or a one-element array of either");
     }
+    if (const auto* text = std::get_if<std::string>(&r.prompt); text && text->size() > limits.max_content_bytes) {
+      fail_too_large("prompt", limits.max_content_bytes);
+    }
     r.echo = boolean(j, "echo", false);
+    r.parse_special = boolean(j, "parse_special", true);
     return r;
   });
 }
 
 std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body) {
-  return guarded<nlohmann::json>(body, [](const nlohmann::json& j) { return j; });
+  return guarded<nlohmann::json>(body, SIZE_MAX, [](const nlohmann::json& j) { return j; });
 }
 
 }  // namespace tandem::server

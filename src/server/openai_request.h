@@ -3,7 +3,9 @@
 // parse_*() accept exactly what the OpenAI API accepts for the fields Tandem supports and ignore unknown
 // fields, as OpenAI does. A wrong type, an out-of-range value, a missing required field or n != 1 yields
 // an ApiError naming the parameter (HTTP 400). Defaults that depend on the server (max tokens) are left
-// unset here and filled in by the server.
+// unset here and filled in by the server. RequestLimits bound what a prompt may cost before it is rendered
+// or tokenized: more messages than max_messages is a 400, more text (message contents and tools, or a
+// completions prompt string) than max_content_bytes is a 413; both are checked before any per-message work.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,11 @@ struct ApiError {
   std::string param{};  // the offending field, if any
   std::string code{};
   nlohmann::json to_json() const;
+};
+
+struct RequestLimits {
+  size_t max_messages = 2048;             // OpenAI's own limit on the messages array
+  size_t max_content_bytes = 2u << 20;    // text of all messages (+ tools), or of a prompt string
 };
 
 struct CommonOptions {
@@ -50,10 +57,12 @@ struct CompletionRequest {
   CommonOptions options;
   std::variant<std::string, std::vector<int32_t>> prompt;
   bool echo = false;
+  bool parse_special = true;  // special-token text in a string prompt becomes special tokens (raw prompt)
 };
 
-std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body);
-std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body);
+std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits = {});
+std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body,
+                                                                   const RequestLimits& limits = {});
 // Parses a JSON object body (for /tokenize, /detokenize); ApiError when not an object.
 std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body);
 

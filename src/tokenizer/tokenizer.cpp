@@ -129,6 +129,12 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
   return out;
 }
 
+Tokenizer::TextSpan Tokenizer::find_added_token(std::string_view text, size_t from) const {
+  if (impl_->added.empty() || from >= text.size()) return {text.size(), 0, -1};
+  const AddedTokenMatcher::Match m = impl_->added.find(text, from);
+  return {m.pos, m.length, m.length ? m.id : -1};
+}
+
 void Tokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
   if (text.empty()) return;
   std::string normalized;

@@ -49,6 +49,13 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   std::vector<int32_t> encode(std::string_view text, bool add_special = false, bool parse_special = true) const;
+  // Where encode() with parse_special would next see an added token in text[from..] (leftmost-longest):
+  // {pos, length, id}; length 0 when there is none.
+  struct TextSpan {
+    size_t pos = 0, length = 0;
+    int32_t id = -1;
+  };
+  TextSpan find_added_token(std::string_view text, size_t from = 0) const;
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
 
   // The bytes token `id` decodes to (may be part of a UTF-8 character); empty for unknown ids.
