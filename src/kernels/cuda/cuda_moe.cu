@@ -2,8 +2,8 @@
 //
 // Two ways to the same bits (dot products in cuda_dots.cuh's order, SwiGLU and the weighted slot sum as
 // below), chosen by the batch size:
-//  - per slot (few tokens): a warp per (hidden row, slot, token) for gate/up and per (output row, slot, token)
-//    for down: each slot reads its expert's rows on its own; a last kernel adds each token's slots in j order.
+//  - per slot (few tokens): a warp per (hidden row, token, slot) for gate/up, then a warp per (output row,
+//    token) that loops over the token's slots: each slot reads its expert's rows on its own.
 //  - grouped by expert (many tokens): the (token, slot) pairs are sorted by expert on the GPU, cut into
 //    tiles of up to kTileSlots pairs of one expert, and each tile is a small matrix product (block_tile_dots):
 //    every expert's weights are read once per tile instead of once per slot. The down products land in a
@@ -52,21 +52,25 @@ __global__ void moe_gate_up_kernel(DevTensor gate, DevTensor up, DevTensor x, De
   if (lane == 0) *h = silu_times(g, u);
 }
 
-// down_out[t * k + j][r] = down_e[r] . hidden[t][j], e = ids[t][j]: a warp per (output row, slot, token), so
-// a token's slots are read side by side (moe_combine_kernel then adds them in j order).
+// out[t][r] = sum over j, in j order, of weights[t][j] * (down_e[r] . hidden[t][j]).
 template <GgmlType kType>
-__global__ void moe_down_kernel(DevTensor down, DevTensor ids, const float* hidden, float* down_out) {
+__global__ void moe_down_kernel(DevTensor down, DevTensor ids, DevTensor weights, const float* hidden, DevTensor out) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
   if (r >= down.ne1) return;
-  const int64_t j = blockIdx.y, t = blockIdx.z, k = ids.ne0, n_ff = down.ne0;
-  const int32_t e = ids.row_as<const int32_t>(t)[j];
-  if (e < 0 || e >= down.ne2) return;  // reported by the gate/up kernel; the combine skips the slot
-  float d = 0.0f;
-  lane_dots<kType, 1>(down.type, reinterpret_cast<const uint8_t*>(down.row(r, e)), n_ff, hidden + (t * k + j) * n_ff, 0,
-                      1, &d);
-  d = warp_sum(d);
-  if (lane == 0) down_out[(t * k + j) * down.ne1 + r] = d;
+  const int64_t t = blockIdx.y, k = ids.ne0, n_ff = down.ne0;
+  const int32_t* id = ids.row_as<const int32_t>(t);
+  const float* wt = weights.row_as<const float>(t);
+  float total = 0.0f;
+  for (int64_t j = 0; j < k; ++j) {
+    const int32_t e = id[j];
+    if (e < 0 || e >= down.ne2) continue;  // reported by the gate/up kernel
+    float d = 0.0f;
+    lane_dots<kType, 1>(down.type, reinterpret_cast<const uint8_t*>(down.row(r, e)), n_ff,
+                        hidden + (t * k + j) * n_ff, 0, 1, &d);
+    total = total + wt[j] * warp_sum(d);
+  }
+  if (lane == 0) out.row_as<float>(t)[r] = total;
 }
 
 // ---- grouped by expert ----
@@ -238,18 +242,18 @@ void launch_moe(const ExpertWeights& experts, const DevTensor& x, const DevTenso
         moe_down_grouped_kernel<T, false><<<grid2, 32 * kGroupedWarps, 0, stream>>>(down, scratch);
       }
     });
-  } else {
-    const dim3 grid1(blocks_for(n_ff, kWarpsPerBlock), static_cast<unsigned>(k), static_cast<unsigned>(n));
-    with_type(gate.type == up.type ? gate.type : kAnyType, [&]<GgmlType T>() {
-      moe_gate_up_kernel<T><<<grid1, 32 * kWarpsPerBlock, 0, stream>>>(gate, up, x, ids, scratch.hidden, err);
-    });
-    const dim3 grid2(blocks_for(n_embd, kWarpsPerBlock), static_cast<unsigned>(k), static_cast<unsigned>(n));
-    with_type(down.type, [&]<GgmlType T>() {
-      moe_down_kernel<T><<<grid2, 32 * kWarpsPerBlock, 0, stream>>>(down, ids, scratch.hidden, scratch.down_out);
-    });
+    moe_combine_kernel<<<dim3(blocks_for(n_embd, 128), static_cast<unsigned>(n)), 128, 0, stream>>>(
+        ids, weights, static_cast<int>(n_experts), scratch.down_out, out);
+    return;
   }
-  moe_combine_kernel<<<dim3(blocks_for(n_embd, 128), static_cast<unsigned>(n)), 128, 0, stream>>>(
-      ids, weights, static_cast<int>(n_experts), scratch.down_out, out);
+  const dim3 grid1(blocks_for(n_ff, kWarpsPerBlock), static_cast<unsigned>(k), static_cast<unsigned>(n));
+  with_type(gate.type == up.type ? gate.type : kAnyType, [&]<GgmlType T>() {
+    moe_gate_up_kernel<T><<<grid1, 32 * kWarpsPerBlock, 0, stream>>>(gate, up, x, ids, scratch.hidden, err);
+  });
+  const dim3 grid2(blocks_for(n_embd, kWarpsPerBlock), static_cast<unsigned>(n));
+  with_type(down.type, [&]<GgmlType T>() {
+    moe_down_kernel<T><<<grid2, 32 * kWarpsPerBlock, 0, stream>>>(down, ids, weights, scratch.hidden, out);
+  });
 }
 
 }  // namespace tandem::cuda
