@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config python3 clang libclang-rt-14-dev
           libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-          libpcre2-dev libicu-dev libcpp-httplib-dev libyaml-cpp-dev curl)
+          libpcre2-dev libicu-dev libcpp-httplib-dev libyaml-cpp-dev libssl-dev openssl curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

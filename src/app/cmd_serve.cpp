@@ -113,8 +113,8 @@ int run_serve(ServeOptions& o) {
   spdlog::info("backend {}; max_batch_size {}, chunk_size {}, cache_lens {} ({} pages of {}), max_new_tokens {}",
                runtime->describe(), scheduler.max_batch_size, scheduler.chunk_size, scheduler.cache_tokens,
                scheduler.page_count(), scheduler.page_size, o.server.max_new_tokens);
-  spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1)", o.server.served_model_names.front(), o.server.host,
-               http.port());
+  spdlog::info("serving '{}' on {}://{}:{} (OpenAI API under /v1)", o.server.served_model_names.front(),
+               o.server.ssl_certfile.empty() ? "http" : "https", o.server.host, http.port());
 
   int received = 0;
   sigwait(&signals, &received);
@@ -163,6 +163,9 @@ void register_serve_command(CLI::App& app, int& exit_code) {
                   o->server.connections.max_connections_per_client,
                   "Connections one client address may have open (0: no limit; raise it behind a proxy)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--ssl_certfile,--ssl-certfile", o->server.ssl_certfile,
+                  "Serve HTTPS: the certificate chain (PEM); needs --ssl_keyfile");
+  cmd->add_option("--ssl_keyfile,--ssl-keyfile", o->server.ssl_keyfile, "Serve HTTPS: the private key (PEM)");
   cmd->add_option("--listen-backlog,--listen_backlog", o->server.connections.listen_backlog,
                   "Pending connections the kernel may queue")
       ->check(CLI::PositiveNumber)->capture_default_str();

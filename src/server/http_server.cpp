@@ -508,6 +508,12 @@ HttpServer::~HttpServer() {
 
 Status HttpServer::start() {
   Impl& m = *impl_;
+  if (m.config.ssl_certfile.empty() != m.config.ssl_keyfile.empty()) {
+    return Status::error("TLS needs both --ssl_certfile and --ssl_keyfile");
+  }
+  if (!m.config.ssl_certfile.empty()) {
+    if (Status s = m.http.use_tls(m.config.ssl_certfile, m.config.ssl_keyfile); !s) return s;
+  }
   auto port = m.http.bind_and_listen(m.config.host, m.config.port);
   if (!port) return port.status();
   m.bound_port = port.value();

@@ -43,6 +43,7 @@ struct ServerConfig {
   bool force_think = false;         // start the assistant turn with "<think>\n"
   RequestLimits limits;             // messages and text per request, checked before rendering
   ConnectionPolicy connections;     // timeouts, connections per client, listen backlog
+  std::string ssl_certfile, ssl_keyfile;  // both set: HTTPS with this certificate chain and key (PEM)
 };
 
 struct ModelResources {

@@ -1,7 +1,10 @@
 #include "server/http_transport.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -70,17 +73,18 @@ void peer_of(int fd, std::string& ip, int& port) {
 class ClientStream final : public httplib::Stream {
  public:
   // `stopping` says when the server is stopping: waits for the client end then.
-  ClientStream(int fd, const ConnectionPolicy& policy, std::function<bool()> stopping)
-      : fd_(fd), policy_(policy), stopping_(std::move(stopping)) {}
+  // `ssl`: the connection's TLS session (handshake done, socket non-blocking), or null for plain HTTP.
+  ClientStream(int fd, SSL* ssl, const ConnectionPolicy& policy, std::function<bool()> stopping)
+      : fd_(fd), ssl_(ssl), policy_(policy), stopping_(std::move(stopping)) {}
 
   // Waits for the first byte of the next request; false when the connection stays idle past the keep-alive
   // timeout, is closed, or the server stops.
   bool wait_for_request() {
-    if (buffered() > 0) return start_request();
+    if (buffered() > 0 || tls_pending()) return start_request();
     return readable_before(Clock::now() + policy_.keep_alive_timeout) && start_request();
   }
 
-  bool is_readable() const override { return buffered() > 0 || readable_before(read_deadline()); }
+  bool is_readable() const override { return buffered() > 0 || tls_pending() || readable_before(read_deadline()); }
   bool is_writable() const override {
     return wait_for(fd_, POLLOUT, std::chrono::duration_cast<std::chrono::milliseconds>(kWriteTimeout)) > 0 &&
            socket_alive(fd_);
@@ -88,11 +92,7 @@ class ClientStream final : public httplib::Stream {
 
   ssize_t read(char* ptr, size_t size) override {
     if (buffered() == 0) {
-      if (!readable_before(read_deadline())) return -1;  // too slow or too quiet (or the server stops)
-      ssize_t n;
-      do {
-        n = ::recv(fd_, buffer_.data(), buffer_.size(), 0);
-      } while (n < 0 && errno == EINTR);
+      const ssize_t n = receive();
       if (n <= 0) return n;
       begin_ = 0;
       end_ = static_cast<size_t>(n);
@@ -106,6 +106,7 @@ class ClientStream final : public httplib::Stream {
 
   ssize_t write(const char* ptr, size_t size) override {
     if (!is_writable()) return -1;
+    if (ssl_) return tls_write(ptr, size);
     ssize_t n;
     do {
       n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
@@ -123,6 +124,45 @@ class ClientStream final : public httplib::Stream {
 
  private:
   size_t buffered() const { return end_ - begin_; }
+  bool tls_pending() const { return ssl_ && SSL_pending(ssl_) > 0; }
+
+  // Fills the buffer from the connection: > 0 bytes, 0 closed, -1 failed or too slow (or the server stops).
+  ssize_t receive() {
+    for (;;) {
+      if (!tls_pending() && !readable_before(read_deadline())) return -1;
+      if (!ssl_) {
+        ssize_t n;
+        do {
+          n = ::recv(fd_, buffer_.data(), buffer_.size(), 0);
+        } while (n < 0 && errno == EINTR);
+        return n;
+      }
+      const int n = SSL_read(ssl_, buffer_.data(), static_cast<int>(buffer_.size()));
+      if (n > 0) return n;
+      switch (SSL_get_error(ssl_, n)) {
+        case SSL_ERROR_WANT_READ: continue;  // a record not yet complete: wait for the rest
+        case SSL_ERROR_WANT_WRITE:
+          if (wait_for(fd_, POLLOUT, std::chrono::duration_cast<std::chrono::milliseconds>(kWriteTimeout)) <= 0) return -1;
+          continue;
+        case SSL_ERROR_ZERO_RETURN: return 0;  // close_notify
+        default: return -1;
+      }
+    }
+  }
+
+  // SSL_write on the non-blocking socket, waiting (up to kWriteTimeout each time) while the socket is full.
+  ssize_t tls_write(const char* ptr, size_t size) {
+    for (;;) {
+      const int n = SSL_write(ssl_, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+      if (n > 0) return n;
+      const int e = SSL_get_error(ssl_, n);
+      const short events = e == SSL_ERROR_WANT_WRITE ? POLLOUT : e == SSL_ERROR_WANT_READ ? POLLIN : 0;
+      if (events == 0 ||
+          wait_for(fd_, events, std::chrono::duration_cast<std::chrono::milliseconds>(kWriteTimeout)) <= 0) {
+        return -1;
+      }
+    }
+  }
 
   bool start_request() {
     in_head_ = true;
@@ -157,6 +197,7 @@ class ClientStream final : public httplib::Stream {
   }
 
   int fd_;
+  SSL* ssl_;
   const ConnectionPolicy& policy_;
   std::function<bool()> stopping_;
   std::array<char, 4096> buffer_{};
@@ -165,6 +206,44 @@ class ClientStream final : public httplib::Stream {
   uint32_t tail_ = 0;  // the last bytes of the head, to find its end
   Clock::time_point deadline_ = Clock::now();
 };
+
+// OpenSSL's queued errors as one line (and clears the queue).
+std::string tls_errors() {
+  std::string out;
+  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    std::array<char, 256> text{};
+    ERR_error_string_n(e, text.data(), text.size());
+    if (!out.empty()) out += "; ";
+    out += text.data();
+  }
+  return out.empty() ? "unknown TLS error" : out;
+}
+
+// The server side of a TLS handshake on `fd` (made non-blocking), within `timeout`; the session, or null.
+SSL* accept_tls(SSL_CTX* ctx, int fd, std::chrono::milliseconds timeout, const std::function<bool()>& stopping) {
+  const int flags = ::fcntl(fd, F_GETFL, 0);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return nullptr;
+  SSL* ssl = SSL_new(ctx);
+  if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+    if (ssl) SSL_free(ssl);
+    ERR_clear_error();
+    return nullptr;
+  }
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const int r = SSL_accept(ssl);
+    if (r == 1) return ssl;
+    const int e = SSL_get_error(ssl, r);
+    const short events = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (events == 0 || left.count() <= 0 || stopping() ||
+        wait_for(fd, events, std::min<std::chrono::milliseconds>(left, kStopCheckInterval)) < 0) {
+      ERR_clear_error();  // a client that is not speaking TLS, or too slowly: nothing to report
+      SSL_free(ssl);
+      return nullptr;
+    }
+  }
+}
 
 void refuse(int fd, const std::string& address, int limit) {
   const std::string body = fmt::format(
@@ -177,6 +256,33 @@ void refuse(int fd, const std::string& address, int limit) {
 }
 
 }  // namespace
+
+// The owner stops the server and joins its listener (which joins the connection threads) first.
+GuardedHttpServer::~GuardedHttpServer() {
+  if (tls_) SSL_CTX_free(tls_);
+}
+
+Status GuardedHttpServer::use_tls(const std::string& cert_file, const std::string& key_file) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) return Status::error("TLS: " + tls_errors());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  std::string why;
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    why = fmt::format("cannot use certificate file {}: {}", cert_file, tls_errors());
+  } else if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    why = fmt::format("cannot use key file {}: {}", key_file, tls_errors());
+  } else if (SSL_CTX_check_private_key(ctx) != 1) {
+    why = fmt::format("key file {} does not match certificate {}: {}", key_file, cert_file, tls_errors());
+  }
+  if (!why.empty()) {
+    SSL_CTX_free(ctx);
+    return Status::error("TLS: " + why);
+  }
+  if (tls_) SSL_CTX_free(tls_);
+  tls_ = ctx;
+  return Status::ok();
+}
 
 Result<int> GuardedHttpServer::bind_and_listen(const std::string& host, int port) {
   addrinfo hints{};
@@ -244,14 +350,18 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
   PeerKey peer{"", -1};
   peer_of(sock, peer.first, peer.second);
   bool ok = false;
+  const std::function<bool()> stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
+  SSL* ssl = nullptr;
   if (!admit(peer.first)) {
-    refuse(sock, peer.first, policy_.max_connections_per_client);
+    if (!tls_) refuse(sock, peer.first, policy_.max_connections_per_client);
+  } else if (tls_ && !(ssl = accept_tls(tls_, sock, policy_.header_timeout, stopping))) {
+    release(peer.first);
   } else {
     {
       std::lock_guard lock(mutex_);
       sockets_[peer] = sock;
     }
-    ClientStream stream(sock, policy_, [this] { return svr_sock_ == INVALID_SOCKET; });
+    ClientStream stream(sock, ssl, policy_, stopping);
     for (size_t left = keep_alive_max_count_; left > 0 && stream.wait_for_request(); --left) {
       bool connection_closed = false;
       ok = process_request(stream, left == 1, connection_closed, nullptr);
@@ -262,6 +372,11 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
       sockets_.erase(peer);
     }
     release(peer.first);
+  }
+  if (ssl) {
+    SSL_shutdown(ssl);  // best effort close_notify (non-blocking)
+    SSL_free(ssl);
+    ERR_clear_error();
   }
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);

@@ -15,6 +15,9 @@
 //   address can never hold every thread.
 // - peer_connected(request) tells a handler whether its client is still there (the socket is neither closed
 //   nor shut down by the peer), so that long non-streaming work can be cancelled when it goes away.
+// - With use_tls(), every connection speaks TLS (OpenSSL, 1.2 or newer): the handshake must finish within
+//   header_timeout, and the same deadlines bound reads and writes of TLS records (non-blocking sockets).
+//   A client over the per-address limit is closed without an answer (no handshake is spent on it).
 #pragma once
 
 #include <httplib.h>
@@ -27,11 +30,20 @@
 #include "core/status.h"
 #include "server/connection_policy.h"
 
+struct ssl_ctx_st;
+
 namespace tandem::server {
 
 class GuardedHttpServer : public httplib::Server {
  public:
   explicit GuardedHttpServer(ConnectionPolicy policy) : policy_(policy) {}
+  ~GuardedHttpServer() override;
+  GuardedHttpServer(const GuardedHttpServer&) = delete;
+  GuardedHttpServer& operator=(const GuardedHttpServer&) = delete;
+
+  // Serve HTTPS with this certificate chain and private key (PEM files); call before bind_and_listen().
+  // Fails with the reason when a file cannot be read or the key does not match the certificate.
+  Status use_tls(const std::string& cert_file, const std::string& key_file);
 
   // Binds host:port (0: any free port) and listens; returns the port. Then serve with listen_after_bind().
   Result<int> bind_and_listen(const std::string& host, int port);
@@ -44,6 +56,7 @@ class GuardedHttpServer : public httplib::Server {
   void release(const std::string& address);
 
   ConnectionPolicy policy_;
+  ssl_ctx_st* tls_ = nullptr;  // owned (SSL_CTX); null: plain HTTP
   mutable std::mutex mutex_;
   std::map<std::string, int> per_address_;  // guarded by mutex_: connections being served per client address
   std::map<PeerKey, socket_t> sockets_;      // guarded by mutex_: the socket of each connection being served

@@ -93,7 +93,7 @@ export class Server {
   constructor(args, port, apiKey, env) {
     this.args = args;
     this.port = port;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = `${args.includes('--ssl_certfile') ? 'https' : 'http'}://127.0.0.1:${port}`;
     this.apiKey = apiKey;
     this.output = '';
     this.exited = null;
