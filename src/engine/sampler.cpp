@@ -20,6 +20,9 @@ void Sampler::accept(int32_t token) {
 }
 
 void Sampler::apply_penalties(std::span<float> logits) const {
+  for (const auto& [token, bias] : params_.logit_bias) {
+    if (token >= 0 && static_cast<size_t>(token) < logits.size()) logits[static_cast<size_t>(token)] += bias;
+  }
   if (params_.repetition_penalty != 1.0f) {
     for (const auto& [token, unused] : seen_) {
       float& l = logits[static_cast<size_t>(token)];

@@ -11,6 +11,7 @@
 #include <random>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace tandem {
@@ -24,6 +25,8 @@ struct SamplingParams {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   uint64_t seed = 0;
+  // Added to these tokens' logits before anything else (OpenAI's logit_bias; -100 bans, +100 all but forces).
+  std::vector<std::pair<int32_t, float>> logit_bias = {};
 };
 
 class Sampler {

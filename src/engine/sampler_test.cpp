@@ -13,6 +13,18 @@ TEST(Sampler, GreedyPicksArgmaxTiesToLowerId) {
   EXPECT_EQ(s.sample(logits), 1);
 }
 
+TEST(Sampler, LogitBiasShiftsTokensBeforeChoosingAndIgnoresIdsOutsideTheVocabulary) {
+  std::vector<float> logits{0.1f, 2.0f, 1.5f, -1.0f};
+  Sampler banned({.logit_bias = {{1, -100.0f}, {99, 100.0f}}}, {});
+  EXPECT_EQ(banned.sample(logits), 2);  // 1 banned; 99 is not a token
+  logits = {0.1f, 2.0f, 1.5f, -1.0f};
+  Sampler forced({.temperature = 1.0f, .seed = 3, .logit_bias = {{3, 100.0f}}}, {});
+  for (int i = 0; i < 20; ++i) {
+    auto l = logits;
+    EXPECT_EQ(forced.sample(l), 3);
+  }
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
   SamplingParams p{.temperature = 1.0f, .seed = 42};
   std::vector<float> base(50);

@@ -49,6 +49,7 @@ struct Prepared {
   std::vector<int32_t> prompt;
   bool split_reasoning = false;
   bool starts_in_reasoning = false;
+  std::string echo;  // legacy completions' echo: the prompt's text, sent before the completion
 };
 
 }  // namespace
@@ -167,6 +168,10 @@ std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionReq
     }
   }
   if (p.prompt.empty()) return ApiError{400, "the prompt is empty", "invalid_request_error", "prompt"};
+  if (r.echo) {
+    const auto* text = std::get_if<std::string>(&r.prompt);
+    p.echo = text ? *text : model.tokenizer->decode(p.prompt);
+  }
   return std::nullopt;
 }
 
@@ -189,6 +194,14 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
                                     "invalid_request_error", "max_tokens", "context_length_exceeded"});
   }
   max_tokens = std::min(max_tokens, room);
+  for (const auto& [token, bias] : p.options.sampling.logit_bias) {
+    if (token >= model.tokenizer->vocab_size()) {
+      metrics.requests_client_error++;
+      return send_error(res, ApiError{400, fmt::format("logit_bias: token id {} is outside the vocabulary of {} tokens",
+                                                       token, model.tokenizer->vocab_size()),
+                                      "invalid_request_error", "logit_bias"});
+    }
+  }
   if (draining) {
     res.set_header("Retry-After", "5");
     return send_error(res, ApiError{503, "the server is shutting down", "server_error"});
@@ -264,7 +277,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
       return;
     }
     const nlohmann::json lp = p.options.logprobs ? logprobs_json(p.kind, logprobs) : nlohmann::json(nullptr);
-    res.set_content(dump(full_response(header, reasoning, content, finish, lp, session->prompt_tokens(),
+    res.set_content(dump(full_response(header, reasoning, p.echo + content, finish, lp, session->prompt_tokens(),
                                        session->completion_tokens())),
                     "application/json");
     finish_metrics(*session, started);
@@ -275,11 +288,13 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
   }
 
   struct StreamState {
+    std::string echo;  // sent with the first chunk
     bool sent_first = false, done = false, completed = false, failed = false;
     size_t text_offset = 0;
     Clock::time_point last_write = Clock::now();
   };
   auto state = std::make_shared<StreamState>();
+  state->echo = std::move(p.echo);
   const bool include_usage = p.options.include_usage, want_logprobs = p.options.logprobs;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
@@ -302,7 +317,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
             lp = logprobs_json(header.kind, d.logprobs, state->text_offset);
           }
           state->text_offset += d.content.size();
-          if (!write(sse_event(chunk(header, !state->sent_first, d.reasoning, d.content, "", lp)))) return false;
+          const std::string content = state->sent_first ? std::move(d.content) : state->echo + d.content;
+          if (!write(sse_event(chunk(header, !state->sent_first, d.reasoning, content, "", lp)))) return false;
           state->sent_first = true;
         } else if (Clock::now() - state->last_write > kKeepAliveAfter) {
           if (!write(": keep-alive\n\n")) return false;  // also how a vanished client is noticed while queued

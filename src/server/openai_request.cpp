@@ -1,5 +1,7 @@
 #include "server/openai_request.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <limits>
 
@@ -64,6 +66,31 @@ bool boolean(const nlohmann::json& body, const char* name, bool fallback) {
   return v->get<bool>();
 }
 
+// logit_bias: {"token id": bias in [-100, 100], ...}; ids are checked against the vocabulary by the server.
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const nlohmann::json& body) {
+  constexpr size_t kMaxEntries = 1024;
+  std::vector<std::pair<int32_t, float>> out;
+  const nlohmann::json* bias = field(body, "logit_bias");
+  if (!bias) return out;
+  if (!bias->is_object()) fail("logit_bias", "'logit_bias' must be an object of token ids to biases");
+  if (bias->size() > kMaxEntries) fail("logit_bias", fmt::format("'logit_bias' may have at most {} entries", kMaxEntries));
+  for (const auto& [key, value] : bias->items()) {
+    int64_t id = -1;
+    const bool digits = !key.empty() && key.size() <= 10 && std::all_of(key.begin(), key.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+    if (digits) id = std::stoll(key);
+    if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
+      fail("logit_bias", fmt::format("logit_bias keys must be token ids (non-negative integers), not '{}'", key));
+    }
+    if (!value.is_number() || value.get<double>() < -100.0 || value.get<double>() > 100.0) {
+      fail("logit_bias", fmt::format("logit_bias[{}] must be a number from -100 to 100", key));
+    }
+    out.emplace_back(static_cast<int32_t>(id), value.get<float>());
+  }
+  return out;
+}
+
 CommonOptions parse_common(const nlohmann::json& body, bool chat) {
   CommonOptions o;
   if (const nlohmann::json* m = field(body, "model")) {
@@ -116,6 +143,15 @@ CommonOptions parse_common(const nlohmann::json& body, bool chat) {
     o.top_logprobs = static_cast<int>(*lp);
   }
   if (const nlohmann::json* user = field(body, "user"); user && !user->is_string()) fail("user", "'user' must be a string");
+  o.sampling.logit_bias = parse_logit_bias(body);
+  if (const nlohmann::json* format = field(body, "response_format")) {
+    const nlohmann::json* type = format->is_object() ? field(*format, "type") : nullptr;
+    if (!type || !type->is_string()) fail("response_format", "'response_format' must be an object with a string 'type'");
+    if (*type != "text") {
+      fail("response_format", fmt::format("response_format type '{}' is not supported by this server yet (only 'text')",
+                                          type->get<std::string>()));
+    }
+  }
   return o;
 }
 
@@ -284,6 +320,15 @@ std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, 
       if (content_bytes + text.size() > limits.max_content_bytes) fail_too_large("tools", limits.max_content_bytes);
       r.tools = nlohmann::ordered_json::parse(text);
     }
+    if (const nlohmann::json* choice = field(j, "tool_choice")) {
+      // The model's template renders the tools; a call cannot be forced (or parsed into tool_calls) yet.
+      if (!choice->is_string() || (*choice != "auto" && *choice != "none")) {
+        fail("tool_choice", "only tool_choice 'auto' or 'none' is supported by this server yet");
+      }
+    }
+    for (const char* legacy : {"functions", "function_call"}) {
+      if (field(j, legacy)) fail(legacy, fmt::format("'{}' is not supported: use 'tools'", legacy));
+    }
     if (const nlohmann::json* kw = field(j, "chat_template_kwargs")) {
       if (!kw->is_object()) fail("chat_template_kwargs", "'chat_template_kwargs' must be an object");
       r.template_kwargs = nlohmann::ordered_json::parse(kw->dump());
@@ -330,6 +375,13 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(const std::st
       fail_too_large("prompt", limits.max_content_bytes);
     }
     r.echo = boolean(j, "echo", false);
+    if (r.echo && r.options.logprobs) fail("echo", "'echo' with 'logprobs' (the prompt's log-probabilities) is not supported");
+    if (const nlohmann::json* suffix = field(j, "suffix"); suffix && !suffix->is_null()) {
+      fail("suffix", "'suffix' (insertion) is not supported");
+    }
+    if (auto best_of = integer(j, "best_of", 1, 1 << 20); best_of && *best_of != 1) {
+      fail("best_of", "only best_of = 1 is supported");
+    }
     r.parse_special = boolean(j, "parse_special", true);
     return r;
   });
