@@ -7,7 +7,8 @@
 // user-defined ones such as role markers), so the tokenizer cannot match them; the template then renders as
 // usual, and encode_rendered() tokenizes its output with the added tokens it still spells parsed and the text
 // between them, markers removed, as plain text. Text without added-token spellings is tokenized exactly as
-// before; a neutralized spelling becomes the plain-text tokens of its characters, as with parse_special off. A U+FDD0 sent by the client is replaced by U+FFFD. Thread-safe.
+// before; a neutralized spelling becomes the plain-text tokens of its characters, as with parse_special off.
+// A U+FDD0 sent by the client is replaced by U+FFFD. Thread-safe.
 #pragma once
 
 #include <cstdint>
