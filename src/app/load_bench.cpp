@@ -49,7 +49,7 @@ LevelResult run_level(const Runtime& runtime, const LoadBenchOptions& o, int con
   std::condition_variable done_cv;
   double decode_seconds = 0, prefill_seconds = 0, forward_seconds = 0, expert_seconds = 0, expert_wait_seconds = 0,
          device_seconds = 0;
-  int64_t decode_tokens = 0, prefill_tokens = 0;
+  int64_t decode_tokens = 0, prefill_tokens = 0, decode_expert_jobs = 0, decode_experts_read = 0;
   engine.set_step_observer([&](const StepStats& s) {
     std::lock_guard lock(mu);
     forward_seconds += s.seconds;
@@ -59,6 +59,8 @@ LevelResult run_level(const Runtime& runtime, const LoadBenchOptions& o, int con
     if (s.prefill_tokens == 0) {
       decode_seconds += s.seconds;
       decode_tokens += s.decode_tokens;
+      decode_expert_jobs += s.expert_jobs;
+      decode_experts_read += s.experts_read;
     } else {
       prefill_seconds += s.seconds;
       prefill_tokens += s.prefill_tokens;
@@ -147,6 +149,9 @@ LevelResult run_level(const Runtime& runtime, const LoadBenchOptions& o, int con
   r.expert_share = forward_seconds > 0 ? expert_seconds / forward_seconds : 0;
   r.expert_wait_share = forward_seconds > 0 ? expert_wait_seconds / forward_seconds : 0;
   if (forward_seconds > 0 && device_seconds > 0) r.device_share = device_seconds / forward_seconds;
+  if (decode_expert_jobs > 0) {
+    r.experts_per_layer = static_cast<double>(decode_experts_read) / static_cast<double>(decode_expert_jobs);
+  }
   return r;
 }
 
@@ -167,22 +172,26 @@ nlohmann::json to_json(const std::vector<LevelResult>& results, const LoadBenchO
                       {"output_tokens_per_s", r.output_tokens_per_s}, {"ttft_ms_p50", r.ttft_p50_ms},
                       {"ttft_ms_p99", r.ttft_p99_ms}, {"tpot_ms_p50", r.tpot_p50_ms}, {"tpot_ms_p99", r.tpot_p99_ms},
                       {"expert_share", r.expert_share}, {"expert_wait_share", r.expert_wait_share},
-                      {"device_share", r.device_share >= 0 ? nlohmann::json(r.device_share) : nlohmann::json()}});
+                      {"device_share", r.device_share >= 0 ? nlohmann::json(r.device_share) : nlohmann::json()},
+                      {"experts_per_layer",
+                       r.experts_per_layer >= 0 ? nlohmann::json(r.experts_per_layer) : nlohmann::json()}});
   }
   return {{"prompt_len", o.prompt_len}, {"gen_len", o.gen_len}, {"requests_per_level", o.requests},
           {"arrival_rate", o.arrival_rate}, {"levels", levels}};
 }
 
 std::string to_table(const std::vector<LevelResult>& results) {
-  std::string out = fmt::format("{:>5} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}\n",
-                                "conc", "requests", "decode tok/s", "prefill t/s", "output t/s", "TTFT p50", "TTFT p99",
-                                "TPOT p50", "TPOT p99", "experts", "wait", "gpu");
+  std::string out = fmt::format(
+      "{:>5} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}\n", "conc", "requests",
+      "decode tok/s", "prefill t/s", "output t/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "experts", "wait",
+      "gpu", "exp/L");
   const double base = results.empty() ? 0 : results.front().decode_tokens_per_s;
   for (const LevelResult& r : results) {
     out += fmt::format("{:>5} {:>8} {:>12.2f} {:>12.1f} {:>12.2f} {:>8.0f}ms {:>8.0f}ms {:>8.1f}ms {:>8.1f}ms {:>7.0f}% {:>7.0f}%", r.concurrency,
                        r.requests, r.decode_tokens_per_s, r.prefill_tokens_per_s, r.output_tokens_per_s, r.ttft_p50_ms,
                        r.ttft_p99_ms, r.tpot_p50_ms, r.tpot_p99_ms, 100 * r.expert_share, 100 * r.expert_wait_share);
     out += r.device_share >= 0 ? fmt::format(" {:>7.0f}%", 100 * r.device_share) : fmt::format(" {:>8}", "-");
+    out += r.experts_per_layer >= 0 ? fmt::format(" {:>8.1f}", r.experts_per_layer) : fmt::format(" {:>8}", "-");
     if (base > 0) out += fmt::format("  (decode x{:.2f})", r.decode_tokens_per_s / base);
     out += "\n";
   }

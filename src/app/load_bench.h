@@ -40,6 +40,7 @@ struct LevelResult {
   double expert_share = 0;          // ExpertRunner compute time over forward time (it overlaps other work)
   double expert_wait_share = 0;     // forward time blocked waiting for the ExpertRunner
   double device_share = -1;         // main device (GPU) busy time over forward time; -1: not measured (CPU)
+  double experts_per_layer = -1;    // distinct experts a decode step's MoE layer read on the CPU runner; -1: none
 };
 
 // `progress` receives one status line now and then (may be empty).

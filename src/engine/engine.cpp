@@ -173,6 +173,7 @@ bool Engine::step() {
   }
   ExpertRunner* runner = model_.devices().cpu_experts;
   const double experts_before = runner ? runner->busy_seconds() : 0.0;
+  const int64_t jobs_before = runner ? runner->jobs_done() : 0, read_before = runner ? runner->experts_read() : 0;
   const double device_before = model_.devices().main->busy_seconds();
   const auto started = std::chrono::steady_clock::now();
   ForwardStats forward_stats;
@@ -183,6 +184,8 @@ bool Engine::step() {
                   .expert_seconds = runner ? runner->busy_seconds() - experts_before : 0.0,
                   .expert_wait_seconds = forward_stats.expert_wait_seconds,
                   .device_seconds = model_.devices().main->busy_seconds() - device_before,
+                  .expert_jobs = runner ? runner->jobs_done() - jobs_before : 0,
+                  .experts_read = runner ? runner->experts_read() - read_before : 0,
                   .n_requests = static_cast<int>(plan.entries.size())};
   for (const StepEntry& e : plan.entries) {
     (e.is_decode ? stats.decode_tokens : stats.prefill_tokens) += static_cast<int64_t>(e.tokens.size());

@@ -69,6 +69,8 @@ struct StepStats {
   double expert_seconds = 0;       // time the ExpertRunner computed during it (overlaps other work)
   double expert_wait_seconds = 0;  // time the forward pass was blocked waiting for the ExpertRunner
   double device_seconds = 0;       // time the main backend's device was busy (Backend::busy_seconds; 0 on the CPU)
+  int64_t expert_jobs = 0;         // MoE layers the ExpertRunner computed in it
+  int64_t experts_read = 0;        // distinct experts those jobs read, summed over the jobs
   int64_t prefill_tokens = 0;
   int64_t decode_tokens = 0;
   int n_requests = 0;

@@ -18,6 +18,7 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "kernels/backend.h"
@@ -752,6 +753,16 @@ TEST_P(ExpertRunnerConformance, JobsMatchTheReferenceAndReportErrors) {
   const auto want = reference_moe(values[0], values[1], values[2], n_embd, n_ff, x, ids, w, n, k);
   for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], want.out[i], want.bound[i]);
   EXPECT_GT(runner.busy_seconds(), 0.0);
+  // The job read every expert its ids name, once.
+  EXPECT_EQ(runner.jobs_done(), 1);
+  EXPECT_EQ(runner.experts_read(), static_cast<int64_t>(std::set<int32_t>(ids.begin(), ids.end()).size()));
+  const std::vector<int32_t> all_ids = ids;
+  std::fill(ids.begin(), ids.end(), 2);
+  runner.submit(job);
+  ASSERT_TRUE(runner.wait());
+  EXPECT_EQ(runner.jobs_done(), 2);
+  EXPECT_EQ(runner.experts_read(), static_cast<int64_t>(std::set<int32_t>(all_ids.begin(), all_ids.end()).size()) + 1);
+  ids = all_ids;
   // A bad expert id fails the job, not the process; the next job runs.
   ids[3] = 99;
   runner.submit(job);

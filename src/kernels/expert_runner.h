@@ -46,6 +46,10 @@ class ExpertRunner {
   virtual Status wait() = 0;
   // Seconds spent computing jobs since construction.
   virtual double busy_seconds() const = 0;
+  // Jobs computed since construction, and the distinct experts they read (summed over jobs): the expert
+  // weights a layer reads grow with this, not with the tokens. 0 where not counted.
+  virtual int64_t jobs_done() const { return 0; }
+  virtual int64_t experts_read() const { return 0; }
 };
 
 }  // namespace tandem

@@ -146,6 +146,8 @@ class FaultInjectingRunner final : public ExpertRunner {
     return Status::error("injected fault in experts");
   }
   double busy_seconds() const override { return inner_->busy_seconds(); }
+  int64_t jobs_done() const override { return inner_->jobs_done(); }
+  int64_t experts_read() const override { return inner_->experts_read(); }
 
  private:
   std::unique_ptr<ExpertRunner> inner_;

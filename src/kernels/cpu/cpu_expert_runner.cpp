@@ -1,5 +1,7 @@
 #include "kernels/cpu/cpu_expert_runner.h"
 
+#include <algorithm>
+#include <bitset>
 #include <chrono>
 #include <exception>
 
@@ -7,6 +9,7 @@
 
 #include "core/spin_wait.h"
 #include "kernels/cpu/qmatmul.h"
+#include "kernels/routing.h"
 
 namespace tandem {
 
@@ -92,6 +95,31 @@ double CpuExpertRunner::busy_seconds() const {
   return busy_seconds_;
 }
 
+int64_t CpuExpertRunner::jobs_done() const {
+  std::lock_guard lock(mutex_);
+  return jobs_done_;
+}
+
+int64_t CpuExpertRunner::experts_read() const {
+  std::lock_guard lock(mutex_);
+  return experts_read_;
+}
+
+namespace {
+// Distinct valid expert ids of a job (no allocation: a bitset over the largest supported expert count).
+int64_t distinct_experts(const ExpertJob& job) {
+  std::bitset<kMaxExperts> seen;
+  const int64_t n_experts = std::min<int64_t>(job.experts.gate.slices(), kMaxExperts);
+  for (int64_t t = 0; t < job.ids.rows(); ++t) {
+    const int32_t* ids = job.ids.row<const int32_t>(t);
+    for (int64_t j = 0; j < job.ids.cols(); ++j) {
+      if (ids[j] >= 0 && ids[j] < n_experts) seen.set(static_cast<size_t>(ids[j]));
+    }
+  }
+  return static_cast<int64_t>(seen.count());
+}
+}  // namespace
+
 double CpuExpertRunner::compute() {
   const auto started = std::chrono::steady_clock::now();
   bool failure = false;
@@ -107,8 +135,11 @@ double CpuExpertRunner::compute() {
     std::lock_guard lock(mutex_);
     error_.assign("cpu expert runner: unknown error");
   }
+  const int64_t distinct = distinct_experts(job_);
   std::lock_guard lock(mutex_);
   failed_ = failure;
+  ++jobs_done_;
+  experts_read_ += distinct;
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 }
 

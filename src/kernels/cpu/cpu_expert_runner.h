@@ -41,6 +41,8 @@ class CpuExpertRunner final : public ExpertRunner {
   void submit(const ExpertJob& job) override;
   Status wait() override;
   double busy_seconds() const override;
+  int64_t jobs_done() const override;
+  int64_t experts_read() const override;
 
  private:
   void dispatch_loop();
@@ -61,6 +63,7 @@ class CpuExpertRunner final : public ExpertRunner {
   std::string error_;      // the finished job's error (capacity reserved)
   bool failed_ = false;
   double busy_seconds_ = 0;
+  int64_t jobs_done_ = 0, experts_read_ = 0;
   std::thread dispatcher_;
 };
 
