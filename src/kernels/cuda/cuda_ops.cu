@@ -265,15 +265,6 @@ __global__ void __launch_bounds__(32 * kAttnWarps)
 // matters (the softmax's double sum, a group's top-2 sum, the selected weights' sum) run serially on one
 // lane in the reference's order; top-k is k rounds of a warp arg-max under routing_detail::ranks_before, a
 // strict total order, so each round picks the element the serial scan picks.
-struct WarpRoutingScratch {
-  float scores[kMaxExperts];
-  float choice[kMaxExperts];
-  bool taken[kMaxExperts];
-  float group_score[kMaxExpertGroups];
-  int32_t kept[kMaxExpertGroups];
-  bool keep[kMaxExpertGroups];
-};
-
 // The k best indices of v[0..n), best first, into out (written by lane 0); taken: n flags.
 __device__ inline void warp_top_k(const float* v, int n, int k, int32_t* out, bool* taken) {
   const int lane = threadIdx.x & 31;
@@ -310,7 +301,7 @@ __device__ inline float group_top2_sum(const float* members, int n) {
 }
 
 __global__ void route_kernel(DevTensor logits_t, const float* bias, RouterConfig c, DevTensor ids_t, DevTensor weights_t) {
-  __shared__ WarpRoutingScratch s;
+  __shared__ routing_detail::RoutingScratch s;  // the reference's state, in shared memory
   const int lane = threadIdx.x;
   const int64_t t = blockIdx.x;
   const float* logits = logits_t.row_as<const float>(t);
