@@ -274,3 +274,96 @@ describe('tandem serve: Ollama API', { skip: H.SKIP, timeout: 120_000 }, () => {
     assert.equal(r.eval_count, 2);
   });
 });
+
+// Reads an NDJSON response: resolves to the parsed lines; `onLine` is called as each arrives.
+async function readNdjson(r, onLine = () => {}) {
+  const decoder = new TextDecoder();
+  const reader = r.body.getReader();
+  let buf = '';
+  const lines = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = JSON.parse(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      lines.push(line);
+      onLine(line);
+    }
+  }
+  assert.equal(buf, '', 'the stream ends with a newline');
+  return lines;
+}
+
+describe('tandem serve: Ollama API failures', { skip: H.SKIP, timeout: 60_000 }, () => {
+  const SMALL = ['--max_new_tokens', '64', '--cache_lens', '1024', '--chunk_size', '64', '--max_batch_size', '2'];
+  const ASK = { model: MODEL_NAME, messages: [{ role: 'user', content: 'hello' }], options: { num_predict: 6, temperature: 0 } };
+
+  test('an engine fault: 500 {error} without streaming, a last line {error} in a stream', async () => {
+    // The fixture has 3 layers: attention calls 1-3 are the prefill step, 4-6 the first decode step, ...
+    const a = await H.startServer(SMALL, { env: { TANDEM_INJECT_FAULT: 'attention:5' } });
+    try {
+      const r = await a.post('/api/chat', { ...ASK, stream: false });
+      assert.equal(r.status, 500, r.text);
+      assert.deepEqual(Object.keys(r.json), ['error']);
+      assert.match(r.json.error, /injected fault/);
+      const ok = await a.post('/api/chat', { ...ASK, stream: false });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.json.eval_count, 6);
+    } finally {
+      await a.stop();
+    }
+    const b = await H.startServer(SMALL, { env: { TANDEM_INJECT_FAULT: 'attention:11' } });
+    try {
+      const r = await fetch(`${b.url}/api/chat`, { method: 'POST', headers: b.headers(), body: JSON.stringify(ASK) });
+      assert.equal(r.status, 200);
+      const lines = await readNdjson(r);
+      const last = lines.at(-1);
+      assert.deepEqual(Object.keys(last), ['error'], JSON.stringify(last));
+      assert.match(last.error, /injected fault/);
+      assert.ok(lines.length >= 2, 'some text came before the fault');
+      assert.ok(!lines.some((l) => l.done === true), 'a failed stream never says done: true');
+    } finally {
+      await b.stop();
+    }
+    // The ollama client reports such a stream as an error, not as a normal end.
+    const c = await H.startServer(SMALL, { env: { TANDEM_INJECT_FAULT: 'attention:11' } });
+    try {
+      const ol = new Ollama({ host: c.url });
+      const parts = [];
+      await assert.rejects((async () => { for await (const p of await ol.chat({ ...ASK, stream: true })) parts.push(p); })(),
+        (e) => /injected fault/.test(e.message));
+      assert.ok(parts.length >= 1 && parts.every((p) => p.done === false));
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('shutdown cuts a stream with a last line {error} and a queued request with 503 {error}', async () => {
+    const srv = await H.startServer(['--max_new_tokens', String(MAX_NEW), '--cache_lens', '4096', '--max_batch_size', '1',
+      '--page_size', '16', '--shutdown-grace', '0.5']);
+    try {
+      const body = { model: MODEL_NAME, prompt: REF[0].prompt.text, raw: true, options: { num_predict: MAX_NEW, temperature: 0 } };
+      const r = await fetch(`${srv.url}/api/generate`, { method: 'POST', headers: srv.headers(), body: JSON.stringify(body) });
+      assert.equal(r.status, 200);
+      let first;
+      const started = new Promise((res) => { first = res; });
+      const stream = readNdjson(r, () => first());
+      await started;
+      const queued = srv.post('/api/generate', { ...body, stream: false });  // waits behind the stream (one slot)
+      await srv.waitMetrics((m) => m.get('tandem_requests_waiting') === 1, 3000);
+      srv.proc.kill('SIGTERM');
+      const [lines, q] = await Promise.all([stream, queued]);
+      const last = lines.at(-1);
+      assert.deepEqual(Object.keys(last), ['error'], JSON.stringify(last));
+      assert.match(last.error, /shut down/);
+      assert.ok(!lines.some((l) => l.done === true), 'the cut stream must not claim done');
+      assert.equal(q.status, 503, q.text);
+      assert.deepEqual(Object.keys(q.json), ['error']);
+    } finally {
+      await srv.stop();
+    }
+  });
+});
