@@ -147,8 +147,8 @@ std::variant<T, ApiError> openai_parse(std::variant<T, ApiError> parsed) {
 }
 
 template <typename Fn>
-std::variant<OllamaRequest, ApiError> translate(const std::string& body, Fn&& fn) {
-  auto parsed = parse_json_object(body);
+std::variant<OllamaRequest, ApiError> translate(const std::string& body, size_t max_messages, Fn&& fn) {
+  auto parsed = parse_json_object(body, max_messages);  // too many messages: refused before a document is built
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   try {
     return fn(std::get<nlohmann::json>(parsed));
@@ -236,7 +236,7 @@ OllamaModelInfo describe_gguf(const GgufModel& gguf, const std::string& path) {
 }
 
 std::variant<OllamaRequest, ApiError> parse_ollama_chat(const std::string& body, const RequestLimits& limits) {
-  return translate(body, [&](const nlohmann::json& j) -> std::variant<OllamaRequest, ApiError> {
+  return translate(body, limits.max_messages, [&](const nlohmann::json& j) -> std::variant<OllamaRequest, ApiError> {
     OllamaRequest r;
     nlohmann::json out = common(j, r);
     apply_think(j, out, true);
@@ -275,7 +275,7 @@ std::variant<OllamaRequest, ApiError> parse_ollama_chat(const std::string& body,
 }
 
 std::variant<OllamaRequest, ApiError> parse_ollama_generate(const std::string& body, const RequestLimits& limits) {
-  return translate(body, [&](const nlohmann::json& j) -> std::variant<OllamaRequest, ApiError> {
+  return translate(body, SIZE_MAX, [&](const nlohmann::json& j) -> std::variant<OllamaRequest, ApiError> {
     OllamaRequest r;
     r.generate = true;
     for (const char* field : {"template", "context", "suffix", "images"}) {

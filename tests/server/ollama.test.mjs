@@ -234,6 +234,14 @@ describe('tandem serve: Ollama API', { skip: H.SKIP, timeout: 120_000 }, () => {
     const p = await srv.post('/api/pull', { model: 'x' });
     assert.equal(p.status, 404);
     assert.equal(typeof p.json.error, 'string');
+    // The server's request limits apply: 100,000 messages are refused at once (before a document is built).
+    const many = JSON.stringify({ model: MODEL_NAME, stream: false,
+      messages: Array.from({ length: 100_000 }, () => ({ role: 'user', content: 'x' })) });
+    const t0 = Date.now();
+    const rm = await srv.post('/api/chat', many);
+    assert.equal(rm.status, 400, rm.text);
+    assert.match(rm.json.error, /messages/);
+    assert.ok(Date.now() - t0 < 1500, `100,000 messages took ${Date.now() - t0} ms to refuse`);
     // Harmless fields are accepted: keep_alive, num_ctx, an empty format.
     const ok = await srv.post('/api/chat', { ...body, keep_alive: '5m', format: '', options: { num_predict: 2, num_ctx: 2048 } });
     assert.equal(ok.status, 200, ok.text);
