@@ -199,16 +199,16 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
   if (room < 1) {
     metrics.requests_client_error++;
     return fail(res, ApiError{400, fmt::format("the prompt has {} tokens; this server's context allows at most {} "
-                                                     "tokens including at least one generated token",
-                                                     n_prompt, config.context_tokens), "invalid_request_error", "messages",
-                                    "context_length_exceeded"});
+                                               "tokens including at least one generated token",
+                                               n_prompt, config.context_tokens), "invalid_request_error", "messages",
+                              "context_length_exceeded"});
   }
   int64_t max_tokens = std::min(p.options.max_tokens.value_or(config.max_new_tokens), config.max_new_tokens);
   if (p.options.max_tokens && max_tokens > room) {
     metrics.requests_client_error++;
     return fail(res, ApiError{400, fmt::format("the context allows {} tokens: the prompt has {} and max_tokens asks for {}",
-                                                     config.context_tokens, n_prompt, max_tokens),
-                                    "invalid_request_error", "max_tokens", "context_length_exceeded"});
+                                               config.context_tokens, n_prompt, max_tokens),
+                              "invalid_request_error", "max_tokens", "context_length_exceeded"});
   }
   max_tokens = std::min(max_tokens, room);
   if (draining) {

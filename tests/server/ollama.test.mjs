@@ -349,6 +349,26 @@ describe('tandem serve: Ollama API failures', { skip: H.SKIP, timeout: 60_000 },
     }
   });
 
+  test('a full queue answers 503 {error} with Retry-After', async () => {
+    const srv = await H.startServer(['--max_new_tokens', String(MAX_NEW), '--cache_lens', '4096', '--max_batch_size', '1',
+      '--page_size', '16', '--max-queue', '0']);
+    try {
+      const body = { model: MODEL_NAME, prompt: REF[0].prompt.text, raw: true, options: { num_predict: MAX_NEW, temperature: 0 } };
+      const ac = new AbortController();
+      const r = await fetch(`${srv.url}/api/generate`, { method: 'POST', headers: srv.headers(), body: JSON.stringify(body),
+        signal: ac.signal });
+      assert.equal(r.status, 200);
+      const busy = await srv.post('/api/chat', { model: MODEL_NAME, messages: MESSAGES, stream: false });
+      ac.abort();
+      assert.equal(busy.status, 503, busy.text);
+      assert.deepEqual(Object.keys(busy.json), ['error']);
+      assert.match(busy.json.error, /queue is full/);
+      assert.ok(busy.headers.get('retry-after'));
+    } finally {
+      await srv.stop();
+    }
+  });
+
   test('shutdown cuts a stream with a last line {error} and a queued request with 503 {error}', async () => {
     const srv = await H.startServer(['--max_new_tokens', String(MAX_NEW), '--cache_lens', '4096', '--max_batch_size', '1',
       '--page_size', '16', '--shutdown-grace', '0.5']);
