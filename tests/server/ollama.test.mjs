@@ -9,8 +9,9 @@ import * as H from './lib/harness.mjs';
 const { MODEL_NAME } = H;
 const KEY = 'ollama-test-key';
 const MAX_NEW = 2048;
-const FLAGS = ['--max_new_tokens', String(MAX_NEW), '--cache_lens', '4096', '--chunk_size', '256',
-  '--max_batch_size', '4', '--page_size', '16', '--api-key', KEY];
+const SERVE = ['--max_new_tokens', String(MAX_NEW), '--cache_lens', '4096', '--chunk_size', '256',
+  '--max_batch_size', '4', '--page_size', '16'];
+const FLAGS = [...SERVE, '--api-key', KEY];
 const REF = H.SKIP ? [] : H.referenceCases();
 const MESSAGES = H.SKIP ? [] : REF[1].prompt.messages;  // a chat prompt of the fixture
 
@@ -393,5 +394,31 @@ describe('tandem serve: Ollama API failures', { skip: H.SKIP, timeout: 60_000 },
     } finally {
       await srv.stop();
     }
+  });
+});
+
+describe('tandem serve --force_think: Ollama `thinking`', { skip: H.SKIP, timeout: 60_000 }, () => {
+  let srv;
+  before(async () => { srv = await H.startServer([...SERVE, '--force_think']); });
+  after(async () => { await srv?.stop(); });
+
+  test('reasoning goes to message.thinking / thinking, streamed and not, equal to /v1 reasoning_content', async () => {
+    const oa = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    const ref = (await oa.chat.completions.create({ model: MODEL_NAME, messages: MESSAGES, max_tokens: 12, temperature: 0 }))
+      .choices[0].message;
+    assert.ok(ref.reasoning_content?.length > 0, 'the fixture answers inside <think> with --force_think');
+    const ol = new Ollama({ host: srv.url });
+    const r = await ol.chat({ model: MODEL_NAME, messages: MESSAGES, stream: false, think: true,
+      options: { temperature: 0, num_predict: 12 } });
+    assert.equal(r.message.thinking, ref.reasoning_content, 'message.thinking');
+    assert.equal(r.message.content, ref.content ?? '');
+    const parts = [];
+    for await (const p of await ol.chat({ model: MODEL_NAME, messages: MESSAGES, stream: true,
+      options: { temperature: 0, num_predict: 12 } })) parts.push(p);
+    assert.equal(parts.map((p) => p.message.thinking ?? '').join(''), ref.reasoning_content, 'streamed thinking');
+    const g = await ol.generate({ model: MODEL_NAME, prompt: MESSAGES.at(-1).content, stream: false, think: true,
+      options: { temperature: 0, num_predict: 12 } });
+    assert.ok(g.thinking?.length > 0, '/api/generate puts reasoning in `thinking`');
+    assert.equal(g.response, '');
   });
 });
