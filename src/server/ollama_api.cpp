@@ -403,9 +403,11 @@ nlohmann::json ollama_ps(const std::vector<std::string>& names, const OllamaMode
 }
 
 nlohmann::json ollama_show(const OllamaModelInfo& info, int64_t context_tokens) {
+  // GGUF strings need not be UTF-8: replaced, never thrown on.
+  const std::string model_info = info.model_info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   nlohmann::json j = {{"license", ""}, {"modelfile", ""}, {"parameters", fmt::format("num_ctx {}", context_tokens)},
                       {"template", info.template_text}, {"details", details(info)},
-                      {"model_info", nlohmann::json::parse(info.model_info.dump())},
+                      {"model_info", nlohmann::json::parse(model_info)},
                       {"capabilities", info.template_text.empty() ? nlohmann::json::array({"completion"})
                                                                   : nlohmann::json::array({"completion", "chat"})},
                       {"modified_at", info.modified_at}};
