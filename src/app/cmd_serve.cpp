@@ -73,6 +73,7 @@ int run_serve(ServeOptions& o) {
   server::ModelResources resources;
   resources.tokenizer = tokenizer.value();
   resources.stop_token_ids = stop_tokens(*tokenizer.value());
+  resources.ollama_info = server::describe_gguf(*runtime->gguf, o.runtime.gguf_path);
   if (auto chat = chat::read_gguf_chat_info(*runtime->gguf)) {
     auto tpl = chat::ChatTemplate::parse(chat->chat_template);
     if (tpl) {
@@ -113,8 +114,9 @@ int run_serve(ServeOptions& o) {
   spdlog::info("backend {}; max_batch_size {}, chunk_size {}, cache_lens {} ({} pages of {}), max_new_tokens {}",
                runtime->describe(), scheduler.max_batch_size, scheduler.chunk_size, scheduler.cache_tokens,
                scheduler.page_count(), scheduler.page_size, o.server.max_new_tokens);
-  spdlog::info("serving '{}' on {}://{}:{} (OpenAI API under /v1)", o.server.served_model_names.front(),
-               o.server.ssl_certfile.empty() ? "http" : "https", o.server.host, http.port());
+  spdlog::info("serving '{}' on {}://{}:{} (OpenAI API under /v1, Ollama API under /api)",
+               o.server.served_model_names.front(), o.server.ssl_certfile.empty() ? "http" : "https", o.server.host,
+               http.port());
 
   int received = 0;
   sigwait(&signals, &received);

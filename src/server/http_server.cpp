@@ -14,6 +14,7 @@
 #include "server/http_transport.h"
 #include "server/metrics.h"
 #include "server/model_catalog.h"
+#include "server/ollama_api.h"
 #include "server/openai_request.h"
 #include "server/prompt_encoder.h"
 #include "server/responses.h"
@@ -25,10 +26,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
 constexpr auto kKeepAliveAfter = std::chrono::seconds(1);
+// The Ollama API level /api/version reports (what clients check features against).
+constexpr const char* kOllamaApiVersion = "0.12.0";
 
-void send_error(httplib::Response& res, const ApiError& e) {
+// An OpenAI error object, or Ollama's {"error": "message"} on the Ollama routes.
+void send_error(httplib::Response& res, const ApiError& e, bool ollama = false) {
   res.status = e.status;
-  res.set_content(dump(e.to_json()), "application/json");
+  res.set_content(dump(ollama ? ollama_error(e.message) : e.to_json()), "application/json");
 }
 
 // What a request cut by shutdown gets: a 503 (non-streaming) or an error event (streaming).
@@ -49,7 +53,9 @@ struct Prepared {
   std::vector<int32_t> prompt;
   bool split_reasoning = false;
   bool starts_in_reasoning = false;
-  std::string echo;  // legacy completions' echo: the prompt's text, sent before the completion
+  std::string echo;              // legacy completions' echo: the prompt's text, sent before the completion
+  bool ollama = false;           // answer in Ollama's format (NDJSON, {"error": ...})
+  bool ollama_generate = false;  // /api/generate's `response` rather than /api/chat's `message`
 };
 
 }  // namespace
@@ -77,13 +83,27 @@ struct HttpServer::Impl {
         prompt_encoder(model.tokenizer) {}
 
   void routes();
-  bool authorized(const httplib::Request& req, httplib::Response& res);
+  bool authorized(const httplib::Request& req, httplib::Response& res, bool ollama = false);
   // A POST body must be JSON (415 otherwise); checked before anything else is done with it.
-  bool json_body(const httplib::Request& req, httplib::Response& res);
+  bool json_body(const httplib::Request& req, httplib::Response& res, bool ollama = false);
   std::optional<ApiError> resolve_model(const std::string& requested, Prepared& p) const;
   std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
   std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
   void generate(Prepared p, const httplib::Request& req, httplib::Response& res);
+  void stream_ollama(std::shared_ptr<GenerationSession> session, std::string model, bool generate_api,
+                     Clock::time_point started, httplib::Response& res);
+  void ollama_routes();
+  void ollama_generation(const httplib::Request& req, httplib::Response& res, bool generate_api);
+  OllamaTimings ollama_timings(const GenerationSession& s, Clock::time_point started) const {
+    const auto ns = [](double seconds) { return static_cast<int64_t>(seconds * 1e9); };
+    OllamaTimings t;
+    t.total_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count();
+    t.prompt_eval_ns = s.seconds_to_first_token() >= 0 ? ns(s.seconds_to_first_token()) : t.total_ns;
+    t.eval_ns = std::max<int64_t>(0, t.total_ns - t.prompt_eval_ns);
+    t.prompt_tokens = s.prompt_tokens();
+    t.eval_tokens = s.completion_tokens();
+    return t;
+  }
   nlohmann::json model_object(const std::string& id) const {
     return {{"id", id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tandem"},
             {"max_model_len", config.context_tokens}};
@@ -102,19 +122,19 @@ struct HttpServer::Impl {
   }
 };
 
-bool HttpServer::Impl::authorized(const httplib::Request& req, httplib::Response& res) {
+bool HttpServer::Impl::authorized(const httplib::Request& req, httplib::Response& res, bool ollama) {
   if (access.authorized(req.get_header_value("Authorization"))) return true;
   metrics.requests_client_error++;
   send_error(res, ApiError{401, "invalid or missing API key (send 'Authorization: Bearer <key>')", "authentication_error",
-                           "", "invalid_api_key"});
+                           "", "invalid_api_key"}, ollama);
   return false;
 }
 
-bool HttpServer::Impl::json_body(const httplib::Request& req, httplib::Response& res) {
+bool HttpServer::Impl::json_body(const httplib::Request& req, httplib::Response& res, bool ollama) {
   if (AccessPolicy::is_json(req.get_header_value("Content-Type"))) return true;
   metrics.requests_client_error++;
   send_error(res, ApiError{415, "the request body must be JSON: send 'Content-Type: application/json'",
-                           "invalid_request_error", "", "unsupported_media_type"});
+                           "invalid_request_error", "", "unsupported_media_type"}, ollama);
   return false;
 }
 
@@ -177,40 +197,42 @@ std::optional<ApiError> HttpServer::Impl::prepare_completion(const CompletionReq
 
 void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib::Response& res) {
   const auto started = Clock::now();
+  const bool ollama = p.ollama, ollama_generate = p.ollama_generate;
+  const auto fail = [ollama](httplib::Response& r, const ApiError& e) { send_error(r, e, ollama); };
   const auto n_prompt = static_cast<int64_t>(p.prompt.size());
   const int64_t room = config.context_tokens - n_prompt;
   if (room < 1) {
     metrics.requests_client_error++;
-    return send_error(res, ApiError{400, fmt::format("the prompt has {} tokens; this server's context allows at most {} "
-                                                     "tokens including at least one generated token",
-                                                     n_prompt, config.context_tokens), "invalid_request_error", "messages",
-                                    "context_length_exceeded"});
+    return fail(res, ApiError{400, fmt::format("the prompt has {} tokens; this server's context allows at most {} "
+                                               "tokens including at least one generated token",
+                                               n_prompt, config.context_tokens), "invalid_request_error", "messages",
+                              "context_length_exceeded"});
   }
   int64_t max_tokens = std::min(p.options.max_tokens.value_or(config.max_new_tokens), config.max_new_tokens);
   if (p.options.max_tokens && max_tokens > room) {
     metrics.requests_client_error++;
-    return send_error(res, ApiError{400, fmt::format("the context allows {} tokens: the prompt has {} and max_tokens asks for {}",
-                                                     config.context_tokens, n_prompt, max_tokens),
-                                    "invalid_request_error", "max_tokens", "context_length_exceeded"});
+    return fail(res, ApiError{400, fmt::format("the context allows {} tokens: the prompt has {} and max_tokens asks for {}",
+                                               config.context_tokens, n_prompt, max_tokens),
+                              "invalid_request_error", "max_tokens", "context_length_exceeded"});
   }
   max_tokens = std::min(max_tokens, room);
   for (const auto& [token, bias] : p.options.sampling.logit_bias) {
     if (token >= model.tokenizer->vocab_size()) {
       metrics.requests_client_error++;
-      return send_error(res, ApiError{400, fmt::format("logit_bias: token id {} is outside the vocabulary of {} tokens",
-                                                       token, model.tokenizer->vocab_size()),
-                                      "invalid_request_error", "logit_bias"});
+      return fail(res, ApiError{400, fmt::format("logit_bias: token id {} is outside the vocabulary of {} tokens",
+                                                 token, model.tokenizer->vocab_size()),
+                                "invalid_request_error", "logit_bias"});
     }
   }
   if (draining) {
     res.set_header("Retry-After", "5");
-    return send_error(res, ApiError{503, "the server is shutting down", "server_error"});
+    return fail(res, ApiError{503, "the server is shutting down", "server_error"});
   }
   if (metrics.in_flight.fetch_add(1) >= config.max_batch_size + config.max_queue) {
     metrics.in_flight--;
     metrics.requests_rejected_busy++;
     res.set_header("Retry-After", "1");
-    return send_error(res, ApiError{503, "the request queue is full; retry later", "server_error"});
+    return fail(res, ApiError{503, "the request queue is full; retry later", "server_error"});
   }
 
   SessionOptions so;
@@ -228,7 +250,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
   if (!session_or) {
     metrics.in_flight--;
     metrics.requests_client_error++;
-    return send_error(res, ApiError{400, session_or.status().message()});
+    return fail(res, ApiError{400, session_or.status().message()});
   }
   std::shared_ptr<GenerationSession> session = session_or.value();
   track(session, true);
@@ -262,7 +284,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     if (cut_by_shutdown) {
       res.set_header("Retry-After", "5");
-      send_error(res, shutdown_cut_error());
+      fail(res, shutdown_cut_error());
       metrics.requests_server_error++;
       track(session, false);
       metrics.in_flight--;
@@ -270,8 +292,17 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     if (!error.empty()) {
       spdlog::error("request {} failed: {}", header.id, error);
-      send_error(res, ApiError{500, "generation failed: " + error, "server_error"});
+      fail(res, ApiError{500, "generation failed: " + error, "server_error"});
       metrics.requests_server_error++;
+      track(session, false);
+      metrics.in_flight--;
+      return;
+    }
+    if (ollama) {
+      res.set_content(dump(ollama_final(ollama_generate, p.model, reasoning, content, finish,
+                                        ollama_timings(*session, started))), "application/json");
+      finish_metrics(*session, started);
+      metrics.requests_ok++;
       track(session, false);
       metrics.in_flight--;
       return;
@@ -286,6 +317,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     metrics.in_flight--;
     return;
   }
+
+  if (ollama) return stream_ollama(session, p.model, ollama_generate, started, res);
 
   struct StreamState {
     std::string echo;  // sent with the first chunk
@@ -370,6 +403,139 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
       });
 }
 
+void HttpServer::Impl::stream_ollama(std::shared_ptr<GenerationSession> session, std::string model, bool generate_api,
+                                     Clock::time_point started, httplib::Response& res) {
+  struct StreamState {
+    bool done = false, completed = false, failed = false;
+    Clock::time_point last_write = Clock::now();
+  };
+  auto state = std::make_shared<StreamState>();
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "application/x-ndjson",
+      [this, session, state, model, generate_api, started](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) {
+          state->last_write = Clock::now();
+          return sink.write(s.data(), s.size());
+        };
+        if (state->done) {
+          sink.done();
+          return true;
+        }
+        GenerationDelta d = session->next(kPollInterval);
+        if (!d.reasoning.empty() || !d.content.empty()) {
+          if (!write(ndjson_line(ollama_partial(generate_api, model, d.reasoning, d.content)))) return false;
+        } else if (!d.finished && Clock::now() - state->last_write > kKeepAliveAfter) {
+          // NDJSON has no comments: an empty partial keeps the line alive and notices a vanished client.
+          if (!write(ndjson_line(ollama_partial(generate_api, model, "", "")))) return false;
+        }
+        if (d.finished && (!d.error.empty() || d.cut_by_shutdown)) {
+          // A last line {"error": ...}, so the client does not take the cut for a normal end.
+          if (!d.error.empty()) spdlog::error("ollama request failed: {}", d.error);
+          const std::string message = d.cut_by_shutdown ? shutdown_cut_error().message : "generation failed: " + d.error;
+          if (!write(ndjson_line(ollama_error(message)))) return false;
+          metrics.requests_server_error++;
+          state->failed = true;
+          state->done = true;
+          sink.done();
+          return true;
+        }
+        if (d.finished) {
+          if (!write(ndjson_line(ollama_final(generate_api, model, "", "", d.finish_reason,
+                                              ollama_timings(*session, started))))) {
+            return false;
+          }
+          finish_metrics(*session, started);
+          state->completed = true;
+          state->done = true;
+          sink.done();
+        }
+        return true;
+      },
+      [this, session, state](bool success) {
+        if (state->failed) {
+          // counted when the error line was sent
+        } else if (!success || !state->completed) {
+          session->cancel();
+          metrics.requests_disconnected++;
+        } else {
+          metrics.requests_ok++;
+        }
+        track(session, false);
+        metrics.in_flight--;
+      });
+}
+
+void HttpServer::Impl::ollama_generation(const httplib::Request& req, httplib::Response& res, bool generate_api) {
+  if (!authorized(req, res, true) || !json_body(req, res, true)) return;
+  auto parsed = generate_api ? parse_ollama_generate(req.body, config.limits) : parse_ollama_chat(req.body, config.limits);
+  if (auto* e = std::get_if<ApiError>(&parsed)) {
+    metrics.requests_client_error++;
+    return send_error(res, *e, true);
+  }
+  OllamaRequest& r = std::get<OllamaRequest>(parsed);
+  const std::optional<std::string> name = catalog.resolve(r.model);
+  if (!name) {
+    metrics.requests_client_error++;
+    return send_error(res, ollama_model_not_found(r.model), true);
+  }
+  if (r.load_only) {
+    // Ollama's "load the model" request (no prompt, no messages): the model is always loaded here.
+    nlohmann::json j = ollama_partial(generate_api, *name, "", "");
+    j["done"] = true;
+    j["done_reason"] = "load";
+    res.set_content(ndjson_line(j), r.stream ? "application/x-ndjson" : "application/json");
+    return;
+  }
+  Prepared p;
+  std::optional<ApiError> error;
+  if (auto* chat = std::get_if<ChatRequest>(&r.request)) {
+    error = prepare_chat(*chat, p);
+  } else {
+    error = prepare_completion(std::get<CompletionRequest>(r.request), p);
+  }
+  if (error) {
+    metrics.requests_client_error++;
+    return send_error(res, error->status == 404 ? ollama_model_not_found(r.model) : *error, true);
+  }
+  p.ollama = true;
+  p.ollama_generate = generate_api;
+  generate(std::move(p), req, res);
+}
+
+void HttpServer::Impl::ollama_routes() {
+  http.Post("/api/chat", [this](const httplib::Request& req, httplib::Response& res) { ollama_generation(req, res, false); });
+  http.Post("/api/generate", [this](const httplib::Request& req, httplib::Response& res) { ollama_generation(req, res, true); });
+  http.Get("/api/version", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res, true)) return;
+    res.set_content(dump({{"version", kOllamaApiVersion}}), "application/json");
+  });
+  http.Get("/api/tags", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res, true)) return;
+    res.set_content(dump(ollama_tags(catalog.served(), model.ollama_info)), "application/json");
+  });
+  http.Get("/api/ps", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res, true)) return;
+    res.set_content(dump(ollama_ps(catalog.served(), model.ollama_info, config.context_tokens)), "application/json");
+  });
+  http.Post("/api/show", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res, true) || !json_body(req, res, true)) return;
+    auto parsed = parse_ollama_show(req.body);
+    std::optional<ApiError> error;
+    if (auto* e = std::get_if<ApiError>(&parsed)) {
+      error = *e;
+    } else if (!catalog.resolve(std::get<std::string>(parsed))) {
+      error = ollama_model_not_found(std::get<std::string>(parsed));
+    }
+    if (error) {
+      metrics.requests_client_error++;
+      return send_error(res, *error, true);
+    }
+    res.set_content(dump(ollama_show(model.ollama_info, config.context_tokens)), "application/json");
+  });
+}
+
 void HttpServer::Impl::routes() {
   http.set_payload_max_length(8 << 20);
   http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
@@ -385,13 +551,14 @@ void HttpServer::Impl::routes() {
   });
   http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    const bool ollama = req.path.starts_with("/api/");
     if (res.status == 404) {
       send_error(res, ApiError{404, fmt::format("no route for {} {}", req.method, req.path), "invalid_request_error", "",
-                               "not_found"});
+                               "not_found"}, ollama);
     } else if (res.status == 413) {
-      send_error(res, ApiError{413, "the request body is too large"});
+      send_error(res, ApiError{413, "the request body is too large"}, ollama);
     } else if (res.status >= 400 && res.status < 500) {
-      send_error(res, ApiError{res.status, "malformed request"});
+      send_error(res, ApiError{res.status, "malformed request"}, ollama);
     }
     if (res.status >= 400 && res.status < 500) metrics.requests_client_error++;
   });
@@ -444,6 +611,7 @@ void HttpServer::Impl::routes() {
   http.Post("/chat/completions", chat);
   http.Post("/v1/completions", completion);
   http.Post("/completions", completion);
+  ollama_routes();
 
   http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;

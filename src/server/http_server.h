@@ -2,7 +2,8 @@
 //
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET
 // /v1/models/{id}, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize, OPTIONS (CORS
-// preflights). Errors use OpenAI's error object with the HTTP status that fits: 400 for bad requests
+// preflights), and the Ollama API (ollama_api.h: POST /api/chat, /api/generate, /api/show, GET /api/tags,
+// /api/ps, /api/version), whose errors are {"error": "message"} with the same statuses. Errors use OpenAI's error object with the HTTP status that fits: 400 for bad requests
 // (including prompts over the context and too many messages), 401 for a wrong API key (every route but
 // /health, and /metrics unless metrics_public), 403 for a preflight from an origin not allowed, 404 for
 // unknown paths and models (code model_not_found), 413 for oversized bodies and prompts, 415 for a POST that
@@ -23,6 +24,7 @@
 #include "core/status.h"
 #include "engine/engine.h"
 #include "server/connection_policy.h"
+#include "server/ollama_api.h"
 #include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -52,6 +54,7 @@ struct ModelResources {
   std::optional<chat::ChatTemplate> chat_template;  // nullopt: /v1/chat/completions answers 400
   std::optional<std::string> bos_text, eos_text;
   std::vector<int32_t> stop_token_ids;               // end-of-generation tokens (EOS, <|im_end|>, ...)
+  OllamaModelInfo ollama_info;                       // what /api/tags, /api/show and /api/ps report
 };
 
 class HttpServer {

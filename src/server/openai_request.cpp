@@ -279,8 +279,7 @@ class BodyShapeCheck {
   Verdict verdict_ = Verdict::Ok;
 };
 
-template <typename T, typename Fn>
-std::variant<T, ApiError> guarded(const std::string& body, size_t max_messages, Fn&& parse) {
+std::optional<ApiError> shape_error(const std::string& body, size_t max_messages) {
   BodyShapeCheck shape(max_messages);
   nlohmann::json::sax_parse(body, &shape);
   if (shape.verdict() == BodyShapeCheck::Verdict::TooDeep) {
@@ -290,6 +289,12 @@ std::variant<T, ApiError> guarded(const std::string& body, size_t max_messages, 
     return ApiError{400, fmt::format("'messages' has more than {} entries, the most this server accepts", max_messages),
                     "invalid_request_error", "messages", "too_many_messages"};
   }
+  return std::nullopt;
+}
+
+template <typename T, typename Fn>
+std::variant<T, ApiError> guarded(const std::string& body, size_t max_messages, Fn&& parse) {
+  if (auto e = shape_error(body, max_messages)) return *e;
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body);
@@ -387,8 +392,8 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(const std::st
   });
 }
 
-std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body) {
-  return guarded<nlohmann::json>(body, SIZE_MAX, [](const nlohmann::json& j) { return j; });
+std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body, size_t max_messages) {
+  return guarded<nlohmann::json>(body, max_messages, [](const nlohmann::json& j) { return j; });
 }
 
 }  // namespace tandem::server

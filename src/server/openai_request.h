@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <variant>
@@ -63,7 +64,8 @@ struct CompletionRequest {
 std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits = {});
 std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body,
                                                                    const RequestLimits& limits = {});
-// Parses a JSON object body (for /tokenize, /detokenize); ApiError when not an object.
-std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body);
+// Parses a JSON object body (for /tokenize, /detokenize, the Ollama routes); ApiError when not an object, and,
+// before anything is built, when a root "messages" array has more than max_messages entries.
+std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body, size_t max_messages = SIZE_MAX);
 
 }  // namespace tandem::server

@@ -311,6 +311,57 @@ function makeCase(r, i) {
   }
 }
 
+// The Ollama routes (/api/chat, /api/generate, /api/show): a fixed corpus of malformed bodies, run with the
+// generated cases. Errors there are {"error": "message"} (ollamaEnvelope), not OpenAI's envelope.
+const OCHAT = '/api/chat';
+const OGEN = '/api/generate';
+function ollamaCases(r) {
+  const chat = { model: H.MODEL_NAME, messages: MSGS, stream: false, options: { num_predict: 1 } };
+  const gen = { model: H.MODEL_NAME, prompt: 'hi', stream: false, options: { num_predict: 1 } };
+  const cases = [];
+  const add = (name, path, body, o = {}) => cases.push({ name: `ollama ${name}`, ollama: true, envelope: o.envelope ?? true,
+    bytes: httpRequest({ path, body, ...o }), ...(o.tolerant ? { tolerant: true } : {}) });
+  for (const [path, base] of [[OCHAT, chat], [OGEN, gen]]) {
+    for (const n of [1, 8, 64, 512]) add(`random-bytes ${n}`, path, r.bytes(n), { envelope: false });
+    const text = JSON.stringify(base);
+    for (const cut of [1, 5, Math.floor(text.length / 2), text.length - 1]) add(`truncated ${cut}`, path, text.slice(0, cut));
+    for (const v of ['[]', '5', '"x"', 'null', 'true', '[{}]']) add(`non-object ${v}`, path, v);
+    add('deep nesting', path, withField(base, 'options', `${'['.repeat(100000)}${']'.repeat(100000)}`));
+    add('deep nesting unclosed', path, withField(base, 'options', '{"a":'.repeat(5000)));
+    for (const [f, v] of [['model', '5'], ['model', '"nope"'], ['stream', '"yes"'], ['options', '"x"'], ['options', '[1]'],
+      ['format', '"json"'], ['format', '{"type":"object"}'], ['tools', '[{"type":"function"}]'], ['think', '"high"'],
+      ['keep_alive', '[]'], ['keep_alive', '{}']]) {
+      add(`${f}=${v}`, path, withField(base, f, v));
+    }
+    for (const [k, v] of [['num_predict', '"5"'], ['num_predict', '0'], ['num_predict', '-3'], ['num_predict', '1.5'],
+      ['num_predict', '99999999999999999999999'], ['temperature', '"0.5"'], ['temperature', '1e400'], ['temperature', '-1'],
+      ['top_p', '[]'], ['top_k', '"4"'], ['seed', '1.5'], ['seed', '"1"'], ['stop', '5'], ['stop', '[5]'], ['stop', '{}'],
+      ['mirostat', '2'], ['tfs_z', '0.5'], ['typical_p', '0.2'], ['penalize_newline', 'true'], ['unknown_option', '1'],
+      ['repeat_penalty', '"x"'], ['repeat_last_n', '1.5']]) {
+      add(`options.${k}=${v}`, path, withField(base, 'options', `{${JSON.stringify(k)}:${v}}`));
+    }
+    add('form content type', path, text, { contentType: 'application/x-www-form-urlencoded' });
+    add('invalid utf-8', path, Buffer.concat([enc(text.slice(0, text.length - 3)), Buffer.from([0xff, 0xfe]), enc('"}')]));
+  }
+  for (const v of ['"x"', '5', '{}', '[5]', '[null]', '[{"role":5,"content":"hi"}]', '[{"role":"user","content":{}}]',
+    '[{"role":"user","content":"hi","images":["aGk="]}]', '[{"role":"user","content":"hi","tool_calls":[{}]}]',
+    '[{"role":"nobody","content":"hi"}]', '[{"role":"assistant","content":"hi","thinking":5}]']) {
+    add(`messages=${v}`, OCHAT, withField(chat, 'messages', v));
+  }
+  for (const [f, v] of [['prompt', '5'], ['prompt', '["a"]'], ['system', '5'], ['raw', '"yes"'], ['template', '"{{ .Prompt }}"'],
+    ['context', '[1,2]'], ['suffix', '"x"'], ['images', '["aGk="]']]) {
+    add(`${f}=${v}`, OGEN, withField(gen, f, v));
+  }
+  for (const v of ['', '{', '[]', '{"model":5}', '{"name":[]}', '{}', '{"model":"nope"}']) add(`show ${v}`, '/api/show', v);
+  return cases;
+}
+
+function ollamaEnvelopeProblems(json) {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return ['body is not a JSON object'];
+  if (typeof json.error !== 'string' || json.error.length === 0) return ['no "error" string'];
+  return Object.keys(json).length === 1 ? [] : ['keys besides "error"'];
+}
+
 function judge(c, res) {
   const s = res.status;
   if (res.timedOut) return `no answer within ${TIMEOUT_MS} ms (${res.status ? `got status ${s} but the body never completed` : 'connection left open'})`;
@@ -326,7 +377,7 @@ function judge(c, res) {
   if (c.envelope && s >= 400 && s < 500) {
     let json;
     try { json = JSON.parse(res.body); } catch { return `HTTP ${s} with a non-JSON body: ${res.body.slice(0, 120)}`; }
-    const p = H.errorEnvelopeProblems(json);
+    const p = c.ollama ? ollamaEnvelopeProblems(json) : H.errorEnvelopeProblems(json);
     if (p.length) return `HTTP ${s} error body: ${p.join(', ')}: ${res.body.slice(0, 200)}`;
   }
   return null;
@@ -350,6 +401,8 @@ describe('tandem serve request fuzz', { skip: H.SKIP, timeout: 285_000 }, () => 
 
     const r = H.rng(SEED);
     const cases = Array.from({ length: CASES }, (_, i) => ({ i, ...makeCase(r, i) }));
+    const ollama = ollamaCases(H.rng(SEED + 1));  // a separate generator: the generated cases stay as they were
+    cases.push(...ollama.map((c, k) => ({ i: CASES + k, ...c })));
     for (const c of cases) c.pieces = r.next() < 0.1 ? r.int(2, 5) : 1;
     const only = process.env.FUZZ_ONLY ? new Set(process.env.FUZZ_ONLY.split(',').map(Number)) : null;
     // FUZZ_ONLY=3,17 replays those cases; FUZZ_EXCLUDE=regex leaves out cases by name (for diagnosis only).

@@ -12,12 +12,13 @@ stamp=node_modules/.tandem-package-lock.sha256
 # One install at a time (several build folders share this source tree).
 exec 9>"${TMPDIR:-/tmp}/tandem-server-tests-npm-$(printf '%s' "$here" | sha256sum | cut -c1-16).lock"
 flock 9
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f node_modules/openai/package.json ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f node_modules/openai/package.json ] \
+   && [ -f node_modules/ollama/package.json ]; then
   echo "node_modules up to date"; exit 0
 fi
 if npm ci --no-audit --no-fund --prefer-offline --fetch-retries=1 --fetch-timeout=30000 --loglevel=error; then
   echo "$want" >"$stamp"
-  echo "installed: $(node -p 'require("./node_modules/openai/package.json").version' 2>/dev/null | sed 's/^/openai /')"
+  echo "installed: $(node -p 'require("./node_modules/openai/package.json").version' 2>/dev/null | sed 's/^/openai /'), $(node -p 'require("./node_modules/ollama/package.json").version' 2>/dev/null | sed 's/^/ollama /')"
   exit 0
 fi
 if [ -f node_modules/openai/package.json ]; then
