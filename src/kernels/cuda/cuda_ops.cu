@@ -135,7 +135,7 @@ __global__ void store_kv_kernel(DevTensor src, DevTensor cache, int64_t col_offs
 // Two passes over the span (the maximum score, then the exponentials and the weighted values), recomputing
 // each score identically, so no score buffer is needed whatever the context; the warps' partial sums are
 // added in warp order at the end. A head's result is the same bits whatever kHeads: its own chains only.
-constexpr int kAttnWarps = 4;
+constexpr int kAttnWarps = 8;
 
 template <int kPerLane, int kHeads>
 __global__ void __launch_bounds__(32 * kAttnWarps)
