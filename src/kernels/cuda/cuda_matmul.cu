@@ -72,61 +72,47 @@ __global__ void __launch_bounds__(32 * kTiledWarps, 2) matmul_tiled_kernel(Matmu
   });
 }
 
-// y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per 8 adjacent columns (one dequantized chunk) and
-// group of rows, for up to kTransposedTokens tokens (each dequantized weight used for all of them). The rows
-// are split into kRowGroups fixed ranges (by the row count alone), each summed in row order by one thread,
-// and the ranges' sums added in range order: a fixed reduction whatever the batch and however many tokens a
-// block takes. A warp's lanes read adjacent chunks of a row (coalesced, one K-quant block per warp).
-constexpr int kTransposedChunks = 32;  // 8-column chunks per block (one warp per row group)
-constexpr int kTransposedCols = 8 * kTransposedChunks;
+// y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per column and group of rows, for up to
+// kTransposedTokens tokens (each dequantized weight used for all of them). The rows are split into
+// kRowGroups fixed ranges (by the row count alone), each summed in row order by one thread, and the ranges'
+// sums added in range order: a fixed reduction whatever the batch and however many tokens a block takes.
+// Adjacent threads read adjacent values of a row (coalesced), and a (head, token tile) gets kRowGroups x 128
+// threads, enough to fill the GPU at one token (MLA decode: 16 heads x 512 latent columns).
+constexpr int kTransposedCols = 128;
 constexpr int kRowGroups = 4;
 constexpr int kTransposedTokens = 8;
 
 template <GgmlType kType>
 __global__ void matmul_transposed_kernel(DevTensor w, DevTensor x, DevTensor y) {
   __shared__ float partial[kRowGroups][kTransposedTokens][kTransposedCols];
-  const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTransposedChunks + threadIdx.x) * 8;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTransposedCols + threadIdx.x;
   const int group = threadIdx.y;
   const int64_t h = blockIdx.y, t0 = static_cast<int64_t>(blockIdx.z) * kTransposedTokens, rows = w.ne1;
   const int nt = static_cast<int>(min(static_cast<int64_t>(kTransposedTokens), x.ne2 - t0));
   const int64_t per_group = (rows + kRowGroups - 1) / kRowGroups;
   const int64_t r0 = group * per_group, r1 = min(rows, r0 + per_group);
-  const int valid = static_cast<int>(max(int64_t{0}, min(int64_t{8}, w.ne0 - c0)));  // columns of the chunk
   const float* xv[kTransposedTokens];
 #pragma unroll
   for (int t = 0; t < kTransposedTokens; ++t) xv[t] = x.row_as<const float>(h, t0 + min(t, nt - 1));
-  float acc[kTransposedTokens][8] = {};
-  if (valid > 0) {
+  float acc[kTransposedTokens];
+#pragma unroll
+  for (int t = 0; t < kTransposedTokens; ++t) acc[t] = 0.0f;
+  if (c < w.ne0) {
     const GgmlType type = kType == kAnyType ? w.type : kType;
-#pragma unroll 4
     for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* row = reinterpret_cast<const uint8_t*>(w.row(r, h));
-      float wv[8];
-      if (valid == 8) {
-        dequant8(type, row, c0, wv);
-      } else {
-        for (int k = 0; k < 8; ++k) wv[k] = k < valid ? dequant1(type, row, c0 + k) : 0.0f;
-      }
+      const float wv = dequant1(type, reinterpret_cast<const uint8_t*>(w.row(r, h)), c);
 #pragma unroll
-      for (int t = 0; t < kTransposedTokens; ++t) {
-        const float xr = xv[t][r];
-#pragma unroll
-        for (int k = 0; k < 8; ++k) acc[t][k] = fmaf(wv[k], xr, acc[t][k]);
-      }
+      for (int t = 0; t < kTransposedTokens; ++t) acc[t] = fmaf(wv, xv[t][r], acc[t]);
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTransposedTokens; ++t) {
-#pragma unroll
-    for (int k = 0; k < 8; ++k) partial[group][t][threadIdx.x * 8 + k] = acc[t][k];
-  }
+  for (int t = 0; t < kTransposedTokens; ++t) partial[group][t][threadIdx.x] = acc[t];
   __syncthreads();
+  if (c >= w.ne0) return;
   for (int t = group; t < nt; t += kRowGroups) {
-    for (int k = 0; k < valid; ++k) {
-      float sum = partial[0][t][threadIdx.x * 8 + k];
-      for (int g = 1; g < kRowGroups; ++g) sum += partial[g][t][threadIdx.x * 8 + k];
-      y.row_as<float>(h, t0 + t)[c0 + k] = sum;
-    }
+    float sum = partial[0][t][threadIdx.x];
+    for (int g = 1; g < kRowGroups; ++g) sum += partial[g][t][threadIdx.x];
+    y.row_as<float>(h, t0 + t)[c] = sum;
   }
 }
 
@@ -174,7 +160,7 @@ void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
 void launch_matmul_heads_transposed(const DevTensor& w, const DevTensor& x, const DevTensor& y, cudaStream_t stream) {
   if (x.ne2 <= 0) return;
   const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), blocks_for(x.ne2, kTransposedTokens));
-  const dim3 block(kTransposedChunks, kRowGroups);
+  const dim3 block(kTransposedCols, kRowGroups);
   with_type(w.type, [&]<GgmlType T>() { matmul_transposed_kernel<T><<<grid, block, 0, stream>>>(w, x, y); });
 }
 
