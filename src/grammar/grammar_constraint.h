@@ -37,13 +37,30 @@ class VocabTrie {
 
   struct Node {
     uint32_t end;        // one past the last node of this node's subtree
-    uint32_t tokens;     // first index into token_ids() of the tokens spelled by the path to this node
+    uint32_t tokens;     // first index into Trie::token_ids of the tokens spelled by the path to this node
     uint16_t depth;      // bytes from the root (1 for the first byte)
     uint8_t byte;
   };
-  const std::vector<Node>& nodes() const { return nodes_; }
-  // Tokens of node i: token_ids()[nodes()[i].tokens .. (i + 1 < size ? nodes()[i + 1].tokens : token_ids().size())]
-  const std::vector<int32_t>& token_ids() const { return token_ids_; }
+  struct Trie {
+    std::vector<Node> nodes;
+    std::vector<int32_t> token_ids;
+    // Tokens of node i: token_ids[nodes[i].tokens .. (i + 1 < nodes.size() ? nodes[i + 1].tokens : token_ids.size())]
+    uint32_t tokens_end(size_t i) const {
+      return i + 1 < nodes.size() ? nodes[i + 1].tokens : static_cast<uint32_t>(token_ids.size());
+    }
+  };
+  // Every text token.
+  const Trie& all() const { return all_; }
+  const std::vector<Node>& nodes() const { return all_.nodes; }
+  const std::vector<int32_t>& token_ids() const { return all_.token_ids; }
+  // Plain string text: tokens of well-formed UTF-8 without '"', '\\' or control bytes, which a JSON string takes as
+  // they are (as a bitset, and by their length in code points), and the trie of the other text tokens. Inside a
+  // string the mask is the plain tokens that fit plus a walk of the (much smaller) other trie.
+  const std::vector<uint64_t>& plain_bits() const { return plain_bits_; }
+  const std::vector<std::pair<uint32_t, int32_t>>& plain_by_length() const { return plain_by_length_; }  // sorted
+  uint32_t max_plain_length() const { return max_plain_length_; }
+  const Trie& not_plain() const { return not_plain_; }
+
   size_t max_depth() const { return max_depth_; }
   // The bytes of a token in the trie; empty for tokens outside it (special or empty).
   const std::string& bytes(int32_t token) const;
@@ -53,8 +70,10 @@ class VocabTrie {
 
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;
-  std::vector<Node> nodes_;
-  std::vector<int32_t> token_ids_;
+  Trie all_, not_plain_;
+  std::vector<uint64_t> plain_bits_;
+  std::vector<std::pair<uint32_t, int32_t>> plain_by_length_;  // (code points, token)
+  uint32_t max_plain_length_ = 0;
   std::vector<uint8_t> in_trie_;
   size_t max_depth_ = 0;
   int32_t vocab_size_ = 0;
@@ -80,6 +99,7 @@ class GrammarConstraint final : public TokenConstraint {
   bool gave_up_ = false;              // allowed() found nothing but the end token (never for a valid budget)
   std::unique_ptr<Stepper> stepper_;  // scratch for allowed()
   std::vector<MatchState> states_;    // per trie depth
+  void walk(const VocabTrie::Trie& trie, std::span<uint64_t> allowed, uint64_t budget);
 };
 
 }  // namespace tandem::grammar

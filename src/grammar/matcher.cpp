@@ -480,6 +480,15 @@ uint64_t Stepper::distance(const MatchState& state) const {
   return best;
 }
 
+bool Stepper::in_plain_string(const MatchState& state, uint64_t& room) const {
+  if (state.ends.size() != 1) return false;
+  const Frame& top = state.frames.back();
+  const Node& n = g_.nodes[top.node];
+  if (n.kind != Kind::String || top.phase != S_CONTENT || top.u8need != 0) return false;
+  room = sub0(n.max_count, top.a);
+  return true;
+}
+
 Matcher::Matcher(GrammarPtr grammar) : grammar_(std::move(grammar)), stepper_(std::make_unique<Stepper>(*grammar_)) {
   stepper_->start(state_);
 }

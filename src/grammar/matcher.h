@@ -49,6 +49,9 @@ class Stepper {
   // `in` and `out` must differ. False (out empty) when the byte is refused.
   bool step(const MatchState& in, int byte, MatchState& out);
   uint64_t distance(const MatchState& state) const;
+  // True when `state` is one stack whose top is inside a JSON string, between characters and escapes: then any
+  // plain text (VocabTrie::plain_bits) of up to `room` code points may follow and leaves the completion no longer.
+  bool in_plain_string(const MatchState& state, uint64_t& room) const;
 
  private:
   enum Outcome { kConsumed, kReject, kDone, kEndedBefore, kPush, kAccept };
