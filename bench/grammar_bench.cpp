@@ -75,6 +75,40 @@ void mask(benchmark::State& state, GrammarPtr g, const std::string& prefix) {
   state.counters["allowed"] = static_cast<double>(allowed);
 }
 
+// A whole document as the model would send it (the tokenizer's tokens): the mask before every token, then the
+// token; per_token is the mean mask + accept time per generated token.
+void document(benchmark::State& state, GrammarPtr g, const std::string& doc) {
+  auto t = trie();
+  if (!t) {
+    state.SkipWithError("fixture model not found (../shared/fixtures beside the checkout)");
+    return;
+  }
+  const std::vector<int32_t> ids = deepseek_tokenizer()->encode(doc, false, false);
+  std::vector<uint64_t> bits((static_cast<size_t>(t->vocab_size()) + 63) / 64);
+  for (auto _ : state) {
+    GrammarConstraint c(g, t, {1});
+    for (int32_t id : ids) {
+      c.allowed(bits, 4096);
+      if (!((bits[static_cast<size_t>(id) / 64] >> (id % 64)) & 1) || !c.accept(id)) {
+        state.SkipWithError("the document's token was not allowed");
+        return;
+      }
+    }
+    c.allowed(bits, 4096);
+    benchmark::DoNotOptimize(bits.data());
+  }
+  state.counters["tokens"] = static_cast<double>(ids.size() + 1);
+  state.counters["per_token"] = benchmark::Counter(static_cast<double>(ids.size() + 1) * static_cast<double>(state.iterations()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+const char* const kPerson = R"({"name":"Ada Lovelace, Countess of Lovelace","address":{"street":"12 St James's Square",)"
+                            R"("city":"London","zip":12345},"tags":["red","blue"],"scores":[1.5,2,300.25,-7e2],)"
+                            R"("kind":{"a":3},"active":true})";
+
+BENCHMARK_CAPTURE(document, json_object, tandem::grammar::json_object_grammar(), kPerson)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(document, nested_schema, nested_schema(), kPerson)->Unit(benchmark::kMillisecond);
+
 void BM_TrieBuild(benchmark::State& state) {
   auto tok = deepseek_tokenizer();
   if (!tok) {

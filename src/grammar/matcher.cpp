@@ -512,25 +512,21 @@ bool Matcher::advance(uint8_t byte) {
 }
 
 bool Matcher::advance(std::string_view bytes) {
-  MatchState saved = state_;
+  saved_ = state_;  // reuses its memory: no allocation once warm
   for (unsigned char c : bytes) {
     if (!advance(c)) {
-      state_ = std::move(saved);
+      std::swap(state_, saved_);
       return false;
     }
   }
   return true;
 }
 
-bool Matcher::is_complete() const {
-  MatchState end;
-  return stepper_->step(state_, kEndOfInput, end);
-}
+bool Matcher::is_complete() const { return stepper_->step(state_, kEndOfInput, scratch_); }
 
 bool Matcher::can_continue() const {
-  MatchState next;
   for (int c = 0; c < 256; ++c) {
-    if (stepper_->step(state_, c, next)) return true;
+    if (stepper_->step(state_, c, scratch_)) return true;
   }
   return false;
 }

@@ -91,7 +91,8 @@ class Matcher {
  private:
   GrammarPtr grammar_;
   std::unique_ptr<Stepper> stepper_;
-  MatchState state_, next_;
+  MatchState state_, next_, saved_;
+  mutable MatchState scratch_;
 };
 
 }  // namespace tandem::grammar
