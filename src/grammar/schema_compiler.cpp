@@ -417,7 +417,7 @@ uint32_t SchemaCompiler::compile_body(const nlohmann::json& s, const std::string
     if (s.contains("properties") || s.contains("required") || s.contains("additionalProperties")) types.push_back("object");
     if (s.contains("items") || s.contains("minItems") || s.contains("maxItems")) types.push_back("array");
     if (s.contains("minLength") || s.contains("maxLength")) types.push_back("string");
-    if (types.empty()) types.assign(std::begin(kTypes), std::end(kTypes) - 0);
+    if (types.empty()) types.assign(std::begin(kTypes), std::end(kTypes));
     if (types.size() == 7) types.erase(std::find(types.begin(), types.end(), "integer"));  // number covers it
   }
   uint32_t base;
