@@ -6,6 +6,9 @@
 // unset here and filled in by the server. RequestLimits bound what a prompt may cost before it is rendered
 // or tokenized: more messages than max_messages is a 400, more text (message contents and tools, or a
 // completions prompt string) than max_content_bytes is a 413; both are checked before any per-message work.
+// response_format {"type": "json_object"} or {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}
+// is compiled here (grammar.h); a schema keyword outside the supported subset is a 400 naming it, with param
+// "response_format".
 #pragma once
 
 #include <cstdint>
@@ -18,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/sampler.h"
+#include "grammar/grammar.h"
 
 namespace tandem::server {
 
@@ -45,6 +49,8 @@ struct CommonOptions {
   bool include_usage = false;       // stream_options.include_usage
   bool logprobs = false;
   int top_logprobs = 0;
+  // response_format json_object / json_schema: the compiled grammar the output must follow (null: free text).
+  grammar::GrammarPtr grammar;
 };
 
 struct ChatRequest {
