@@ -15,6 +15,7 @@ int32_t Sampler::argmax(std::span<const float> logits) {
 }
 
 void Sampler::accept(int32_t token) {
+  ++accepted_;
   ++output_counts_[token];
   seen_[token] = 1;
 }
@@ -38,6 +39,7 @@ void Sampler::apply_penalties(std::span<float> logits) const {
 
 int32_t Sampler::sample(std::span<float> logits) {
   apply_penalties(logits);
+  if (accepted_ < params_.forced_prefix.size()) return params_.forced_prefix[accepted_];
   if (params_.temperature <= 0.0f || params_.top_k == 1) return argmax(logits);
 
   // Candidates sorted by logit (ties: lower id first), truncated by top-k.
