@@ -45,12 +45,29 @@ struct CommonOptions {
   bool include_usage = false;       // stream_options.include_usage
   bool logprobs = false;
   int top_logprobs = 0;
+  // "tandem_test_forced_output": text (special-token spellings parsed) the model is made to write first; a test
+  // hook the server accepts only when started with --test-hooks.
+  std::optional<std::string> test_forced_output;
 };
 
+// tool_choice: "auto" (the model may call), "none" (it must not), "required" / a named function (it must call:
+// needs constrained decoding, refused with a 400 for now).
+enum class ToolChoice { kAuto, kNone, kRequired, kFunction };
+
+// Tool-related validation (400 naming the field): `tools` entries are {"type": "function", "function": {"name",
+// "description"?, "parameters"? (an object), "strict"?}} with names of 1-64 letters, digits, '_', '-', '.', no
+// duplicates; an assistant message's `tool_calls` entries need an `id`, type "function" (or none) and a
+// `function` with a non-empty `name` (no control characters) and `arguments` as a string; a `tool` message needs
+// a `tool_call_id` naming a call of the assistant message it follows (only tool messages between them).
 struct ChatRequest {
   CommonOptions options;
-  nlohmann::ordered_json messages;  // normalized: every content a string
+  // Normalized: every content a string, except an assistant message with tool_calls and no text, whose content
+  // is null; tool_calls entries hold exactly {id, type, function: {name, arguments}}.
+  nlohmann::ordered_json messages;
   nlohmann::ordered_json tools;     // null when absent
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  std::string tool_choice_function;  // the name, for ToolChoice::kFunction
+  bool parallel_tool_calls = true;
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
 };
 
