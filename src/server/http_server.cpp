@@ -18,6 +18,8 @@
 #include "server/openai_request.h"
 #include "server/prompt_encoder.h"
 #include "server/responses.h"
+#include "server/tool_calls.h"
+#include "server/tool_prompt.h"
 
 namespace tandem::server {
 
@@ -54,6 +56,8 @@ struct Prepared {
   bool split_reasoning = false;
   bool starts_in_reasoning = false;
   std::string echo;              // legacy completions' echo: the prompt's text, sent before the completion
+  std::optional<ToolCallSyntax> tool_syntax;  // parse tool calls in the output
+  size_t max_tool_calls = SIZE_MAX;
   bool ollama = false;           // answer in Ollama's format (NDJSON, {"error": ...})
   bool ollama_generate = false;  // /api/generate's `response` rather than /api/chat's `message`
 };
@@ -67,6 +71,8 @@ struct HttpServer::Impl {
   AccessPolicy access;
   ModelCatalog catalog;
   PromptEncoder prompt_encoder;
+  ToolCallSyntax tool_syntax;          // how the model writes tool calls (kNone: not known)
+  TemplateToolSupport tool_support;    // what its chat template does with tools
   ServerMetrics metrics;
   std::thread listener;
   std::atomic<bool> draining{false};
@@ -80,7 +86,15 @@ struct HttpServer::Impl {
         http(config.connections),
         access(config.api_key, config.allowed_origins),
         catalog(config.served_model_names, config.model_aliases),
-        prompt_encoder(model.tokenizer) {}
+        prompt_encoder(model.tokenizer) {
+    if (model.chat_template) {
+      tool_syntax = detect_tool_syntax(*model.tokenizer, model.chat_template->source());
+      tool_support = probe_tool_support(*model.chat_template, model.bos_text, model.eos_text);
+    }
+    spdlog::info("tool calls: syntax {}; the chat template {} tools{}", tool_syntax.name(),
+                 tool_support.renders_tools ? "renders" : "has no section for (a system prompt describes them)",
+                 tool_support.renders_tool_calls ? ", renders assistant tool calls" : "");
+  }
 
   void routes();
   bool authorized(const httplib::Request& req, httplib::Response& res, bool ollama = false);
@@ -150,12 +164,35 @@ std::optional<ApiError> HttpServer::Impl::resolve_model(const std::string& reque
 std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
   if (auto e = resolve_model(r.options.model, p)) return e;
   if (!model.chat_template) return ApiError{400, "this model has no chat template: use /v1/completions"};
-  // Everything the request hands to the template is text: added-token spellings in it must stay text.
+  const bool has_tools = r.tools.is_array() && !r.tools.empty();
+  const bool tools_on = has_tools && r.tool_choice != ToolChoice::kNone;
+  const bool history_has_calls = std::any_of(r.messages.begin(), r.messages.end(),
+                                             [](const auto& m) { return m.contains("tool_calls"); });
+  if (tools_on && !tool_syntax.enabled() && !tool_support.renders_tools) {
+    return ApiError{400, "this model's chat template has no place for tools and its tool-call format is not known to "
+                         "this server", "invalid_request_error", "tools"};
+  }
+  if (history_has_calls && !tool_support.renders_tool_calls && !tool_syntax.enabled()) {
+    return ApiError{400, "this model's chat template does not render assistant tool_calls and its tool-call format is "
+                         "not known to this server", "invalid_request_error", "messages"};
+  }
+  // Everything the request hands to the template is text: added-token spellings in it must stay text. The markup
+  // the server adds (tool-call syntax, the tools section) is added after, so its special tokens stay special.
   nlohmann::ordered_json messages = r.messages;
+  shape_tool_history(messages, tool_support);
   prompt_encoder.neutralize(messages);
+  if (history_has_calls && !tool_support.renders_tool_calls) calls_as_text(messages, tool_syntax);
   nlohmann::ordered_json extra = r.template_kwargs;
-  if (!r.tools.is_null()) extra["tools"] = r.tools;
   prompt_encoder.neutralize(extra);
+  if (tools_on) {
+    nlohmann::ordered_json tools = r.tools;
+    prompt_encoder.neutralize(tools);
+    if (tool_support.renders_tools) {
+      extra["tools"] = std::move(tools);
+    } else {
+      add_system_text(messages, tool_system_prompt(tool_syntax, tools, !r.parallel_tool_calls));
+    }
+  }
   auto rendered = model.chat_template->render_chat(messages, true, model.bos_text, model.eos_text, extra);
   if (!rendered) return ApiError{400, "cannot apply the chat template: " + rendered.status().message()};
   std::string prompt = rendered.value();
@@ -167,6 +204,14 @@ std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Pre
   std::string_view tail(prompt);
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.remove_suffix(1);
   p.starts_in_reasoning = tail.ends_with("<think>");
+  if (tools_on && tool_syntax.enabled()) {
+    p.tool_syntax = tool_syntax;
+    p.max_tool_calls = r.parallel_tool_calls ? SIZE_MAX : 1;
+  }
+  if (has_tools && r.tool_choice == ToolChoice::kNone) {
+    // "none": the model must not call. The tools are not in the prompt, and the tokens opening a call are banned.
+    for (int32_t id : tool_syntax.opener_ids) p.options.sampling.logit_bias.emplace_back(id, -1e9f);
+  }
   return std::nullopt;
 }
 
@@ -216,6 +261,14 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
                               "invalid_request_error", "max_tokens", "context_length_exceeded"});
   }
   max_tokens = std::min(max_tokens, room);
+  if (p.options.test_forced_output) {
+    if (!config.test_hooks) {
+      metrics.requests_client_error++;
+      return fail(res, ApiError{400, "'tandem_test_forced_output' is a test hook: start the server with --test-hooks",
+                                "invalid_request_error", "tandem_test_forced_output"});
+    }
+    p.options.sampling.forced_prefix = model.tokenizer->encode(*p.options.test_forced_output, false, true);
+  }
   for (const auto& [token, bias] : p.options.sampling.logit_bias) {
     if (token >= model.tokenizer->vocab_size()) {
       metrics.requests_client_error++;
@@ -246,6 +299,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
   so.split_reasoning = p.split_reasoning;
   so.starts_in_reasoning = p.starts_in_reasoning;
   so.logprobs = p.options.logprobs;
+  so.tool_syntax = p.tool_syntax;
+  so.max_tool_calls = p.max_tool_calls;
   auto session_or = GenerationSession::start(*model.engine, model.tokenizer, std::move(so));
   if (!session_or) {
     metrics.in_flight--;
@@ -260,6 +315,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     std::string reasoning, content, finish, error;
     bool cut_by_shutdown = false, client_gone = false;
     std::vector<TokenLogprobInfo> logprobs;
+    std::vector<ToolCall> tool_calls;
     for (;;) {
       if (!client_gone && !http.peer_connected(req)) {
         session->cancel();  // nobody is waiting for the answer: free the slot and its pages now
@@ -269,6 +325,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
       reasoning += d.reasoning;
       content += d.content;
       logprobs.insert(logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+      apply_fragments(tool_calls, d.tool_calls);  // as a streaming client assembles them: the same calls
       if (d.finished) {
         finish = d.finish_reason;
         error = d.error;
@@ -300,7 +357,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     if (ollama) {
       res.set_content(dump(ollama_final(ollama_generate, p.model, reasoning, content, finish,
-                                        ollama_timings(*session, started))), "application/json");
+                                        ollama_timings(*session, started), ollama_tool_calls(tool_calls))),
+                      "application/json");
       finish_metrics(*session, started);
       metrics.requests_ok++;
       track(session, false);
@@ -309,7 +367,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     const nlohmann::json lp = p.options.logprobs ? logprobs_json(p.kind, logprobs) : nlohmann::json(nullptr);
     res.set_content(dump(full_response(header, reasoning, p.echo + content, finish, lp, session->prompt_tokens(),
-                                       session->completion_tokens())),
+                                       session->completion_tokens(), tool_calls)),
                     "application/json");
     finish_metrics(*session, started);
     metrics.requests_ok++;
@@ -343,7 +401,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
           return true;
         }
         GenerationDelta d = session->next(kPollInterval);
-        const bool has_text = !d.reasoning.empty() || !d.content.empty() || !d.logprobs.empty();
+        const bool has_text = !d.reasoning.empty() || !d.content.empty() || !d.logprobs.empty() ||
+                              !tool_call_deltas_json(d.tool_calls).empty();
         if (!state->sent_first || has_text) {
           nlohmann::json lp = nullptr;
           if (want_logprobs && !d.logprobs.empty()) {
@@ -351,7 +410,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
           }
           state->text_offset += d.content.size();
           const std::string content = state->sent_first ? std::move(d.content) : state->echo + d.content;
-          if (!write(sse_event(chunk(header, !state->sent_first, d.reasoning, content, "", lp)))) return false;
+          if (!write(sse_event(chunk(header, !state->sent_first, d.reasoning, content, "", lp, d.tool_calls)))) return false;
           state->sent_first = true;
         } else if (Clock::now() - state->last_write > kKeepAliveAfter) {
           if (!write(": keep-alive\n\n")) return false;  // also how a vanished client is noticed while queued
@@ -408,6 +467,8 @@ void HttpServer::Impl::stream_ollama(std::shared_ptr<GenerationSession> session,
   struct StreamState {
     bool done = false, completed = false, failed = false;
     Clock::time_point last_write = Clock::now();
+    std::vector<ToolCall> calls;  // tool calls so far; Ollama gets each whole, once it has ended
+    size_t calls_sent = 0, calls_ended = 0;
   };
   auto state = std::make_shared<StreamState>();
   res.set_header("Cache-Control", "no-cache");
@@ -424,8 +485,18 @@ void HttpServer::Impl::stream_ollama(std::shared_ptr<GenerationSession> session,
           return true;
         }
         GenerationDelta d = session->next(kPollInterval);
-        if (!d.reasoning.empty() || !d.content.empty()) {
-          if (!write(ndjson_line(ollama_partial(generate_api, model, d.reasoning, d.content)))) return false;
+        apply_fragments(state->calls, d.tool_calls);
+        for (const ToolCallFragment& f : d.tool_calls) {
+          if (f.end) state->calls_ended = std::max(state->calls_ended, f.index + 1);
+        }
+        nlohmann::json ended_calls = nullptr;
+        if (state->calls_ended > state->calls_sent) {
+          ended_calls = ollama_tool_calls({state->calls.begin() + static_cast<std::ptrdiff_t>(state->calls_sent),
+                                           state->calls.begin() + static_cast<std::ptrdiff_t>(state->calls_ended)});
+          state->calls_sent = state->calls_ended;
+        }
+        if (!d.reasoning.empty() || !d.content.empty() || !ended_calls.is_null()) {
+          if (!write(ndjson_line(ollama_partial(generate_api, model, d.reasoning, d.content, ended_calls)))) return false;
         } else if (!d.finished && Clock::now() - state->last_write > kKeepAliveAfter) {
           // NDJSON has no comments: an empty partial keeps the line alive and notices a vanished client.
           if (!write(ndjson_line(ollama_partial(generate_api, model, "", "")))) return false;

@@ -43,6 +43,7 @@ struct ServerConfig {
   int max_batch_size = 4;
   int max_queue = 64;               // generation requests allowed beyond max_batch_size
   bool force_think = false;         // start the assistant turn with "<think>\n"
+  bool test_hooks = false;          // accept the request field tandem_test_forced_output (tests only)
   RequestLimits limits;             // messages and text per request, checked before rendering
   ConnectionPolicy connections;     // timeouts, connections per client, listen backlog
   std::string ssl_certfile, ssl_keyfile;  // both set: HTTPS with this certificate chain and key (PEM)

@@ -148,6 +148,31 @@ void apply_fragments(std::vector<ToolCall>& calls, const std::vector<ToolCallFra
   }
 }
 
+std::string MarkerStripper::push(std::string_view text) {
+  held_.append(text);
+  for (const std::string& m : markers_) {
+    for (size_t at = held_.find(m); at != std::string::npos; at = held_.find(m, at)) held_.erase(at, m.size());
+  }
+  size_t hold = 0;
+  for (const std::string& m : markers_) {
+    for (size_t n = std::min(held_.size(), m.size() - 1); n > hold; --n) {
+      if (std::string_view(held_).substr(held_.size() - n) == std::string_view(m).substr(0, n)) {
+        hold = n;
+        break;
+      }
+    }
+  }
+  std::string out = held_.substr(0, held_.size() - hold);
+  held_.erase(0, held_.size() - hold);
+  return out;
+}
+
+std::string MarkerStripper::finish() {
+  std::string out = std::move(held_);
+  held_.clear();
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 ToolCallParser::JsonScan::Result ToolCallParser::JsonScan::feed(char c) {

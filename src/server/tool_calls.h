@@ -144,6 +144,19 @@ class ToolCallParser {
   } scan_;
 };
 
+// Removes marker spellings (a syntax's control-token markers) from a stream of text, such as reasoning, where
+// calls are not parsed; a possible partial spelling at the end of a piece waits for the next.
+class MarkerStripper {
+ public:
+  explicit MarkerStripper(std::vector<std::string> markers) : markers_(std::move(markers)) {}
+  std::string push(std::string_view text);
+  std::string finish();
+
+ private:
+  std::vector<std::string> markers_;
+  std::string held_;
+};
+
 // Folds streamed fragments into whole calls (what a client does with delta.tool_calls).
 void apply_fragments(std::vector<ToolCall>& calls, const std::vector<ToolCallFragment>& fragments);
 

@@ -239,5 +239,16 @@ TEST(ToolCallSyntax, FormattedCallsParseBack) {
   }
 }
 
+TEST(MarkerStripper, RemovesMarkersSplitAnywhere) {
+  const std::string text = "think " + kDsB + "about" + kDsSep + kDsSep + " it <｜x";
+  for (size_t cut = 0; cut <= text.size(); ++cut) {
+    MarkerStripper s(deepseek().special_texts);
+    std::string out = s.push(text.substr(0, cut));
+    out += s.push(text.substr(cut));
+    out += s.finish();
+    EXPECT_EQ(out, "think about it <｜x") << cut;
+  }
+}
+
 }  // namespace
 }  // namespace tandem::server
