@@ -101,6 +101,8 @@ struct HttpServer::Impl {
   // A POST body must be JSON (415 otherwise); checked before anything else is done with it.
   bool json_body(const httplib::Request& req, httplib::Response& res, bool ollama = false);
   std::optional<ApiError> resolve_model(const std::string& requested, Prepared& p) const;
+  // The chat prompt text the template (and the server's tools section) makes of a request.
+  std::optional<ApiError> render_chat(const ChatRequest& r, std::string& prompt) const;
   std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
   std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
   void generate(Prepared p, const httplib::Request& req, httplib::Response& res);
@@ -161,8 +163,7 @@ std::optional<ApiError> HttpServer::Impl::resolve_model(const std::string& reque
                                    catalog.primary()), "invalid_request_error", "model", "model_not_found"};
 }
 
-std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
-  if (auto e = resolve_model(r.options.model, p)) return e;
+std::optional<ApiError> HttpServer::Impl::render_chat(const ChatRequest& r, std::string& prompt) const {
   if (!model.chat_template) return ApiError{400, "this model has no chat template: use /v1/completions"};
   const bool has_tools = r.tools.is_array() && !r.tools.empty();
   const bool tools_on = has_tools && r.tool_choice != ToolChoice::kNone;
@@ -195,8 +196,17 @@ std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Pre
   }
   auto rendered = model.chat_template->render_chat(messages, true, model.bos_text, model.eos_text, extra);
   if (!rendered) return ApiError{400, "cannot apply the chat template: " + rendered.status().message()};
-  std::string prompt = rendered.value();
+  prompt = std::move(rendered.value());
   if (config.force_think && !prompt.ends_with("<think>\n")) prompt += "<think>\n";
+  return std::nullopt;
+}
+
+std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
+  if (auto e = resolve_model(r.options.model, p)) return e;
+  std::string prompt;
+  if (auto e = render_chat(r, prompt)) return e;
+  const bool has_tools = r.tools.is_array() && !r.tools.empty();
+  const bool tools_on = has_tools && r.tool_choice != ToolChoice::kNone;
   p.kind = ApiKind::Chat;
   p.options = r.options;
   p.prompt = prompt_encoder.encode_rendered(prompt);
@@ -726,6 +736,24 @@ void HttpServer::Impl::routes() {
     }
     const auto ids = model.tokenizer->encode(text.get<std::string>(), add.get<bool>(), parse_special.get<bool>());
     res.set_content(dump({{"tokens", ids}}), "application/json");
+  });
+  // llama.cpp's /apply-template: the prompt a chat request becomes (a chat completion body in, {"prompt"} out).
+  http.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res) || !json_body(req, res)) return;
+    auto parsed = parse_chat_request(req.body, config.limits);
+    std::string prompt;
+    std::optional<ApiError> error;
+    Prepared p;
+    if (auto* e = std::get_if<ApiError>(&parsed)) {
+      error = *e;
+    } else if (!(error = resolve_model(std::get<ChatRequest>(parsed).options.model, p))) {
+      error = render_chat(std::get<ChatRequest>(parsed), prompt);
+    }
+    if (error) {
+      metrics.requests_client_error++;
+      return send_error(res, *error);
+    }
+    res.set_content(dump({{"prompt", prompt_encoder.readable(prompt)}}), "application/json");
   });
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res) || !json_body(req, res)) return;

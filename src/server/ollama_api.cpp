@@ -119,6 +119,8 @@ nlohmann::json common(const nlohmann::json& body, OllamaRequest& r) {
   }
   out["stream"] = stream;
   r.stream = stream;
+  // The server's test hook (refused unless it runs with --test-hooks), for the same tests as on /v1.
+  if (present(body, "tandem_test_forced_output")) out["tandem_test_forced_output"] = body["tandem_test_forced_output"];
   map_options(body, out);
   return out;
 }
@@ -307,6 +309,8 @@ std::variant<OllamaRequest, ApiError> parse_ollama_chat(const std::string& body,
     auto parsed = openai_parse(parse_chat_request(out.dump(), limits));
     if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
     r.request = std::move(std::get<ChatRequest>(parsed));
+    ChatRequest& chat = std::get<ChatRequest>(r.request);
+    if (chat.tools.is_array() && !chat.tools.empty()) chat.tools = ordered_member(body, "tools");  // the client's key order
     return r;
   });
 }

@@ -45,6 +45,7 @@ TEST(OllamaApi, ToolsAndToolHistoryAreTranslated) {
   ASSERT_TRUE(std::holds_alternative<OllamaRequest>(r)) << std::get<ApiError>(r).message;
   const ChatRequest& c = std::get<ChatRequest>(std::get<OllamaRequest>(r).request);
   ASSERT_EQ(c.tools.size(), 1u);
+  EXPECT_TRUE(c.tools[0].dump().starts_with(R"({"type":"function","function":{"name":)"));  // the client's order
   const auto& calls = c.messages[1]["tool_calls"];
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[1]["function"]["arguments"], R"({"city":"Paris"})");  // an object becomes JSON text

@@ -292,8 +292,8 @@ nlohmann::ordered_json parse_messages(const nlohmann::json& body, const RequestL
   return out;
 }
 
-// `tools`: function tools only, checked and kept as given (the template prints them).
-nlohmann::ordered_json parse_tools(const nlohmann::json& tools) {
+// `tools`: function tools only.
+void parse_tools(const nlohmann::json& tools) {
   if (!tools.is_array()) fail("tools", "'tools' must be an array");
   std::vector<std::string> names;
   for (size_t k = 0; k < tools.size(); ++k) {
@@ -327,7 +327,6 @@ nlohmann::ordered_json parse_tools(const nlohmann::json& tools) {
       fail(param + ".function.strict", fmt::format("{}.function.strict must be a boolean", param));
     }
   }
-  return nlohmann::ordered_json::parse(tools.dump());
 }
 
 void parse_tool_choice(const nlohmann::json& body, ChatRequest& r) {
@@ -469,8 +468,15 @@ std::variant<T, ApiError> guarded(const std::string& body, size_t max_messages, 
 
 }  // namespace
 
+nlohmann::ordered_json ordered_member(const std::string& body, const char* name) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(name);
+  return it == j.end() ? nlohmann::ordered_json(nullptr) : std::move(*it);
+}
+
 std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits) {
-  return guarded<ChatRequest>(body, limits.max_messages, [&limits](const nlohmann::json& j) {
+  return guarded<ChatRequest>(body, limits.max_messages, [&limits, &body](const nlohmann::json& j) {
     ChatRequest r;
     r.options = parse_common(j, true);
     size_t content_bytes = 0;
@@ -479,7 +485,9 @@ std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, 
       if (tools->is_array() && content_bytes + tools->dump().size() > limits.max_content_bytes) {
         fail_too_large("tools", limits.max_content_bytes);
       }
-      r.tools = parse_tools(*tools);
+      parse_tools(*tools);
+      // As the client ordered the keys: the template prints the tools (shape_error() has bounded the nesting).
+      r.tools = tools->empty() ? nlohmann::ordered_json::array() : ordered_member(body, "tools");
     }
     parse_tool_choice(j, r);
     r.parallel_tool_calls = boolean(j, "parallel_tool_calls", true);

@@ -81,6 +81,11 @@ struct CompletionRequest {
 std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits = {});
 std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body,
                                                                    const RequestLimits& limits = {});
+// The member `name` of a JSON object body with its objects' keys in the order the client wrote them (the
+// parsers above see sorted keys); null when absent or when the body is not an object. For what a chat template
+// prints (tools).
+nlohmann::ordered_json ordered_member(const std::string& body, const char* name);
+
 // Parses a JSON object body (for /tokenize, /detokenize, the Ollama routes); ApiError when not an object, and,
 // before anything is built, when a root "messages" array has more than max_messages entries.
 std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body, size_t max_messages = SIZE_MAX);

@@ -92,6 +92,8 @@ TEST(OpenAiRequest, ToolsToolChoiceAndToolHistory) {
   ASSERT_TRUE(std::holds_alternative<ChatRequest>(r)) << std::get<ApiError>(r).message;
   const ChatRequest& c = std::get<ChatRequest>(r);
   EXPECT_EQ(c.tools.size(), 1u);
+  EXPECT_EQ(c.tools[0].dump(), nlohmann::ordered_json::parse(kTool).dump());  // the client's key order, not sorted
+  EXPECT_TRUE(c.tools[0].dump().starts_with(R"({"type":"function","function":{"name":)"));
   EXPECT_EQ(c.tool_choice, ToolChoice::kNone);
   EXPECT_FALSE(c.parallel_tool_calls);
   EXPECT_TRUE(c.messages[1]["content"].is_null());
