@@ -1,6 +1,7 @@
 // Issue 13 (feature 5 and the "never ignore a field silently" rule): logit_bias and legacy `echo` work; fields
 // that would change the answer but are not implemented (n > 1, best_of, suffix, echo with logprobs, JSON
-// response formats, forced tool calls, the legacy functions API) are refused with a 400 naming the field.
+// response formats, forced tool calls, the legacy functions API) are refused with a 400 naming the field, and so is the
+// test hook tandem_test_forced_output on a server started without --test-hooks.
 // Run: TANDEM_BIN=build/tandem node --test tests/server/options.test.mjs
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,12 +77,19 @@ describe('request options', { skip: H.SKIP }, () => {
       'response_format', 'json_schema');
     assertRefused(await chat({ tool_choice: 'required', tools: [{ type: 'function', function: { name: 'f' } }] }),
       'tool_choice', 'tool_choice required');
+    assertRefused(await chat({ tool_choice: { type: 'function', function: { name: 'f' } },
+      tools: [{ type: 'function', function: { name: 'f' } }] }), 'tool_choice', 'tool_choice naming a function');
     assertRefused(await chat({ functions: [{ name: 'f' }] }), 'functions', 'legacy functions');
+    assertRefused(await chat({ function_call: 'auto' }), 'function_call', 'legacy function_call');
+    assertRefused(await chat({ tandem_test_forced_output: 'x' }), 'tandem_test_forced_output', 'test hook without --test-hooks');
+    assertRefused(await complete({ prompt: 'x', tandem_test_forced_output: 'x' }), 'tandem_test_forced_output',
+      'test hook without --test-hooks (completions)');
     assertRefused(await complete({ prompt: 'x', suffix: 'y' }), 'suffix', 'suffix');
     assertRefused(await complete({ prompt: 'x', best_of: 3 }), 'best_of', 'best_of');
     assertRefused(await complete({ prompt: 'x', echo: true, logprobs: 2 }), 'echo', 'echo with logprobs');
     // The accepted spellings of the same fields still work.
     assert.equal((await chat({ response_format: { type: 'text' }, n: 1, tool_choice: 'auto' })).status, 200);
+    assert.equal((await chat({ tool_choice: 'none', tools: [{ type: 'function', function: { name: 'f' } }] })).status, 200);
     assert.equal((await complete({ prompt: 'x', best_of: 1, suffix: null, max_tokens: 2 })).status, 200);
   });
 });
