@@ -319,6 +319,9 @@ std::variant<OllamaRequest, ApiError> parse_ollama_generate(const std::string& b
   return translate(body, SIZE_MAX, [&](const nlohmann::json& j) -> std::variant<OllamaRequest, ApiError> {
     OllamaRequest r;
     r.generate = true;
+    if (present(j, "tools") && !(j["tools"].is_array() && j["tools"].empty())) {
+      refuse("'tools' is not supported on /api/generate: use /api/chat");
+    }
     for (const char* field : {"template", "context", "suffix", "images"}) {
       if (present(j, field) && !(j[field].is_array() && j[field].empty()) &&
           !(j[field].is_string() && j[field].get<std::string>().empty())) {

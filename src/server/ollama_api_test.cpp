@@ -61,6 +61,12 @@ TEST(OllamaApi, ToolsAndToolHistoryAreTranslated) {
                 .message.find("tool_calls[0]"), std::string::npos);
 }
 
+TEST(OllamaApi, GenerateRefusesTools) {
+  auto r = parse_ollama_generate(R"({"prompt":"hi","tools":[{"type":"function","function":{"name":"f"}}]})", {});
+  ASSERT_TRUE(std::holds_alternative<ApiError>(r));
+  EXPECT_NE(std::get<ApiError>(r).message.find("'tools'"), std::string::npos);
+}
+
 TEST(OllamaApi, ToolCallsInAnswers) {
   const nlohmann::json calls = ollama_tool_calls({{"call_1", "f", R"({"a": [1]})"}, {"call_2", "g", "{not json"}});
   EXPECT_EQ(calls[0]["function"]["arguments"], (nlohmann::json{{"a", {1}}}));
