@@ -658,8 +658,12 @@ bool ToolCallParser::step_tail(ToolParseDelta& out, bool at_end) {
 }
 
 bool ToolCallParser::step_buffered(ToolParseDelta& out, bool at_end) {
-  const size_t end_at = buf_.find(syntax_.call_end);
+  // Look only where the end marker could newly be (a long body arrives in many pieces).
+  const size_t from = searched_ > syntax_.call_end.size() ? searched_ - syntax_.call_end.size() : 0;
+  const size_t end_at = buf_.find(syntax_.call_end, from);
+  searched_ = buf_.size();
   if (end_at == std::string::npos && !at_end) return false;
+  searched_ = 0;
   const size_t body_end = end_at == std::string::npos ? buf_.size() : end_at;
   const size_t consumed = end_at == std::string::npos ? buf_.size() : end_at + syntax_.call_end.size();
   const nlohmann::json body = nlohmann::json::parse(buf_.substr(0, body_end), nullptr, /*allow_exceptions=*/false);
@@ -678,7 +682,9 @@ bool ToolCallParser::step_buffered(ToolParseDelta& out, bool at_end) {
     fail_call(out, consumed);
     return true;
   }
-  std::string arguments = !args ? "{}" : args->is_string() ? args->get<std::string>() : args->dump();
+  std::string arguments = !args             ? "{}"
+                          : args->is_string() ? args->get<std::string>()
+                                              : args->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   begin_call(out, name->get<std::string>(), std::move(arguments));
   buf_.erase(0, consumed);
   end_call(out);

@@ -135,6 +135,7 @@ class ToolCallParser {
   bool after_call_ = false; // the last thing was a call: leading whitespace is not content
   size_t begun_ = 0, ended_ = 0;
   bool in_call_ = false;
+  size_t searched_ = 0;     // kBuffered: how much of buf_ was searched for the end marker
   // Hermes arguments: a JSON value scanner.
   struct JsonScan {
     int depth = 0;
