@@ -27,6 +27,9 @@ void register_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--arrival-rate,--arrival_rate", opt->load.arrival_rate,
                   "Poisson arrivals per second (0: closed loop, level-many requests in flight)")->capture_default_str();
   cmd->add_option("--chunk-size,--chunk_size", opt->load.chunk_size, "Tokens per step")->capture_default_str();
+  cmd->add_flag("--same-prompt,--same_prompt", opt->load.same_prompt,
+                "Every request the same prompt (concurrent requests then route to the same experts, as in benchmarks "
+                "that feed all sequences one input); default: distinct random prompts");
   cmd->add_option("--page-size,--page_size", opt->load.page_size, "KV page size")->capture_default_str();
   cmd->add_option("--json-out,--json_out", opt->json_out, "Write the results as JSON here");
   cmd->callback([opt, &exit_code] {
@@ -36,9 +39,9 @@ void register_bench_command(CLI::App& app, int& exit_code) {
       exit_code = 1;
       return;
     }
-    fmt::print("model: {}; backend: {}; {} requests per level, prompt {} tokens, {} generated\n",
+    fmt::print("model: {}; backend: {}; {} requests per level, prompt {} tokens{}, {} generated\n",
                runtime->model->config().name, runtime->describe(), opt->load.requests, opt->load.prompt_len,
-               opt->load.gen_len);
+               opt->load.same_prompt ? " (one prompt for all)" : "", opt->load.gen_len);
     const auto results = run_load_bench(runtime.value(), opt->load, [](const std::string& line) {
       fmt::print(stderr, "\r\033[K{}", line);
       std::fflush(stderr);

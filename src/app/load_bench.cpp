@@ -69,14 +69,20 @@ LevelResult run_level(const Runtime& runtime, const LoadBenchOptions& o, int con
 
   std::mt19937_64 rng(o.seed + static_cast<uint64_t>(concurrency));
   const int vocab = model.config().n_vocab;
+  std::vector<int32_t> shared_prompt(static_cast<size_t>(o.same_prompt ? o.prompt_len : 0));
+  for (auto& t : shared_prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
   std::vector<Timing> timings(static_cast<size_t>(o.requests));
   int submitted = 0, finished = 0;
   std::function<void()> submit_next;  // called with mu held
   submit_next = [&] {
     const int index = submitted++;
     GenerationRequest r;
-    r.prompt.resize(static_cast<size_t>(o.prompt_len));
-    for (auto& t : r.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+    if (o.same_prompt) {
+      r.prompt = shared_prompt;
+    } else {
+      r.prompt.resize(static_cast<size_t>(o.prompt_len));
+      for (auto& t : r.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+    }
     r.max_new_tokens = o.gen_len;
     timings[static_cast<size_t>(index)].submitted = Clock::now();
     auto id = engine.submit(std::move(r), [&, index](const TokenEvent& e) {
@@ -177,6 +183,7 @@ nlohmann::json to_json(const std::vector<LevelResult>& results, const LoadBenchO
                        r.experts_per_layer >= 0 ? nlohmann::json(r.experts_per_layer) : nlohmann::json()}});
   }
   return {{"prompt_len", o.prompt_len}, {"gen_len", o.gen_len}, {"requests_per_level", o.requests},
+          {"same_prompt", o.same_prompt},
           {"arrival_rate", o.arrival_rate}, {"levels", levels}};
 }
 

@@ -26,6 +26,9 @@ struct LoadBenchOptions {
   int chunk_size = 512;
   int page_size = 16;
   uint64_t seed = 1;
+  // Every request gets the same prompt (and, greedy, generates the same tokens, so concurrent requests route
+  // to the same experts): how benchmarks that feed all sequences one input measure. Off: distinct random prompts.
+  bool same_prompt = false;
 };
 
 struct LevelResult {

@@ -95,7 +95,7 @@ Result<RequestId> Engine::submit(GenerationRequest request, TokenCallback on_tok
   const RequestId id = next_id_++;
   Status s = scheduler_.submit(id, request.prompt, request.max_new_tokens);
   if (!s) return s;
-  Sampler sampler(request.sampling, request.prompt);
+  Sampler sampler(request.sampling, request.prompt, request.constraint, request.max_new_tokens);
   active_.emplace(id, std::make_unique<Active>(Active{std::move(request), std::move(sampler), std::move(on_token), 0}));
   wake_.notify_all();
   return id;
@@ -218,10 +218,11 @@ bool Engine::step() {
       Active& a = *it->second;
       TokenEvent ev{.id = e.id, .prompt_tokens = static_cast<int64_t>(a.request.prompt.size())};
       if (a.request.return_prompt_logits && a.generated == 0) ev.logits.assign(row_logits.begin(), row_logits.end());
+      a.sampler.constrain(row_logits);  // log-probabilities are those of the constrained distribution
       const std::vector<float> raw = a.request.top_logprobs > 0 ? std::vector<float>(row_logits.begin(), row_logits.end())
                                                                  : std::vector<float>();
       ev.token = a.sampler.sample(row_logits);
-      a.sampler.accept(ev.token);
+      const bool accepted = a.sampler.accept(ev.token);
       if (!raw.empty()) {
         ev.top_logprobs = a.sampler.top_logprobs(raw, std::max(a.request.top_logprobs, 1));
         ev.logprob = a.sampler.logprob_of(raw, ev.token);
@@ -229,8 +230,15 @@ bool Engine::step() {
       ev.generated_tokens = ++a.generated;
       const bool stop = std::find(a.request.stop_token_ids.begin(), a.request.stop_token_ids.end(), ev.token) !=
                         a.request.stop_token_ids.end();
-      if (stop) ev.finish = FinishReason::Stop;
-      else if (a.generated >= a.request.max_new_tokens) ev.finish = FinishReason::Length;
+      if (!accepted) {
+        spdlog::error("engine: request {}: the token constraint refused token {}", e.id, ev.token);
+        ev.finish = FinishReason::Error;
+        ev.error = "constrained decoding failed: the chosen token does not fit the grammar";
+      } else if (stop) {
+        ev.finish = FinishReason::Stop;
+      } else if (a.generated >= a.request.max_new_tokens) {
+        ev.finish = FinishReason::Length;
+      }
       results.push_back({e.id, ev.token, ev.finish != FinishReason::None});
       if (ev.finish != FinishReason::None) {
         events.emplace_back(std::move(a.on_token), std::move(ev));

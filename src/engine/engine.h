@@ -41,6 +41,9 @@ struct GenerationRequest {
   std::vector<int32_t> stop_token_ids;  // generation ends after emitting one of these
   int top_logprobs = 0;                 // alternatives reported per token
   bool return_prompt_logits = false;    // the first event carries the logits it was sampled from
+  // Constrained decoding (optional): the sampler masks the tokens it forbids at every step (core/token_constraint.h).
+  // It must allow the stop tokens where the output may end; a token it refuses ends the request with an error.
+  std::shared_ptr<TokenConstraint> constraint = nullptr;
 };
 
 struct TokenEvent {

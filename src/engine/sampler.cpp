@@ -2,22 +2,43 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace tandem {
 
-Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt) : params_(params), rng_(params.seed) {
+Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt,
+                 std::shared_ptr<TokenConstraint> constraint, int64_t max_tokens)
+    : params_(params), rng_(params.seed), constraint_(std::move(constraint)), max_tokens_(max_tokens) {
   for (int32_t t : prompt) seen_[t] = 1;
+}
+
+void Sampler::constrain(std::span<float> logits) {
+  if (!constraint_ || constrained_this_step_) return;
+  constrained_this_step_ = true;
+  allowed_.resize((logits.size() + 63) / 64);
+  constraint_->allowed(allowed_, std::max<int64_t>(max_tokens_ - generated_, 1));
+  constexpr float kNever = -std::numeric_limits<float>::infinity();
+  for (size_t w = 0; w < allowed_.size(); ++w) {
+    const uint64_t bits = allowed_[w];
+    if (bits == ~uint64_t{0}) continue;
+    const size_t end = std::min(logits.size(), (w + 1) * 64);
+    for (size_t t = w * 64; t < end; ++t) {
+      if (!((bits >> (t - w * 64)) & 1)) logits[t] = kNever;
+    }
+  }
 }
 
 int32_t Sampler::argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-void Sampler::accept(int32_t token) {
-  ++accepted_;
+bool Sampler::accept(int32_t token) {
   ++output_counts_[token];
   seen_[token] = 1;
+  ++generated_;
+  constrained_this_step_ = false;
+  return !constraint_ || constraint_->accept(token);
 }
 
 void Sampler::apply_penalties(std::span<float> logits) const {
@@ -38,8 +59,11 @@ void Sampler::apply_penalties(std::span<float> logits) const {
 }
 
 int32_t Sampler::sample(std::span<float> logits) {
+  constrain(logits);
   apply_penalties(logits);
-  if (accepted_ < params_.forced_prefix.size()) return params_.forced_prefix[accepted_];
+  if (static_cast<size_t>(generated_) < params_.forced_prefix.size()) {
+    return params_.forced_prefix[static_cast<size_t>(generated_)];
+  }
   if (params_.temperature <= 0.0f || params_.top_k == 1) return argmax(logits);
 
   // Candidates sorted by logit (ties: lower id first), truncated by top-k.
@@ -105,7 +129,9 @@ std::vector<Sampler::TokenLogprob> Sampler::top_logprobs(std::span<const float> 
   const double log_sum = log_normalizer(logits, temperature, max_logit);
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
-  const auto count = std::min(ids.size(), static_cast<size_t>(std::max(n, 0)));
+  // Tokens a constraint forbids (-inf) are no alternatives.
+  const auto finite = static_cast<size_t>(std::count_if(logits.begin(), logits.end(), [](float l) { return std::isfinite(l); }));
+  const auto count = std::min(finite, static_cast<size_t>(std::max(n, 0)));
   std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count), ids.end(), [&](int32_t a, int32_t b) {
     return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
            (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);

@@ -4,15 +4,20 @@
 // (logit / p if positive, * p if negative), presence and frequency penalties over the output tokens,
 // then temperature, top-k, top-p (nucleus), min-p, and a draw from the request's own random generator
 // seeded with `seed`, so the same request gives the same tokens regardless of what else runs.
-// temperature == 0 means greedy (argmax, ties to the lower id).
+// temperature == 0 means greedy (argmax, ties to the lower id). A TokenConstraint (constrained decoding) comes
+// first of all: tokens it does not allow get -inf before logit_bias, penalties, temperature and truncation, so
+// greedy and sampled choices both respect it, and log-probabilities are those of the constrained distribution.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "core/token_constraint.h"
 
 namespace tandem {
 
@@ -34,10 +39,16 @@ struct SamplingParams {
 
 class Sampler {
  public:
-  Sampler(const SamplingParams& params, std::span<const int32_t> prompt);
-  // Chooses the next token; `logits` [n_vocab] is modified in place. Call accept() with the result.
+  // `constraint` (optional) limits the tokens; `max_tokens` is the request's budget, which it is told about.
+  Sampler(const SamplingParams& params, std::span<const int32_t> prompt,
+          std::shared_ptr<TokenConstraint> constraint = nullptr, int64_t max_tokens = 0);
+  // Sets the tokens the constraint forbids at this step to -inf (no-op without one; once per step).
+  void constrain(std::span<float> logits);
+  // Chooses the next token; `logits` [n_vocab] is modified in place (constrain() first if not done yet). Call
+  // accept() with the result.
   int32_t sample(std::span<float> logits);
-  void accept(int32_t token);
+  // False when the constraint refuses the token (never for a token sample() chose).
+  bool accept(int32_t token);
   // Log-probabilities (after penalties and temperature; before truncation) of the last sample() call's
   // distribution, for `logprobs` in the API: fills the chosen token's and the top `n` alternatives.
   struct TokenLogprob {
@@ -56,7 +67,10 @@ class Sampler {
   std::mt19937_64 rng_;
   std::unordered_map<int32_t, int> output_counts_;
   std::unordered_map<int32_t, int> seen_;  // prompt + output, for the repetition penalty
-  size_t accepted_ = 0;                    // tokens accepted so far
+  std::shared_ptr<TokenConstraint> constraint_;
+  int64_t max_tokens_ = 0, generated_ = 0;
+  bool constrained_this_step_ = false;
+  std::vector<uint64_t> allowed_;  // the constraint's bitset, reused
 };
 
 }  // namespace tandem

@@ -104,3 +104,69 @@ TEST(Sampler, LogprobsAreNormalized) {
 }
 
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// Allows the tokens of `allowed` (ids < 64); records the budgets it was told and what it accepted.
+class FakeConstraint : public TokenConstraint {
+ public:
+  explicit FakeConstraint(uint64_t allowed) : allowed_(allowed) {}
+  void allowed(std::span<uint64_t> bits, int64_t remaining) override {
+    std::fill(bits.begin(), bits.end(), 0);
+    bits[0] = allowed_;
+    budgets.push_back(remaining);
+  }
+  bool accept(int32_t token) override {
+    accepted.push_back(token);
+    return token < 64 && ((allowed_ >> token) & 1);
+  }
+  bool is_complete() const override { return false; }
+  std::vector<int64_t> budgets;
+  std::vector<int32_t> accepted;
+
+ private:
+  uint64_t allowed_;
+};
+
+TEST(SamplerConstraint, MaskedTokensAreNeverChosenGreedyOrSampledAndBeatLogitBias) {
+  std::vector<float> base(100);
+  for (size_t i = 0; i < base.size(); ++i) base[i] = std::sin(static_cast<float>(i) * 1.7f) * 3.0f;
+  const uint64_t allowed = (uint64_t{1} << 5) | (uint64_t{1} << 9) | (uint64_t{1} << 40);
+  for (float temperature : {0.0f, 1.0f, 2.0f}) {
+    auto c = std::make_shared<FakeConstraint>(allowed);
+    // +100 on a forbidden token does not bring it back.
+    Sampler s({.temperature = temperature, .top_p = 0.9f, .presence_penalty = -2.0f, .seed = 5,
+               .logit_bias = {{3, 100.0f}}}, {}, c, 50);
+    for (int i = 0; i < 50; ++i) {
+      auto l = base;
+      const int32_t t = s.sample(l);
+      EXPECT_TRUE(t == 5 || t == 9 || t == 40) << t << " at temperature " << temperature;
+      EXPECT_TRUE(s.accept(t));
+    }
+    ASSERT_EQ(c->budgets.size(), 50u);
+    EXPECT_EQ(c->budgets.front(), 50);  // the tokens left, this one included
+    EXPECT_EQ(c->budgets.back(), 1);
+  }
+}
+
+TEST(SamplerConstraint, LogprobsAreThoseOfTheConstrainedDistribution) {
+  std::vector<float> logits{1.0f, 3.0f, 2.0f, 0.5f};
+  auto c = std::make_shared<FakeConstraint>((uint64_t{1} << 0) | (uint64_t{1} << 2));
+  Sampler s({}, {}, c, 10);
+  s.constrain(logits);
+  s.constrain(logits);  // once per step
+  EXPECT_EQ(c->budgets.size(), 1u);
+  const auto top = s.top_logprobs(logits, 4);
+  ASSERT_EQ(top.size(), 2u);  // forbidden tokens are no alternatives
+  EXPECT_EQ(top[0].token, 2);
+  EXPECT_EQ(top[1].token, 0);
+  EXPECT_NEAR(std::exp(top[0].logprob) + std::exp(top[1].logprob), 1.0, 1e-6);
+  EXPECT_EQ(s.sample(logits), 2);
+  EXPECT_EQ(c->budgets.size(), 1u);  // sample() did not ask again
+  EXPECT_TRUE(s.accept(2));
+  EXPECT_FALSE(s.accept(1));  // a token the constraint refuses
+}
+
+}  // namespace
+}  // namespace tandem

@@ -87,6 +87,7 @@ struct HttpServer::Impl {
         access(config.api_key, config.allowed_origins),
         catalog(config.served_model_names, config.model_aliases),
         prompt_encoder(model.tokenizer) {
+    if (!model.vocab) model.vocab = grammar::VocabTrie::build(model.tokenizer);
     if (model.chat_template) {
       tool_syntax = detect_tool_syntax(*model.tokenizer, model.chat_template->source());
       tool_support = probe_tool_support(*model.chat_template, model.bos_text, model.eos_text);
@@ -209,11 +210,17 @@ std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Pre
   const bool tools_on = has_tools && r.tool_choice != ToolChoice::kNone;
   p.kind = ApiKind::Chat;
   p.options = r.options;
-  p.prompt = prompt_encoder.encode_rendered(prompt);
-  p.split_reasoning = true;
   std::string_view tail(prompt);
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.remove_suffix(1);
   p.starts_in_reasoning = tail.ends_with("<think>");
+  p.split_reasoning = true;
+  if (p.options.grammar) {
+    // The answer is the JSON document alone: an opened thinking block is closed (empty) before it.
+    if (p.starts_in_reasoning) prompt += "</think>\n\n";
+    p.starts_in_reasoning = false;
+    p.split_reasoning = false;
+  }
+  p.prompt = prompt_encoder.encode_rendered(prompt);
   if (tools_on && tool_syntax.enabled()) {
     p.tool_syntax = tool_syntax;
     p.max_tool_calls = r.parallel_tool_calls ? SIZE_MAX : 1;
@@ -287,6 +294,24 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
                                 "invalid_request_error", "logit_bias"});
     }
   }
+  std::shared_ptr<TokenConstraint> constraint;
+  if (p.options.grammar) {
+    if (model.stop_token_ids.empty()) {
+      metrics.requests_client_error++;
+      return fail(res, ApiError{400, "this model has no end-of-sequence token, which constrained decoding needs",
+                                "invalid_request_error", "response_format"});
+    }
+    // Budget-aware closing needs a token per byte of the shortest document and one for the end token.
+    const uint64_t shortest = p.options.grammar->min_bytes();
+    if (shortest + 1 > static_cast<uint64_t>(max_tokens)) {
+      metrics.requests_client_error++;
+      return fail(res, ApiError{400, fmt::format("max_tokens {} is too small for the response format: its shortest "
+                                                 "document takes {} bytes, so at least {} tokens are needed",
+                                                 max_tokens, shortest, shortest + 1),
+                                "invalid_request_error", p.options.max_tokens ? "max_tokens" : "response_format"});
+    }
+    constraint = std::make_shared<grammar::GrammarConstraint>(p.options.grammar, model.vocab, model.stop_token_ids);
+  }
   if (draining) {
     res.set_header("Retry-After", "5");
     return fail(res, ApiError{503, "the server is shutting down", "server_error"});
@@ -305,6 +330,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
   so.request.max_new_tokens = max_tokens;
   so.request.stop_token_ids = model.stop_token_ids;
   so.request.top_logprobs = p.options.top_logprobs;
+  so.request.constraint = std::move(constraint);
   so.stop_strings = p.options.stop;
   so.split_reasoning = p.split_reasoning;
   so.starts_in_reasoning = p.starts_in_reasoning;

@@ -13,6 +13,9 @@
 // becomes special tokens (prompt_encoder.h). A client that goes away, streaming or not, has its request
 // cancelled within a step (pages freed). shutdown() stops taking generation requests, lets in-flight ones
 // finish for a grace period, then cuts the rest (503, or an error event in a stream), and stops the listener.
+// Constrained decoding (response_format json_object / json_schema, Ollama `format`): the output is the JSON
+// document only (a prompt that opened a <think> block gets it closed first), finished within max_tokens (400 when
+// max_tokens cannot hold the shortest document the schema allows), ending with "stop".
 #pragma once
 
 #include <chrono>
@@ -24,6 +27,7 @@
 #include "chat/chat_template.h"
 #include "core/status.h"
 #include "engine/engine.h"
+#include "grammar/grammar_constraint.h"
 #include "server/connection_policy.h"
 #include "server/ollama_api.h"
 #include "server/openai_request.h"
@@ -57,6 +61,9 @@ struct ModelResources {
   std::optional<std::string> bos_text, eos_text;
   std::vector<int32_t> stop_token_ids;               // end-of-generation tokens (EOS, <|im_end|>, ...)
   OllamaModelInfo ollama_info;                       // what /api/tags, /api/show and /api/ps report
+  // The tokenizer's vocabulary as a byte trie for constrained decoding (response_format, Ollama format); built
+  // from `tokenizer` when the server starts if not given.
+  std::shared_ptr<const grammar::VocabTrie> vocab;
 };
 
 class HttpServer {

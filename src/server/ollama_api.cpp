@@ -12,6 +12,7 @@
 
 #include "gguf/ggml_type.h"
 #include "gguf/gguf_file.h"
+#include "grammar/grammar.h"
 #include "server/responses.h"
 
 namespace tandem::server {
@@ -96,10 +97,18 @@ void map_options(const nlohmann::json& body, nlohmann::json& out) {
 
 // What both endpoints refuse or check the same way; also copies model, stream, options.
 nlohmann::json common(const nlohmann::json& body, OllamaRequest& r) {
+  nlohmann::json response_format;  // `format`: "json" (any object) or a JSON schema, as OpenAI's response_format
   if (present(body, "format")) {
     const auto& f = body["format"];
-    if (!(f.is_string() && f.get<std::string>().empty())) {
-      refuse("'format' (structured outputs) is not supported by this server yet");
+    if (f.is_string() && f.get<std::string>() == "json") {
+      response_format = {{"type", "json_object"}};
+    } else if (f.is_object()) {
+      if (auto compiled = grammar::compile_json_schema(f); auto* e = std::get_if<grammar::SchemaError>(&compiled)) {
+        refuse("'format': " + e->message);
+      }
+      response_format = {{"type", "json_schema"}, {"json_schema", {{"name", "format"}, {"schema", f}}}};
+    } else if (!(f.is_string() && f.get<std::string>().empty())) {
+      refuse("'format' must be \"json\" or a JSON schema object");
     }
   }
   if (present(body, "keep_alive") && !body["keep_alive"].is_string() && !body["keep_alive"].is_number()) {
@@ -112,6 +121,7 @@ nlohmann::json common(const nlohmann::json& body, OllamaRequest& r) {
     if (r.model.ends_with(":latest")) r.model.resize(r.model.size() - 7);
   }
   out["model"] = r.model;
+  if (!response_format.is_null()) out["response_format"] = std::move(response_format);
   bool stream = true;
   if (present(body, "stream")) {
     if (!body["stream"].is_boolean()) refuse("'stream' must be a boolean");

@@ -4,13 +4,15 @@
 // Contract: parse_ollama_*() turn an Ollama body into the server's own ChatRequest / CompletionRequest, through
 // the same validation and RequestLimits as the OpenAI endpoints (parse_chat_request / parse_completion_request),
 // or an ApiError whose message is what Ollama clients get as {"error": message}. Nothing a request asks for is
-// dropped when it would change the output: `format`, `images`, `template`, `context`, `suffix` and
-// options the engine cannot honour are refused (400) naming the field; `tools` go through the OpenAI validation,
-// messages' tool_calls (no ids in Ollama: ids are made up here) and tool messages (matched to the calls before
-// them, by `tool_name` when given, else in order) are translated; options without effect on the output
-// (num_ctx, num_thread, num_gpu, ... see kIgnoredOptions in the .cpp) are accepted and ignored. `stream`
-// defaults to true (NDJSON). Response helpers build Ollama's objects: partial ones with done: false, the last
-// with done: true, done_reason and durations in nanoseconds. No exception leaves these functions.
+// dropped when it would change the output: `format` ("json", or a JSON schema object) becomes the OpenAI
+// response_format (a schema outside the supported subset is refused naming the keyword); `tools` go through the
+// OpenAI validation, messages' tool_calls (no ids in Ollama: ids are made up here) and tool messages (matched to
+// the calls before them, by `tool_name` when given, else in order) are translated; `images`, `template`,
+// `context`, `suffix` and options the engine cannot honour are refused (400) naming the field; options without
+// effect on the output (num_ctx, num_thread, num_gpu, ... see kIgnoredOptions in the .cpp) are accepted and
+// ignored. `stream` defaults to true (NDJSON). Response helpers build Ollama's objects: partial ones with
+// done: false, the last with done: true, done_reason and durations in nanoseconds. No exception leaves these
+// functions.
 #pragma once
 
 #include <cstdint>

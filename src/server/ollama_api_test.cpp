@@ -79,8 +79,10 @@ TEST(OllamaApi, ToolCallsInAnswers) {
 
 TEST(OllamaApi, RefusesWhatItCannotHonour) {
   const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
-  EXPECT_NE(chat_error("{" + msgs + R"(,"format":"json"})").message.find("'format'"), std::string::npos);
-  EXPECT_NE(chat_error("{" + msgs + R"(,"format":{"type":"object"}})").message.find("'format'"), std::string::npos);
+  EXPECT_NE(chat_error("{" + msgs + R"(,"format":"yaml"})").message.find("'format'"), std::string::npos);
+  const ApiError pattern = chat_error("{" + msgs + R"(,"format":{"type":"string","pattern":"a"}})");
+  EXPECT_NE(pattern.message.find("'format'"), std::string::npos) << pattern.message;
+  EXPECT_NE(pattern.message.find("'pattern'"), std::string::npos) << pattern.message;
   EXPECT_NE(chat_error("{" + msgs + R"(,"tools":[{"type":"function"}]})").message.find("tools[0].function"), std::string::npos);
   EXPECT_NE(chat_error("{" + msgs + R"(,"options":{"mirostat":1}})").message.find("mirostat"), std::string::npos);
   EXPECT_NE(chat_error("{" + msgs + R"(,"options":{"tfs_z":0.9}})").message.find("tfs_z"), std::string::npos);
@@ -99,6 +101,24 @@ TEST(OllamaApi, RefusesWhatItCannotHonour) {
   // repeat_last_n without a penalty changes nothing.
   EXPECT_TRUE(std::holds_alternative<OllamaRequest>(
       parse_ollama_chat("{" + msgs + R"(,"options":{"repeat_last_n":64}})", {})));
+}
+
+TEST(OllamaApi, FormatJsonOrASchemaBecomesTheGrammar) {
+  const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
+  auto json = parse_ollama_chat("{" + msgs + R"(,"format":"json"})", {});
+  ASSERT_TRUE(std::holds_alternative<OllamaRequest>(json));
+  const auto& grammar = std::get<ChatRequest>(std::get<OllamaRequest>(json).request).options.grammar;
+  ASSERT_TRUE(grammar);
+  EXPECT_EQ(grammar->min_bytes(), 2u);  // {}
+  auto schema = parse_ollama_generate(R"({"prompt":"x","format":{"type":"object","properties":{"a":{"type":"integer"}},
+                                       "required":["a"]}})", {});
+  ASSERT_TRUE(std::holds_alternative<OllamaRequest>(schema));
+  const auto& g2 = std::visit([](const auto& r) -> const grammar::GrammarPtr& { return r.options.grammar; },
+                              std::get<OllamaRequest>(schema).request);
+  ASSERT_TRUE(g2);
+  EXPECT_EQ(g2->min_bytes(), std::string(R"({"a":0})").size());
+  auto none = parse_ollama_chat("{" + msgs + R"(,"format":""})", {});
+  EXPECT_FALSE(std::get<ChatRequest>(std::get<OllamaRequest>(none).request).options.grammar);
 }
 
 TEST(OllamaApi, GenerateTemplatedRawAndLoad) {

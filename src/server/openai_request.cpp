@@ -91,6 +91,36 @@ std::vector<std::pair<int32_t, float>> parse_logit_bias(const nlohmann::json& bo
   return out;
 }
 
+// response_format: text (nothing), json_object, or json_schema with a schema (absent: any JSON object).
+grammar::GrammarPtr parse_response_format(const nlohmann::json& body) {
+  const nlohmann::json* format = field(body, "response_format");
+  if (!format) return nullptr;
+  const nlohmann::json* type = format->is_object() ? field(*format, "type") : nullptr;
+  if (!type || !type->is_string()) fail("response_format", "'response_format' must be an object with a string 'type'");
+  const std::string kind = type->get<std::string>();
+  if (kind == "text") return nullptr;
+  if (kind == "json_object") return grammar::json_object_grammar();
+  if (kind != "json_schema") {
+    fail("response_format", fmt::format("response_format type '{}' is not supported (use 'text', 'json_object' or "
+                                        "'json_schema')", kind));
+  }
+  const nlohmann::json* spec = field(*format, "json_schema");
+  if (!spec || !spec->is_object()) {
+    fail("response_format", "response_format 'json_schema' needs a 'json_schema' object with the 'schema'");
+  }
+  if (const nlohmann::json* name = field(*spec, "name"); name && !name->is_string()) {
+    fail("response_format", "response_format.json_schema.name must be a string");
+  }
+  if (const nlohmann::json* strict = field(*spec, "strict"); strict && !strict->is_boolean()) {
+    fail("response_format", "response_format.json_schema.strict must be a boolean");
+  }
+  const nlohmann::json* schema = field(*spec, "schema");
+  if (!schema) return grammar::json_object_grammar();
+  auto compiled = grammar::compile_json_schema(*schema);
+  if (auto* e = std::get_if<grammar::SchemaError>(&compiled)) fail("response_format", "response_format: " + e->message);
+  return std::get<grammar::GrammarPtr>(compiled);
+}
+
 CommonOptions parse_common(const nlohmann::json& body, bool chat) {
   CommonOptions o;
   if (const nlohmann::json* m = field(body, "model")) {
@@ -148,14 +178,7 @@ CommonOptions parse_common(const nlohmann::json& body, bool chat) {
     if (!forced->is_string()) fail("tandem_test_forced_output", "'tandem_test_forced_output' must be a string");
     o.test_forced_output = forced->get<std::string>();
   }
-  if (const nlohmann::json* format = field(body, "response_format")) {
-    const nlohmann::json* type = format->is_object() ? field(*format, "type") : nullptr;
-    if (!type || !type->is_string()) fail("response_format", "'response_format' must be an object with a string 'type'");
-    if (*type != "text") {
-      fail("response_format", fmt::format("response_format type '{}' is not supported by this server yet (only 'text')",
-                                          type->get<std::string>()));
-    }
-  }
+  o.grammar = parse_response_format(body);
   return o;
 }
 

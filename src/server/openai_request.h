@@ -6,6 +6,9 @@
 // unset here and filled in by the server. RequestLimits bound what a prompt may cost before it is rendered
 // or tokenized: more messages than max_messages is a 400, more text (message contents and tools, or a
 // completions prompt string) than max_content_bytes is a 413; both are checked before any per-message work.
+// response_format {"type": "json_object"} or {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}
+// is compiled here (grammar.h); a schema keyword outside the supported subset is a 400 naming it, with param
+// "response_format".
 #pragma once
 
 #include <cstdint>
@@ -18,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/sampler.h"
+#include "grammar/grammar.h"
 
 namespace tandem::server {
 
@@ -48,6 +52,8 @@ struct CommonOptions {
   // "tandem_test_forced_output": text (special-token spellings parsed) the model is made to write first; a test
   // hook the server accepts only when started with --test-hooks.
   std::optional<std::string> test_forced_output;
+  // response_format json_object / json_schema: the compiled grammar the output must follow (null: free text).
+  grammar::GrammarPtr grammar;
 };
 
 // tool_choice: "auto" (the model may call), "none" (it must not), "required" / a named function (it must call:

@@ -155,4 +155,29 @@ TEST(OpenAiRequest, ToolValidationNamesTheField) {
   EXPECT_EQ(history_error(R"([{"role":"assistant","tool_calls":{}}])"), "messages[0].tool_calls");
 }
 
+TEST(OpenAiRequest, ResponseFormatCompilesOrNamesTheKeyword) {
+  const std::string msgs = R"("messages":[{"role":"user","content":"x"}])";
+  auto text = parse_chat_request("{" + msgs + R"(,"response_format":{"type":"text"}})");
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(text));
+  EXPECT_FALSE(std::get<ChatRequest>(text).options.grammar);
+  auto object = parse_chat_request("{" + msgs + R"(,"response_format":{"type":"json_object"}})");
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(object));
+  EXPECT_EQ(std::get<ChatRequest>(object).options.grammar->min_bytes(), 2u);
+  auto schema = parse_completion_request(R"({"prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"n",
+      "strict":true,"schema":{"type":"object","properties":{"k":{"enum":["abc","de"]}},"required":["k"]}}}})");
+  ASSERT_TRUE(std::holds_alternative<CompletionRequest>(schema));
+  EXPECT_EQ(std::get<CompletionRequest>(schema).options.grammar->min_bytes(), std::string(R"({"k":"de"})").size());
+  const ApiError e = chat_error("{" + msgs + R"(,"response_format":{"type":"json_schema","json_schema":{"name":"n",
+      "schema":{"type":"object","properties":{"when":{"type":"string","format":"date-time"}}}}}})");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "response_format");
+  EXPECT_NE(e.message.find("'format'"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("#/properties/when"), std::string::npos) << e.message;
+  for (const char* bad : {R"("json")", R"({"type":"xml"})", R"({"type":"json_schema"})",
+                          R"({"type":"json_schema","json_schema":{"name":1,"schema":{}}})",
+                          R"({"type":"json_schema","json_schema":{"schema":{"type":"object","minProperties":1}}})"}) {
+    EXPECT_EQ(chat_error("{" + msgs + R"(,"response_format":)" + bad + "}").param, "response_format") << bad;
+  }
+}
+
 }  // namespace tandem::server

@@ -329,7 +329,11 @@ function ollamaCases(r) {
     add('deep nesting', path, withField(base, 'options', `${'['.repeat(100000)}${']'.repeat(100000)}`));
     add('deep nesting unclosed', path, withField(base, 'options', '{"a":'.repeat(5000)));
     for (const [f, v] of [['model', '5'], ['model', '"nope"'], ['stream', '"yes"'], ['options', '"x"'], ['options', '[1]'],
-      ['format', '"json"'], ['format', '{"type":"object"}'], ['tools', '[{"type":"function"}]'], ['think', '"high"'],
+      // A format that compiles still needs more than num_predict 1 token: 400 as well.
+      ['format', '"json"'], ['format', '{"type":"object"}'], ['format', '"yaml"'], ['format', '5'], ['format', '[]'],
+      ['format', '{"type":"object","properties":{"a":{"pattern":"x"}}}'], ['format', '{"$ref":"#/nope"}'],
+      ['format', '{"oneOf":[]}'], ['format', `${'{"anyOf":['.repeat(40)}{}${']}'.repeat(40)}`],
+      ['tools', '[{"type":"function"}]'], ['think', '"high"'],
       ['keep_alive', '[]'], ['keep_alive', '{}']]) {
       add(`${f}=${v}`, path, withField(base, f, v));
     }
@@ -438,6 +442,50 @@ function toolCases(r) {
   return cases;
 }
 
+// response_format on the OpenAI routes: a fixed corpus of malformed formats and schemas plus random schema-shaped
+// objects built from supported, unsupported and mistyped keywords. With max_tokens 1 even a schema that compiles
+// is refused (its shortest document needs more tokens), so every answer must be a 4xx with OpenAI's envelope.
+function schemaCases(r) {
+  const cases = [];
+  const add = (name, format) => {
+    const route = r.pick([CHAT, CHAT, CMPL]);
+    const base = route === CHAT ? validChat() : validCmpl();
+    cases.push({ name: `schema ${name}`, envelope: true, bytes: httpRequest({ path: route, body: withField(base, 'response_format', format) }) });
+  };
+  const js = (schema) => `{"type":"json_schema","json_schema":{"name":"x","schema":${schema}}}`;
+  for (const f of ['5', '"json"', '[]', '{}', '{"type":5}', '{"type":"yaml"}', '{"type":"json_schema"}', '{"type":"json_schema","json_schema":5}',
+    '{"type":"json_schema","json_schema":{"name":5}}', '{"type":"json_schema","json_schema":{"strict":"x","schema":{}}}',
+    '{"type":"json_object"}']) add(`format ${f}`, f);
+  for (const s of ['5', '"x"', 'null', '[]', 'true', 'false', '{"type":"nope"}', '{"type":[]}', '{"type":[5]}', '{"properties":[]}',
+    '{"properties":{"a":5}}', '{"required":"a"}', '{"required":[5]}', '{"items":[{}]}', '{"items":5}', '{"minItems":-1}',
+    '{"maxItems":1.5}', '{"minLength":"3"}', '{"maxLength":1e400}', '{"minLength":99999999999999999999}',
+    '{"type":"array","minItems":1e15,"items":{"type":"string","minLength":1e15}}', '{"enum":5}', '{"enum":[]}', '{"anyOf":{}}',
+    '{"anyOf":[]}', '{"anyOf":[5]}', '{"$ref":5}', '{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}', '{"$ref":"#/%%"}',
+    '{"$ref":"https://x/y"}', '{"$defs":5}', '{"additionalProperties":5}', '{"type":"object","required":["a"],"additionalProperties":false}',
+    '{"type":"object","properties":{"a":{"$ref":"#"}},"required":["a"]}', '{"type":"string","minLength":5,"maxLength":1}',
+    '{"pattern":"^a$"}', '{"format":"date"}', '{"oneOf":[{}]}', '{"allOf":[{}]}', '{"not":{}}', '{"if":{},"then":{}}',
+    '{"minimum":1}', '{"uniqueItems":true}', '{"prefixItems":[{}]}', '{"patternProperties":{}}',
+    `{"type":"object","properties":{${Array.from({ length: 100 }, (_, i) => `"p${i}":{}`).join(',')}}}`,
+    `{"enum":[${Array.from({ length: 2000 }, (_, i) => `"${'v'.repeat(600)}${i}"`).join(',')}]}`,
+    `${'{"items":'.repeat(60)}{}${'}'.repeat(60)}`, `${'{"anyOf":['.repeat(50)}{}${']}'.repeat(50)}`]) add(`json_schema ${s.slice(0, 40)}`, js(s));
+  const keywords = ['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength',
+    'maxLength', 'enum', 'const', 'anyOf', '$ref', '$defs', 'description', 'pattern', 'oneOf', 'minimum', 'x-custom'];
+  const values = ['"object"', '"string"', '["integer","null"]', '5', '-1', '1.5', 'true', 'false', 'null', '"x"', '[]', '{}',
+    '["a"]', '[{}]', '{"a":{}}', '"#"', '"#/$defs/a"'];
+  const schema = (depth) => {
+    const n = r.int(0, 4);
+    const parts = [];
+    for (let k = 0; k < n; ++k) {
+      const key = r.pick(keywords);
+      const v = depth < 3 && r.next() < 0.3 ? (key === 'anyOf' ? `[${schema(depth + 1)}]` : schema(depth + 1)) : r.pick(values);
+      parts.push(`${JSON.stringify(key)}:${key === 'properties' && depth < 3 ? `{"a":${schema(depth + 1)}}` : v}`);
+    }
+    return `{${parts.join(',')}}`;
+  };
+  for (let i = 0; i < 300; ++i) add(`random ${i}`, js(schema(0)));
+  return cases;
+}
+
 function ollamaEnvelopeProblems(json) {
   if (!json || typeof json !== 'object' || Array.isArray(json)) return ['body is not a JSON object'];
   if (typeof json.error !== 'string' || json.error.length === 0) return ['no "error" string'];
@@ -485,8 +533,10 @@ describe('tandem serve request fuzz', { skip: H.SKIP, timeout: 285_000 }, () => 
     const cases = Array.from({ length: CASES }, (_, i) => ({ i, ...makeCase(r, i) }));
     const ollama = ollamaCases(H.rng(SEED + 1));  // a separate generator: the generated cases stay as they were
     cases.push(...ollama.map((c, k) => ({ i: CASES + k, ...c })));
-    const tools = toolCases(H.rng(SEED + 2));
-    cases.push(...tools.map((c, k) => ({ i: CASES + ollama.length + k, ...c })));
+    const schemas = schemaCases(H.rng(SEED + 2));
+    cases.push(...schemas.map((c, k) => ({ i: CASES + ollama.length + k, ...c })));
+    const tools = toolCases(H.rng(SEED + 3));
+    cases.push(...tools.map((c, k) => ({ i: CASES + ollama.length + schemas.length + k, ...c })));
     for (const c of cases) c.pieces = r.next() < 0.1 ? r.int(2, 5) : 1;
     const only = process.env.FUZZ_ONLY ? new Set(process.env.FUZZ_ONLY.split(',').map(Number)) : null;
     // FUZZ_ONLY=3,17 replays those cases; FUZZ_EXCLUDE=regex leaves out cases by name (for diagnosis only).

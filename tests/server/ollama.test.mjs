@@ -196,9 +196,9 @@ describe('tandem serve: Ollama API', { skip: H.SKIP, timeout: 120_000 }, () => {
     const cases = [
       ['/api/chat', { ...body, model: 'nope' }, 404, /^model 'nope' not found$/],
       ['/api/generate', { model: 'nope:latest', prompt: 'x' }, 404, /^model 'nope' not found$/],
-      ['/api/chat', { ...body, format: 'json' }, 400, /'format'/],
-      ['/api/chat', { ...body, format: { type: 'object' } }, 400, /'format'/],
-      ['/api/generate', { model: MODEL_NAME, prompt: 'x', format: 'json' }, 400, /'format'/],
+      ['/api/chat', { ...body, format: 'yaml' }, 400, /'format'/],
+      ['/api/chat', { ...body, format: { type: 'object', properties: { a: { pattern: 'x' } } } }, 400, /'format'.*'pattern'/],
+      ['/api/generate', { model: MODEL_NAME, prompt: 'x', format: ['json'] }, 400, /'format'/],
       ['/api/chat', { ...body, tools: [{ type: 'function', function: { name: 'no spaces' } }] }, 400, /tools\[0\]\.function\.name/],
       ['/api/chat', { ...body, messages: [...MESSAGES, { role: 'tool', content: 'r' }] }, 400, /tool/],
       ['/api/chat', { ...body, options: { mirostat: 2 } }, 400, /mirostat/],
@@ -230,8 +230,8 @@ describe('tandem serve: Ollama API', { skip: H.SKIP, timeout: 120_000 }, () => {
     // Through the client: a ResponseError with the status and the message.
     await assert.rejects(ol.chat({ model: 'nope', messages: MESSAGES }),
       (e) => e.status_code === 404 && e.error === "model 'nope' not found");
-    await assert.rejects(ol.chat({ model: MODEL_NAME, messages: MESSAGES, format: 'json', stream: false }),
-      (e) => e.status_code === 400 && /format/.test(e.error));
+    await assert.rejects(ol.chat({ model: MODEL_NAME, messages: MESSAGES, format: { oneOf: [] }, stream: false }),
+      (e) => e.status_code === 400 && /format/.test(e.error) && /oneOf/.test(e.error));
     await assert.rejects(ol.chat({ model: MODEL_NAME, messages: MESSAGES, stream: false,
       tools: [{ type: 'function', function: { name: 'f', description: 'f', parameters: 'not a schema' } }] }),
       (e) => e.status_code === 400 && /tools\[0\]\.function\.parameters/.test(e.error));

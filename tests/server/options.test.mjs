@@ -1,7 +1,8 @@
 // Issue 13 (feature 5 and the "never ignore a field silently" rule): logit_bias and legacy `echo` work; fields
-// that would change the answer but are not implemented (n > 1, best_of, suffix, echo with logprobs, JSON
-// response formats, forced tool calls, the legacy functions API) are refused with a 400 naming the field, and so is the
-// test hook tandem_test_forced_output on a server started without --test-hooks.
+// that would change the answer but are not implemented (n > 1, best_of, suffix, echo with logprobs, unknown
+// response formats and schema keywords, forced tool calls, the legacy functions API) are refused with a 400 naming
+// the field, and so is the test hook tandem_test_forced_output on a server started without --test-hooks. (JSON
+// response formats themselves: constrained.test.mjs.)
 // Run: TANDEM_BIN=build/tandem node --test tests/server/options.test.mjs
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,9 +73,9 @@ describe('request options', { skip: H.SKIP }, () => {
     const chat = (extra) => server.post('/v1/chat/completions', { model: MODEL_NAME, max_tokens: 2,
       messages: [{ role: 'user', content: 'hi' }], ...extra });
     assertRefused(await chat({ n: 2 }), 'n', 'n = 2');
-    assertRefused(await chat({ response_format: { type: 'json_object' } }), 'response_format', 'json_object');
-    assertRefused(await chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }),
-      'response_format', 'json_schema');
+    assertRefused(await chat({ response_format: { type: 'yaml' } }), 'response_format', 'unknown response_format type');
+    assertRefused(await chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { pattern: 'a' } } } }),
+      'response_format', 'unsupported schema keyword');
     assertRefused(await chat({ tool_choice: 'required', tools: [{ type: 'function', function: { name: 'f' } }] }),
       'tool_choice', 'tool_choice required');
     assertRefused(await chat({ tool_choice: { type: 'function', function: { name: 'f' } },
@@ -90,6 +91,9 @@ describe('request options', { skip: H.SKIP }, () => {
     // The accepted spellings of the same fields still work.
     assert.equal((await chat({ response_format: { type: 'text' }, n: 1, tool_choice: 'auto' })).status, 200);
     assert.equal((await chat({ tool_choice: 'none', tools: [{ type: 'function', function: { name: 'f' } }] })).status, 200);
+    const json = await chat({ response_format: { type: 'json_object' }, max_tokens: 8 });
+    assert.equal(json.status, 200, json.text);
+    assert.equal(typeof JSON.parse(json.json.choices[0].message.content), 'object');
     assert.equal((await complete({ prompt: 'x', best_of: 1, suffix: null, max_tokens: 2 })).status, 200);
   });
 });

@@ -55,6 +55,9 @@ class CudaBackend final : public Backend {
     cudaSetDevice(index_);
     cudaStreamSynchronize(stream_);
     if (profiling_) print_profile();
+    for (cudaEvent_t e : profile_events_) {
+      if (e) cudaEventDestroy(e);
+    }
     if (graph_ == GraphState::Capturing) abandon_capture();
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
     if (copy_stream_) {
@@ -537,15 +540,22 @@ class CudaBackend final : public Backend {
       std::chrono::steady_clock::time_point started;
       if (profiling_) {
         cudaStreamSynchronize(stream_);
+        if (!profile_events_[0]) {
+          for (cudaEvent_t& e : profile_events_) cudaEventCreate(&e);
+        }
         started = std::chrono::steady_clock::now();
+        cudaEventRecord(profile_events_[0], stream_);
       }
       op();
       if (profiling_) {
+        cudaEventRecord(profile_events_[1], stream_);
         cudaStreamSynchronize(stream_);
         std::string key = name;
         if (weight) key += fmt::format(" {}x{}x{} {}", weight->rows(), weight->cols(), weight->slices(), ggml_type_name(weight->type));
         ProfileEntry& e = profile_[key];
         e.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, profile_events_[0], profile_events_[1]) == cudaSuccess) e.device_seconds += ms / 1e3;
         ++e.calls;
       }
       if (cudaError_t e = cudaPeekAtLastError(); e != cudaSuccess) {
@@ -650,19 +660,23 @@ class CudaBackend final : public Backend {
   std::map<uint64_t, Recorded> graphs_;
 
   struct ProfileEntry {
-    double seconds = 0;
+    double seconds = 0;         // host time, launch and wait included
+    double device_seconds = 0;  // between events recorded before and after the operation's work
     int64_t calls = 0;
   };
   void print_profile() const {
-    double total = 0;
-    for (const auto& [key, e] : profile_) total += e.seconds;
+    double total = 0, device_total = 0;
+    for (const auto& [key, e] : profile_) total += e.seconds, device_total += e.device_seconds;
     std::vector<std::pair<double, std::string>> rows;
     for (const auto& [key, e] : profile_) {
-      rows.emplace_back(e.seconds, fmt::format("{:>9.1f} ms {:5.1f}% {:>8} calls {:>8.1f} us/call  {}", e.seconds * 1e3,
-                                               100 * e.seconds / total, e.calls, 1e6 * e.seconds / e.calls, key));
+      rows.emplace_back(e.device_seconds,
+                        fmt::format("{:>9.1f} ms {:5.1f}% {:>8} calls {:>8.1f} us/call on the GPU {:>8.1f} us/call host  {}",
+                                    e.device_seconds * 1e3, 100 * e.device_seconds / device_total, e.calls,
+                                    1e6 * e.device_seconds / e.calls, 1e6 * e.seconds / e.calls, key));
     }
     std::sort(rows.rbegin(), rows.rend());
-    fmt::print(stderr, "cuda operation profile ({:.1f} ms in all, each operation waited for):\n", total * 1e3);
+    fmt::print(stderr, "cuda operation profile ({:.1f} ms on the GPU, {:.1f} ms host; each operation waited for):\n",
+               device_total * 1e3, total * 1e3);
     for (const auto& row : rows) fmt::print(stderr, "{}\n", row.second);
   }
   bool profiling_ = [] {
@@ -670,6 +684,7 @@ class CudaBackend final : public Backend {
     return v && *v && *v != '0';
   }();
   std::map<std::string, ProfileEntry> profile_;
+  cudaEvent_t profile_events_[2] = {nullptr, nullptr};
 
   static void check(cudaError_t e) {
     if (e != cudaSuccess) throw std::runtime_error(cuda_message(e));

@@ -50,6 +50,49 @@ __device__ inline void lane_dots(GgmlType type, const uint8_t* row, int64_t cols
   }
 }
 
+// acc[r][t] += rows[r] . x_t over the lane's chunks (and the float tail), t < nt, in lane_dots' order: one
+// warp, kRows rows at once, so that each activation chunk is read once for all of them (the L1 accesses of
+// the activations, not DRAM, bound a decode product with one row per warp). kVecX: x and x_stride allow
+// 16-byte loads.
+template <GgmlType kType, int kRows, int kTile, bool kVecX>
+__device__ inline void lane_rows_dots(GgmlType type, const uint8_t* const (&rows)[kRows], int64_t cols, const float* x,
+                                      int64_t x_stride, int nt, float (&acc)[kRows][kTile]) {
+  const int lane = threadIdx.x & 31;
+  const int64_t chunks = cols / 8;
+#pragma unroll 2
+  for (int64_t c = lane; c < chunks; c += 32) {
+    float w[kRows][8];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) chunk8<kType>(type, rows[r], c * 8, w[r]);
+#pragma unroll
+    for (int t = 0; t < kTile; ++t) {
+      if (t < nt) {
+        float xv[8];
+        const float* xp = x + t * x_stride + c * 8;
+        if constexpr (kVecX) {
+          const float4 lo = reinterpret_cast<const float4*>(xp)[0], hi = reinterpret_cast<const float4*>(xp)[1];
+          xv[0] = lo.x, xv[1] = lo.y, xv[2] = lo.z, xv[3] = lo.w, xv[4] = hi.x, xv[5] = hi.y, xv[6] = hi.z, xv[7] = hi.w;
+        } else {
+#pragma unroll
+          for (int k = 0; k < 8; ++k) xv[k] = xp[k];
+        }
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+          for (int k = 0; k < 8; ++k) acc[r][t] = fmaf(w[r][k], xv[k], acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int64_t i = chunks * 8 + lane; i < cols; i += 32) {  // only float types have rows of other lengths
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float w = dequant1(type, rows[r], i);
+      for (int t = 0; t < nt; ++t) acc[r][t] = fmaf(w, x[t * x_stride + i], acc[r][t]);
+    }
+  }
+}
+
 // acc[r][t] += rows[r] . xs[t] over the lane's chunks, in lane_dots' order, for every warp of a block at
 // once (each its own rows), the block's kTokens activation rows shared: each dequantized chunk is used for
 // every token of the tile, each activation chunk for every row, and the activations are staged through

@@ -1,6 +1,6 @@
 // Matrix products on quantized weights: plain and per-head matmul, and the transposed per-head product.
 // Plain and per-head products use the dot-product order of cuda_dots.cuh (a warp per output row and token,
-// lanes over 8-value chunks): one output row per warp and tiles of 8 tokens for small batches, tiles of
+// lanes over 8-value chunks): 1, 2 or 4 output rows per warp and tiles of 8 tokens for small batches, tiles of
 // kTileRows rows x kTileTokens tokens per warp for large ones, with identical results.
 #include <algorithm>
 
@@ -17,23 +17,31 @@ constexpr int kTokenTile = 8;      // tokens per pass over a row
 constexpr int kTileRows = 4, kTileTokens = 16, kTiledWarps = 8;
 constexpr int64_t kTiledFromTokens = 16;
 
-template <GgmlType kType>
+// A warp takes kRows consecutive rows (each activation chunk read once for all of them); the last row is
+// repeated past the end (valid memory) and those sums dropped.
+template <GgmlType kType, int kRows, bool kVecX>
 __global__ void matmul_kernel(MatmulArgs a) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
-  if (r >= a.w.ne1) return;
+  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp) * kRows, rows = a.w.ne1;
+  if (r0 >= rows) return;
   const int64_t h = blockIdx.z, t0 = static_cast<int64_t>(blockIdx.y) * kTokenTile;
   const int nt = static_cast<int>(min(static_cast<int64_t>(kTokenTile), a.n - t0));
-  const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w.data) + h * a.w_head_bytes + r * a.w.nb1;
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(a.w.data) + h * a.w_head_bytes;
+  const uint8_t* row[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) row[r] = base + min(r0 + r, rows - 1) * a.w.nb1;
   const float* x = a.x + h * a.x_head_stride + t0 * a.x_token_stride;
-  float acc[kTokenTile];
+  float acc[kRows][kTokenTile] = {};
+  lane_rows_dots<kType, kRows, kTokenTile, kVecX>(a.w.type, row, a.w.ne0, x, a.x_token_stride, nt, acc);
 #pragma unroll
-  for (int t = 0; t < kTokenTile; ++t) acc[t] = 0.0f;
-  lane_dots<kType, kTokenTile>(a.w.type, row, a.w.ne0, x, a.x_token_stride, nt, acc);
+  for (int r = 0; r < kRows; ++r) {
 #pragma unroll
-  for (int t = 0; t < kTokenTile; ++t) {
-    const float sum = warp_sum(acc[t]);
-    if (lane == 0 && t < nt) a.y[h * a.y_head_stride + (t0 + t) * a.y_token_stride + r] = sum;
+    for (int t = 0; t < kTokenTile; ++t) {
+      const float sum = warp_sum(acc[r][t]);
+      if (lane == ((r * kTokenTile + t) & 31) && t < nt && r0 + r < rows) {
+        a.y[h * a.y_head_stride + (t0 + t) * a.y_token_stride + r0 + r] = sum;
+      }
+    }
   }
 }
 
@@ -125,8 +133,28 @@ void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
     });
     return;
   }
-  const dim3 grid(blocks_for(a.w.ne1, kWarpsPerBlock), blocks_for(a.n, kTokenTile), static_cast<unsigned>(a.heads));
-  with_type(a.w.type, [&]<GgmlType T>() { matmul_kernel<T><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a); });
+  // Rows per warp: more share each activation read, fewer leave warps to hide DRAM latency on small matrices.
+  // Activations that allow 16-byte loads (the step buffers' always do) get the multi-row kernels,
+  // specialized for the types of quantized models; others one row per warp.
+  const int rows_per_warp = !rows_aligned16(a.x, a.x_token_stride, a.x_head_stride) ? 1
+                            : a.w.ne1 >= 8192                                       ? 4
+                            : a.w.ne1 >= 1024                                       ? 2
+                                                                                    : 1;
+  const dim3 grid(blocks_for(a.w.ne1, kWarpsPerBlock * rows_per_warp), blocks_for(a.n, kTokenTile),
+                  static_cast<unsigned>(a.heads));
+  if (!rows_aligned16(a.x, a.x_token_stride, a.x_head_stride)) {
+    with_type(a.w.type, [&]<GgmlType T>() { matmul_kernel<T, 1, false><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a); });
+    return;
+  }
+  with_tile_type(a.w.type, [&]<GgmlType T>() {
+    if (rows_per_warp == 4) {
+      matmul_kernel<T, 4, true><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a);
+    } else if (rows_per_warp == 2) {
+      matmul_kernel<T, 2, true><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a);
+    } else {
+      matmul_kernel<T, 1, true><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a);
+    }
+  });
 }
 
 void launch_matmul_heads_transposed(const DevTensor& w, const DevTensor& x, const DevTensor& y, cudaStream_t stream) {

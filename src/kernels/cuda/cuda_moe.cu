@@ -27,8 +27,9 @@ __device__ inline float silu_times(float g, float u) { return g / (1.0f + expf(-
 
 // ---- per slot ----
 
-// hidden[t][j][r] = silu(gate_e[r] . x_t) * (up_e[r] . x_t), e = ids[t][j].
-template <GgmlType kType>
+// hidden[t][j][r] = silu(gate_e[r] . x_t) * (up_e[r] . x_t), e = ids[t][j]. kPaired (gate and up of one type,
+// x rows 16-byte aligned): both rows in one pass over x (lane_rows_dots), else one after the other.
+template <GgmlType kType, bool kPaired>
 __global__ void moe_gate_up_kernel(DevTensor gate, DevTensor up, DevTensor x, DevTensor ids, float* hidden, int* err) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp, n_ff = gate.ne1;
@@ -45,15 +46,25 @@ __global__ void moe_gate_up_kernel(DevTensor gate, DevTensor up, DevTensor x, De
   }
   const float* xv = x.row_as<const float>(t);
   float g = 0.0f, u = 0.0f;
-  lane_dots<kType, 1>(gate.type, reinterpret_cast<const uint8_t*>(gate.row(r, e)), gate.ne0, xv, 0, 1, &g);
-  lane_dots<kType, 1>(up.type, reinterpret_cast<const uint8_t*>(up.row(r, e)), up.ne0, xv, 0, 1, &u);
+  if constexpr (kPaired) {
+    const uint8_t* const rows[2] = {reinterpret_cast<const uint8_t*>(gate.row(r, e)),
+                                    reinterpret_cast<const uint8_t*>(up.row(r, e))};
+    float acc[2][1] = {};
+    lane_rows_dots<kType, 2, 1, true>(gate.type, rows, gate.ne0, xv, 0, 1, acc);
+    g = acc[0][0];
+    u = acc[1][0];
+  } else {
+    lane_dots<kType, 1>(gate.type, reinterpret_cast<const uint8_t*>(gate.row(r, e)), gate.ne0, xv, 0, 1, &g);
+    lane_dots<kType, 1>(up.type, reinterpret_cast<const uint8_t*>(up.row(r, e)), up.ne0, xv, 0, 1, &u);
+  }
   g = warp_sum(g);
   u = warp_sum(u);
   if (lane == 0) *h = silu_times(g, u);
 }
 
-// out[t][r] = sum over j, in j order, of weights[t][j] * (down_e[r] . hidden[t][j]).
-template <GgmlType kType>
+// out[t][r] = sum over j, in j order, of weights[t][j] * (down_e[r] . hidden[t][j]). kVec: hidden rows allow
+// 16-byte loads.
+template <GgmlType kType, bool kVec>
 __global__ void moe_down_kernel(DevTensor down, DevTensor ids, DevTensor weights, const float* hidden, DevTensor out) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
@@ -65,10 +76,10 @@ __global__ void moe_down_kernel(DevTensor down, DevTensor ids, DevTensor weights
   for (int64_t j = 0; j < k; ++j) {
     const int32_t e = id[j];
     if (e < 0 || e >= down.ne2) continue;  // reported by the gate/up kernel
-    float d = 0.0f;
-    lane_dots<kType, 1>(down.type, reinterpret_cast<const uint8_t*>(down.row(r, e)), n_ff,
-                        hidden + (t * k + j) * n_ff, 0, 1, &d);
-    total = total + wt[j] * warp_sum(d);
+    const uint8_t* const row[1] = {reinterpret_cast<const uint8_t*>(down.row(r, e))};
+    float d[1][1] = {};
+    lane_rows_dots<kType, 1, 1, kVec>(down.type, row, n_ff, hidden + (t * k + j) * n_ff, 0, 1, d);
+    total = total + wt[j] * warp_sum(d[0][0]);
   }
   if (lane == 0) out.row_as<float>(t)[r] = total;
 }
@@ -247,13 +258,25 @@ void launch_moe(const ExpertWeights& experts, const DevTensor& x, const DevTenso
     return;
   }
   const dim3 grid1(blocks_for(n_ff, kWarpsPerBlock), static_cast<unsigned>(k), static_cast<unsigned>(n));
-  with_type(gate.type == up.type ? gate.type : kAnyType, [&]<GgmlType T>() {
-    moe_gate_up_kernel<T><<<grid1, 32 * kWarpsPerBlock, 0, stream>>>(gate, up, x, ids, scratch.hidden, err);
-  });
+  if (gate.type == up.type && rows_aligned16(x.data, x.nb1 / 4)) {
+    with_tile_type(gate.type, [&]<GgmlType T>() {
+      moe_gate_up_kernel<T, true><<<grid1, 32 * kWarpsPerBlock, 0, stream>>>(gate, up, x, ids, scratch.hidden, err);
+    });
+  } else {
+    with_type(gate.type == up.type ? gate.type : kAnyType, [&]<GgmlType T>() {
+      moe_gate_up_kernel<T, false><<<grid1, 32 * kWarpsPerBlock, 0, stream>>>(gate, up, x, ids, scratch.hidden, err);
+    });
+  }
   const dim3 grid2(blocks_for(n_embd, kWarpsPerBlock), static_cast<unsigned>(n));
-  with_type(down.type, [&]<GgmlType T>() {
-    moe_down_kernel<T><<<grid2, 32 * kWarpsPerBlock, 0, stream>>>(down, ids, weights, scratch.hidden, out);
-  });
+  if (rows_aligned16(scratch.hidden, n_ff)) {
+    with_tile_type(down.type, [&]<GgmlType T>() {
+      moe_down_kernel<T, true><<<grid2, 32 * kWarpsPerBlock, 0, stream>>>(down, ids, weights, scratch.hidden, out);
+    });
+  } else {
+    with_type(down.type, [&]<GgmlType T>() {
+      moe_down_kernel<T, false><<<grid2, 32 * kWarpsPerBlock, 0, stream>>>(down, ids, weights, scratch.hidden, out);
+    });
+  }
 }
 
 }  // namespace tandem::cuda

@@ -135,7 +135,7 @@ __global__ void store_kv_kernel(DevTensor src, DevTensor cache, int64_t col_offs
 // Two passes over the span (the maximum score, then the exponentials and the weighted values), recomputing
 // each score identically, so no score buffer is needed whatever the context; the warps' partial sums are
 // added in warp order at the end. A head's result is the same bits whatever kHeads: its own chains only.
-constexpr int kAttnWarps = 4;
+constexpr int kAttnWarps = 8;
 
 template <int kPerLane, int kHeads>
 __global__ void __launch_bounds__(32 * kAttnWarps)
@@ -188,15 +188,24 @@ __global__ void __launch_bounds__(32 * kAttnWarps)
     for (int hh = 0; hh < kHeads; ++hh) s[hh] = warp_sum(s[hh]) * scale;
   };
 
+  // A warp takes kUnroll of its positions at a time: their scores are independent (more loads in flight, the
+  // point for a decode token's short spans), and they are used in position order, so the same bits.
+  constexpr int kUnroll = kHeads == 1 ? 4 : 1;
   float m[kHeads];
 #pragma unroll
   for (int hh = 0; hh < kHeads; ++hh) m[hh] = -FLT_MAX;
-  for (int32_t p = warp; p < n_pos; p += kAttnWarps) {
-    const float* slot;
-    float s[kHeads];
-    scores(p, slot, s);
+  for (int32_t p0 = warp; p0 < n_pos; p0 += kUnroll * kAttnWarps) {
+    const float* slot[kUnroll];
+    float s[kUnroll][kHeads];
 #pragma unroll
-    for (int hh = 0; hh < kHeads; ++hh) m[hh] = fmaxf(m[hh], s[hh]);
+    for (int u = 0; u < kUnroll; ++u) scores(min(p0 + u * kAttnWarps, n_pos - 1), slot[u], s[u]);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (p0 + u * kAttnWarps < n_pos) {
+#pragma unroll
+        for (int hh = 0; hh < kHeads; ++hh) m[hh] = fmaxf(m[hh], s[u][hh]);
+      }
+    }
   }
   if (lane == 0) {
 #pragma unroll
@@ -218,23 +227,29 @@ __global__ void __launch_bounds__(32 * kAttnWarps)
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) acc[hh][j] = 0.0f;
   }
-  for (int32_t p = warp; p < n_pos; p += kAttnWarps) {
-    const float* slot;
-    float e[kHeads];
-    scores(p, slot, e);
+  for (int32_t p0 = warp; p0 < n_pos; p0 += kUnroll * kAttnWarps) {
+    const float* slot[kUnroll];
+    float s[kUnroll][kHeads];
 #pragma unroll
-    for (int hh = 0; hh < kHeads; ++hh) {
-      e[hh] = expf(e[hh] - mx[hh]);
-      sum[hh] += e[hh];
-    }
-    const float* v = slot + value_at;
+    for (int u = 0; u < kUnroll; ++u) scores(min(p0 + u * kAttnWarps, n_pos - 1), slot[u], s[u]);
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      const int64_t d = lane + 32 * j;
-      if (d < layout.value_dim) {
-        const float vd = v[d];
+    for (int u = 0; u < kUnroll; ++u) {
+      if (p0 + u * kAttnWarps >= n_pos) break;
+      float e[kHeads];
 #pragma unroll
-        for (int hh = 0; hh < kHeads; ++hh) acc[hh][j] = fmaf(e[hh], vd, acc[hh][j]);
+      for (int hh = 0; hh < kHeads; ++hh) {
+        e[hh] = expf(s[u][hh] - mx[hh]);
+        sum[hh] += e[hh];
+      }
+      const float* v = slot[u] + value_at;
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) {
+        const int64_t d = lane + 32 * j;
+        if (d < layout.value_dim) {
+          const float vd = v[d];
+#pragma unroll
+          for (int hh = 0; hh < kHeads; ++hh) acc[hh][j] = fmaf(e[hh], vd, acc[hh][j]);
+        }
       }
     }
   }
