@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/access_policy.h"
+#include "server/forced_tool_call.h"
 #include "server/generation.h"
 #include "server/http_transport.h"
 #include "server/metrics.h"
@@ -58,6 +59,8 @@ struct Prepared {
   std::string echo;              // legacy completions' echo: the prompt's text, sent before the completion
   std::optional<ToolCallSyntax> tool_syntax;  // parse tool calls in the output
   size_t max_tool_calls = SIZE_MAX;
+  bool forced_tool_call = false;  // options.grammar is a tool call's (tool_choice required / named)
+  std::vector<grammar::GrammarConstraint::SpecialToken> grammar_specials;  // tokens the grammar's 0xF8+ bytes stand for
   bool ollama = false;           // answer in Ollama's format (NDJSON, {"error": ...})
   bool ollama_generate = false;  // /api/generate's `response` rather than /api/chat's `message`
 };
@@ -210,12 +213,29 @@ std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Pre
   const bool tools_on = has_tools && r.tool_choice != ToolChoice::kNone;
   p.kind = ApiKind::Chat;
   p.options = r.options;
+  const bool forced = r.tool_choice == ToolChoice::kRequired || r.tool_choice == ToolChoice::kFunction;
+  if (forced) {
+    if (p.options.grammar) {
+      return ApiError{400, "a forced tool_choice ('required' or a named function) cannot be combined with a JSON "
+                           "response_format", "invalid_request_error", "tool_choice"};
+    }
+    auto call = forced_tool_call_grammar(tool_syntax, *model.tokenizer, *model.vocab, r.tools,
+                                         r.tool_choice == ToolChoice::kFunction
+                                             ? std::optional<std::string>(r.tool_choice_function)
+                                             : std::nullopt);
+    if (auto* e = std::get_if<ApiError>(&call)) return std::move(*e);
+    auto& forced_call = std::get<ForcedToolCall>(call);
+    p.options.grammar = std::move(forced_call.grammar);
+    p.grammar_specials = std::move(forced_call.special_tokens);
+    p.forced_tool_call = true;
+  }
   std::string_view tail(prompt);
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.remove_suffix(1);
   p.starts_in_reasoning = tail.ends_with("<think>");
   p.split_reasoning = true;
   if (p.options.grammar) {
-    // The answer is the JSON document alone: an opened thinking block is closed (empty) before it.
+    // The answer is the JSON document (or the forced call) alone: an opened thinking block is closed (empty)
+    // before it.
     if (p.starts_in_reasoning) prompt += "</think>\n\n";
     p.starts_in_reasoning = false;
     p.split_reasoning = false;
@@ -223,7 +243,7 @@ std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Pre
   p.prompt = prompt_encoder.encode_rendered(prompt);
   if (tools_on && tool_syntax.enabled()) {
     p.tool_syntax = tool_syntax;
-    p.max_tool_calls = r.parallel_tool_calls ? SIZE_MAX : 1;
+    p.max_tool_calls = r.parallel_tool_calls && !forced ? SIZE_MAX : 1;
   }
   if (has_tools && r.tool_choice == ToolChoice::kNone) {
     // "none": the model must not call. The tools are not in the prompt, and the tokens opening a call are banned.
@@ -305,12 +325,15 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     const uint64_t shortest = p.options.grammar->min_bytes();
     if (shortest + 1 > static_cast<uint64_t>(max_tokens)) {
       metrics.requests_client_error++;
-      return fail(res, ApiError{400, fmt::format("max_tokens {} is too small for the response format: its shortest "
-                                                 "document takes {} bytes, so at least {} tokens are needed",
-                                                 max_tokens, shortest, shortest + 1),
-                                "invalid_request_error", p.options.max_tokens ? "max_tokens" : "response_format"});
+      const char* what = p.forced_tool_call ? "the forced tool call: its shortest call" : "the response format: its "
+                                                                                         "shortest document";
+      return fail(res, ApiError{400, fmt::format("max_tokens {} is too small for {} takes {} bytes, so at least {} "
+                                                 "tokens are needed", max_tokens, what, shortest, shortest + 1),
+                                "invalid_request_error",
+                                p.options.max_tokens ? "max_tokens" : p.forced_tool_call ? "tool_choice" : "response_format"});
     }
-    constraint = std::make_shared<grammar::GrammarConstraint>(p.options.grammar, model.vocab, model.stop_token_ids);
+    constraint = std::make_shared<grammar::GrammarConstraint>(p.options.grammar, model.vocab, model.stop_token_ids,
+                                                               p.grammar_specials);
   }
   if (draining) {
     res.set_header("Retry-After", "5");

@@ -385,11 +385,6 @@ void parse_tool_choice(const nlohmann::json& body, ChatRequest& r) {
     fail("tool_choice", "'tool_choice' must be a string or an object");
   }
   if (r.tool_choice == ToolChoice::kRequired && !have_tools) fail("tool_choice", "tool_choice 'required' needs 'tools'");
-  if (r.tool_choice == ToolChoice::kRequired || r.tool_choice == ToolChoice::kFunction) {
-    // Forcing a call from any model needs constrained decoding (a grammar over the call syntax and the schema).
-    fail("tool_choice", "tool_choice 'required' or a named function is not implemented yet by this server (use 'auto' "
-                        "or 'none')");
-  }
 }
 
 // Bodies nested deeper than this are refused before parsing: later steps (copies, dumps) recurse per level.

@@ -56,8 +56,8 @@ struct CommonOptions {
   grammar::GrammarPtr grammar;
 };
 
-// tool_choice: "auto" (the model may call), "none" (it must not), "required" / a named function (it must call:
-// needs constrained decoding, refused with a 400 for now).
+// tool_choice: "auto" (the model may call), "none" (it must not), "required" / a named function (it must call, once:
+// constrained decoding over the model's call syntax, server/forced_tool_call.h).
 enum class ToolChoice { kAuto, kNone, kRequired, kFunction };
 
 // Tool-related validation (400 naming the field): `tools` entries are {"type": "function", "function": {"name",

@@ -122,12 +122,15 @@ TEST(OpenAiRequest, ToolValidationNamesTheField) {
   EXPECT_EQ(chat_error(with_tools(user, R"(,"tool_choice":"sometimes")")).param, "tool_choice");
   EXPECT_EQ(chat_error(with_tools(user, R"(,"tool_choice":{"type":"function","function":{"name":"other"}})")).param, "tool_choice");
   EXPECT_EQ(chat_error(with_tools(user, R"(,"parallel_tool_calls":"yes")")).param, "parallel_tool_calls");
-  // Forcing a call is not implemented yet: refused, with the reason.
-  const ApiError required = chat_error(with_tools(user, R"(,"tool_choice":"required")"));
-  EXPECT_EQ(required.param, "tool_choice");
-  EXPECT_NE(required.message.find("not implemented"), std::string::npos);
-  EXPECT_EQ(chat_error(with_tools(user, R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})")).param,
-            "tool_choice");
+  // Forced calls parse (the grammar is built by the server, which knows the model's call syntax).
+  auto required = parse_chat_request(with_tools(user, R"(,"tool_choice":"required")"));
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(required)) << std::get<ApiError>(required).message;
+  EXPECT_EQ(std::get<ChatRequest>(required).tool_choice, ToolChoice::kRequired);
+  auto named = parse_chat_request(with_tools(user, R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})"));
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(named)) << std::get<ApiError>(named).message;
+  EXPECT_EQ(std::get<ChatRequest>(named).tool_choice, ToolChoice::kFunction);
+  EXPECT_EQ(std::get<ChatRequest>(named).tool_choice_function, "get_weather");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})").param, "tool_choice");
   EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]})").param, "functions");
 
   // History.

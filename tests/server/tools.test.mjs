@@ -3,7 +3,8 @@
 // tokens) and Qwen3-MoE (its template renders `tools`; Hermes <tool_call> JSON). Random-weight models never call
 // by themselves, so the server runs with --test-hooks and requests carry `tandem_test_forced_output`: text the
 // model is made to write first (special tokens parsed), after which it goes on greedily. That drives the real
-// generation path: detokenizer, reasoning split, tool-call parser, response and stream assembly.
+// generation path: detokenizer, reasoning split, tool-call parser, response and stream assembly. Forced calls
+// (tool_choice "required" / named) need no hook: constrained decoding makes even a random model write a valid call.
 // Run: TANDEM_BIN=build/tandem node --test tests/server/tools.test.mjs
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -250,9 +251,7 @@ describe('tool calling: DeepSeek-V3 fixture', { skip: H.SKIP }, () => {
     await bad({ messages: USER, tools: [WEATHER], tool_choice: 'sometimes' }, 'tool_choice');
     await bad({ messages: USER, tools: [WEATHER], tool_choice: { type: 'function', function: { name: 'get_time' } } }, 'tool_choice',
       /not in 'tools'/);
-    await bad({ messages: USER, tools: [WEATHER], tool_choice: 'required' }, 'tool_choice', /not implemented/);
-    await bad({ messages: USER, tools: [WEATHER], tool_choice: { type: 'function', function: { name: 'get_weather' } } },
-      'tool_choice', /not implemented/);
+    await bad({ messages: USER, tool_choice: 'required' }, 'tool_choice', /needs 'tools'/);
     await bad({ messages: USER, tools: [WEATHER], parallel_tool_calls: 'no' }, 'parallel_tool_calls');
     await bad({ messages: USER, functions: [{ name: 'f' }] }, 'functions');
   });
@@ -357,3 +356,136 @@ describe('tool calling: Qwen3-MoE fixture', { skip: H.SKIP }, () => {
     assert.deepEqual(on.json.choices[0].logprobs.content.map((t) => t.token), ['<tool_call>', '<tool_call>', '<tool_call>']);
   });
 });
+
+// Forced calls: tool_choice "required" or naming a function. The grammar (the family's call frame around the
+// tool's parameters schema) makes the random-weight model write exactly one call whose arguments parse and match
+// the schema, greedy or sampled, streamed or not.
+const ORDER = {
+  type: 'function',
+  function: {
+    name: 'place_order',
+    description: 'Order items',
+    parameters: {
+      type: 'object',
+      properties: {
+        order: { type: 'object', properties: { id: { type: 'integer' }, items: { type: 'array', items: { type: 'string',
+          enum: ['apple', 'pear', 'fig'] }, minItems: 1, maxItems: 3 }, note: { type: 'string', maxLength: 12 } },
+        required: ['id', 'items'] },
+        priority: { enum: ['low', 'high'] },
+        express: { type: 'boolean' },
+      },
+      required: ['order', 'priority'],
+    },
+  },
+};
+const NO_PARAMS = { type: 'function', function: { name: 'ping' } };
+
+// A validator for the schema keywords these tools use (an independent check of what the grammar enforces).
+function validate(v, s, at = '#') {
+  const fail = (why) => assert.fail(`${at}: ${why}: ${JSON.stringify(v)}`);
+  if (s.enum && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(v))) fail(`not in ${JSON.stringify(s.enum)}`);
+  const type = s.type ?? (s.properties ? 'object' : undefined);
+  if (type === 'object') {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) fail('not an object');
+    for (const k of s.required ?? []) if (!(k in v)) fail(`missing ${k}`);
+    if (s.properties) {
+      for (const [k, x] of Object.entries(v)) {
+        if (!(k in s.properties)) fail(`unlisted key ${k}`);
+        validate(x, s.properties[k], `${at}/${k}`);
+      }
+    }
+  } else if (type === 'array') {
+    if (!Array.isArray(v)) fail('not an array');
+    if (s.minItems !== undefined && v.length < s.minItems) fail('too few items');
+    if (s.maxItems !== undefined && v.length > s.maxItems) fail('too many items');
+    v.forEach((x, i) => validate(x, s.items ?? {}, `${at}/${i}`));
+  } else if (type === 'string') {
+    if (typeof v !== 'string') fail('not a string');
+    if (s.maxLength !== undefined && [...v].length > s.maxLength) fail('too long');
+  } else if (type === 'integer') {
+    if (!Number.isInteger(v)) fail('not an integer');
+  } else if (type === 'boolean') {
+    if (typeof v !== 'boolean') fail('not a boolean');
+  }
+}
+
+for (const family of ['DeepSeek-V3', 'Qwen3-MoE']) {
+  describe(`forced tool calls: ${family} fixture`, { skip: H.SKIP }, () => {
+    let srv;
+    let oa;
+    before(async () => {
+      srv = await H.startServer(['--max_new_tokens', '200', '--cache_lens', '4096', '--chunk_size', '256'],
+        family === 'Qwen3-MoE' ? { fixtureDir: QWEN_DIR } : {});
+      oa = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'x', maxRetries: 0, timeout: 120_000 });
+    });
+    after(async () => { await srv?.stop(); });
+    const TOOLS = [WEATHER, ORDER, TIME, NO_PARAMS];
+    const schemaOf = (name) => TOOLS.find((t) => t.function.name === name).function.parameters ?? { type: 'object' };
+
+    // One forced call: non-streamed and streamed (same seed: the same call), arguments valid for the named tool.
+    const forced = async (body, allowed) => {
+      const req = { model: MODEL_NAME, messages: USER, tools: TOOLS, max_tokens: 130, ...body };
+      const r = await oa.chat.completions.create(req);
+      const ch = r.choices[0];
+      assert.equal(ch.finish_reason, 'tool_calls', JSON.stringify(ch));
+      assert.equal(ch.message.tool_calls?.length, 1, JSON.stringify(ch.message));
+      assert.ok(!ch.message.content, `no content beside the forced call: ${JSON.stringify(ch.message.content)}`);
+      const [c] = ch.message.tool_calls;
+      assert.ok(c.id.startsWith('call_'));
+      assert.equal(c.type, 'function');
+      assert.ok(allowed.includes(c.function.name), c.function.name);
+      validate(JSON.parse(c.function.arguments), schemaOf(c.function.name));
+      const s = await streamed(oa, req);
+      assert.equal(s.finish, 'tool_calls');
+      assert.equal(s.content, '');
+      assert.deepEqual(shape(s.calls), shape(ch.message.tool_calls), 'streamed fragments assemble to the same call');
+      return c;
+    };
+
+    test('a named function: greedy and sampled, nested object, enum, array arguments valid', async () => {
+      const named = (name) => ({ type: 'function', function: { name } });
+      const names = new Set();
+      for (const name of ['place_order', 'get_weather', 'ping']) {
+        names.add((await forced({ tool_choice: named(name), temperature: 0 }, [name])).function.name);
+        for (const seed of [1]) await forced({ tool_choice: named(name), temperature: 1, seed }, [name]);
+      }
+      assert.equal(names.size, 3);
+    });
+
+    test('required: one call of one of the tools, greedy and sampled', async () => {
+      const all = TOOLS.map((t) => t.function.name);
+      await forced({ tool_choice: 'required', temperature: 0 }, all);
+      for (let seed = 1; seed <= 3; ++seed) await forced({ tool_choice: 'required', temperature: 1, seed }, all);
+      // parallel_tool_calls does not change a forced answer: still one call.
+      await forced({ tool_choice: 'required', parallel_tool_calls: true, temperature: 1, seed: 9 }, all);
+      // One tool only: required is that tool.
+      await forced({ tools: [ORDER], tool_choice: 'required', temperature: 1, seed: 3 }, ['place_order']);
+    });
+
+    test('refusals: max_tokens below the shortest call, unsupported parameter keywords, JSON response_format', async () => {
+      const bad = async (body, param, re) => {
+        const r = await srv.post('/v1/chat/completions', { model: MODEL_NAME, messages: USER, tools: TOOLS, ...body });
+        assert.equal(r.status, 400, r.text);
+        assert.equal(r.json.error.param, param, r.text);
+        assert.match(r.json.error.message, re);
+      };
+      await bad({ tool_choice: 'required', max_tokens: 8 }, 'max_tokens', /too small for the forced tool call/);
+      await bad({ tool_choice: { type: 'function', function: { name: 'place_order' } }, max_tokens: 30 }, 'max_tokens',
+        /at least \d+ tokens/);
+      const patterned = { type: 'function', function: { name: 'lookup', parameters: { type: 'object',
+        properties: { code: { type: 'string', pattern: '^[A-Z]+$' } } } } };
+      await bad({ tools: [WEATHER, patterned], tool_choice: 'required' }, 'tools[1].function.parameters', /'lookup'.*'pattern'/);
+      await bad({ tools: [WEATHER, patterned], tool_choice: { type: 'function', function: { name: 'lookup' } } },
+        'tools[1].function.parameters', /'lookup'.*'pattern'/);
+      await bad({ tool_choice: 'required', response_format: { type: 'json_object' } }, 'tool_choice', /response_format/);
+      // The same schema is fine where nothing is forced (the model is only told about it), and for another tool.
+      const auto = await srv.post('/v1/chat/completions', { model: MODEL_NAME, messages: USER, tools: [WEATHER, patterned],
+        max_tokens: 2 });
+      assert.equal(auto.status, 200, auto.text);
+      const other = await srv.post('/v1/chat/completions', { model: MODEL_NAME, messages: USER, tools: [WEATHER, patterned],
+        tool_choice: { type: 'function', function: { name: 'get_weather' } }, max_tokens: 100, temperature: 0 });
+      assert.equal(other.status, 200, other.text);
+      assert.equal(other.json.choices[0].message.tool_calls[0].function.name, 'get_weather');
+    });
+  });
+}
