@@ -10,6 +10,8 @@
 #include <algorithm>
 
 #include "chat/gguf_chat.h"
+#include "grammar/matcher.h"
+#include "server/forced_tool_call.h"
 #include "gguf/gguf_file.h"
 #include "server/prompt_encoder.h"
 #include "server/reasoning_splitter.h"
@@ -216,6 +218,70 @@ TEST(ToolPrompt, HistoryShaping) {
   calls_as_text(as_text, hermes);
   EXPECT_FALSE(as_text[0].contains("tool_calls"));
   EXPECT_EQ(as_text[0]["content"], "text<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>");
+}
+
+TEST(ToolPrompt, ForcedCallGrammarIsTheFrameAroundTheSchemaWithMarkerTokens) {
+  TANDEM_REQUIRE_FIXTURES();
+  const Json tools = Json::parse(R"([
+    {"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}},
+    {"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{"zone":{"enum":["utc"]}}}}},
+    {"type":"function","function":{"name":"ping"}}])");
+  for (const char* name : {"tiny-dsv3-bf16", "tiny-qwen3moe-bf16"}) {
+    SCOPED_TRACE(name);
+    const Fixture f = load(name);
+    ASSERT_TRUE(f.tokenizer && f.syntax.enabled());
+    const auto vocab = grammar::VocabTrie::build(f.tokenizer);
+    auto required = forced_tool_call_grammar(f.syntax, *f.tokenizer, *vocab, tools, std::nullopt);
+    ASSERT_TRUE(std::holds_alternative<ForcedToolCall>(required)) << std::get<ApiError>(required).message;
+    const ForcedToolCall& r = std::get<ForcedToolCall>(required);
+    // The text of a call as the model writes it, each marker token as the byte standing for it.
+    const auto encoded = [&](const std::string& tool, const std::string& args) {
+      std::string text = f.syntax.format_calls({{"call_x", tool, args}});
+      for (const auto& sp : r.special_tokens) {
+        const std::string marker = f.tokenizer->token_piece(sp.id);
+        for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker)) {
+          text.replace(at, marker.size(), std::string(1, static_cast<char>(sp.byte)));
+        }
+      }
+      return text;
+    };
+    if (f.syntax.family == ToolCallSyntax::Family::kDeepSeekV3) {
+      // All five markers are control tokens: each is a special token of the grammar.
+      std::vector<int32_t> ids;
+      for (const auto& sp : r.special_tokens) ids.push_back(sp.id);
+      std::sort(ids.begin(), ids.end());
+      std::vector<int32_t> want = f.syntax.special_ids;
+      std::sort(want.begin(), want.end());
+      EXPECT_EQ(ids, want);
+      EXPECT_EQ(encoded("ping", "{}").find("<｜"), std::string::npos);
+    }
+    EXPECT_TRUE(grammar::Matcher::accepts(r.grammar, encoded("get_weather", R"({"city":"Paris"})")));
+    EXPECT_TRUE(grammar::Matcher::accepts(r.grammar, encoded("get_time", R"({"zone":"utc"})")));
+    EXPECT_TRUE(grammar::Matcher::accepts(r.grammar, encoded("ping", R"({"any":[1,{}]})")));
+    EXPECT_FALSE(grammar::Matcher::accepts(r.grammar, encoded("get_weather", R"({"zone":"utc"})")));
+    EXPECT_FALSE(grammar::Matcher::accepts(r.grammar, encoded("get_time", R"({"zone":"cet"})")));
+    EXPECT_FALSE(grammar::Matcher::accepts(r.grammar, encoded("other", "{}")));
+    EXPECT_FALSE(grammar::Matcher::accepts(r.grammar, encoded("ping", "[]")));  // arguments are an object
+
+    auto named = forced_tool_call_grammar(f.syntax, *f.tokenizer, *vocab, tools, std::string("get_time"));
+    ASSERT_TRUE(std::holds_alternative<ForcedToolCall>(named));
+    EXPECT_TRUE(grammar::Matcher::accepts(std::get<ForcedToolCall>(named).grammar, encoded("get_time", "{}")));
+    EXPECT_FALSE(grammar::Matcher::accepts(std::get<ForcedToolCall>(named).grammar, encoded("get_weather", R"({"city":""})")));
+
+    Json bad = tools;
+    bad[1]["function"]["parameters"]["properties"]["zone"] = {{"type", "string"}, {"format", "date"}};
+    auto refused = forced_tool_call_grammar(f.syntax, *f.tokenizer, *vocab, bad, std::nullopt);
+    ASSERT_TRUE(std::holds_alternative<ApiError>(refused));
+    EXPECT_EQ(std::get<ApiError>(refused).param, "tools[1].function.parameters");
+    EXPECT_NE(std::get<ApiError>(refused).message.find("'get_time'"), std::string::npos);
+    EXPECT_NE(std::get<ApiError>(refused).message.find("'format'"), std::string::npos);
+    // Only the tools that can be chosen are compiled.
+    EXPECT_TRUE(std::holds_alternative<ForcedToolCall>(
+        forced_tool_call_grammar(f.syntax, *f.tokenizer, *vocab, bad, std::string("get_weather"))));
+  }
+  EXPECT_TRUE(std::holds_alternative<ApiError>(
+      forced_tool_call_grammar(ToolCallSyntax{}, *load("tiny-dsv3-bf16").tokenizer,
+                               *grammar::VocabTrie::build(load("tiny-dsv3-bf16").tokenizer), tools, std::nullopt)));
 }
 
 }  // namespace

@@ -388,6 +388,20 @@ function toolCases(r) {
     '"required"', '{"type":"function","function":{"name":"get_weather"}}']) {
     add(`tool_choice=${v}`, withField(chat, 'tool_choice', v));
   }
+  // Forced calls (tool_choice required / named) over malformed or unsupported parameter schemas, and valid ones
+  // whose shortest call does not fit max_tokens 1: all 4xx.
+  for (const params of ['{"type":"object","properties":{"a":{"pattern":"x"}}}', '{"oneOf":[{}]}', '{"type":"nope"}',
+    '{"properties":{"a":5}}', '{"required":"a"}', '{"$ref":"#/$defs/missing"}', '{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}',
+    '{"type":"object","required":["a"],"additionalProperties":false}', '{"enum":[]}', '{"type":"string","minLength":3,"maxLength":1}',
+    `${'{"items":'.repeat(40)}{}${'}'.repeat(40)}`, '{"type":"object","properties":{"a":{"type":"array","items":{"enum":["x"]}}}}', '{}']) {
+    const tools = `[{"type":"function","function":{"name":"get_weather","parameters":${params}}},{"type":"function","function":{"name":"g"}}]`;
+    for (const choice of ['"required"', '{"type":"function","function":{"name":"get_weather"}}']) {
+      add(`forced ${choice.slice(0, 12)} parameters=${params.slice(0, 40)}`, withField({ ...chat, tool_choice: JSON.parse(choice) }, 'tools', tools));
+    }
+  }
+  add('forced with 40 tools', withField({ ...chat, tool_choice: 'required' }, 'tools', JSON.stringify(Array.from({ length: 40 },
+    (_, i) => ({ type: 'function', function: { name: `f${i}` } })))));
+  add('forced with a JSON response_format', withField({ ...chat, tool_choice: 'required' }, 'response_format', '{"type":"json_object"}'));
   add('tool_choice required without tools', withField({ ...chat, tools: undefined }, 'tool_choice', '"required"'));
   for (const v of ['"yes"', '1', '[]', '{}']) add(`parallel_tool_calls=${v}`, withField(chat, 'parallel_tool_calls', v));
   const msgs = (m) => withField(chat, 'messages', JSON.stringify(m));
