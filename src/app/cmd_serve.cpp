@@ -173,6 +173,9 @@ void register_serve_command(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-queue,--max_queue", o->server.max_queue, "Requests allowed to wait beyond max_batch_size")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_flag("--test-hooks", o->server.test_hooks,
+                "Tests only: accept 'tandem_test_forced_output' (text the model is made to write first)")
+      ->group("");  // hidden from --help
   cmd->add_option("--shutdown-grace", o->shutdown_grace_seconds, "Seconds in-flight requests get on SIGINT/SIGTERM")
       ->capture_default_str();
   cmd->callback([o, &exit_code] { exit_code = run_serve(*o); });

@@ -61,6 +61,9 @@ void Sampler::apply_penalties(std::span<float> logits) const {
 int32_t Sampler::sample(std::span<float> logits) {
   constrain(logits);
   apply_penalties(logits);
+  if (static_cast<size_t>(generated_) < params_.forced_prefix.size()) {
+    return params_.forced_prefix[static_cast<size_t>(generated_)];
+  }
   if (params_.temperature <= 0.0f || params_.top_k == 1) return argmax(logits);
 
   // Candidates sorted by logit (ties: lower id first), truncated by top-k.

@@ -32,6 +32,9 @@ struct SamplingParams {
   uint64_t seed = 0;
   // Added to these tokens' logits before anything else (OpenAI's logit_bias; -100 bans, +100 all but forces).
   std::vector<std::pair<int32_t, float>> logit_bias = {};
+  // A test hook (the server takes it only with --test-hooks): the first tokens sampled are these, whatever the
+  // logits say (log-probabilities are still reported from the logits).
+  std::vector<int32_t> forced_prefix = {};
 };
 
 class Sampler {

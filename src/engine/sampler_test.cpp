@@ -25,6 +25,18 @@ TEST(Sampler, LogitBiasShiftsTokensBeforeChoosingAndIgnoresIdsOutsideTheVocabula
   }
 }
 
+TEST(Sampler, ForcedPrefixComesFirstThenTheLogitsDecide) {
+  const std::vector<float> logits{0.1f, 2.0f, 1.5f, -1.0f};
+  Sampler s({.forced_prefix = {3, 0, 3}}, {});
+  std::vector<int32_t> got;
+  for (int i = 0; i < 5; ++i) {
+    auto l = logits;
+    got.push_back(s.sample(l));
+    s.accept(got.back());
+  }
+  EXPECT_EQ(got, (std::vector<int32_t>{3, 0, 3, 1, 1}));
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
   SamplingParams p{.temperature = 1.0f, .seed = 42};
   std::vector<float> base(50);

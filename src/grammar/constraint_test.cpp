@@ -287,5 +287,56 @@ TEST(GrammarConstraint, SequenceForcesItsLiteralPrefix) {
   EXPECT_TRUE(testing::valid(args, kNested, kNested)) << text;
 }
 
+TEST(GrammarConstraint, SpecialTokensStandInForTheirBytes) {
+  // <user> (a token outside the trie) written where the grammar has byte 0xF8; the lone byte token of 0xF8 (the
+  // byte-level vocabulary has one) never stands in for it.
+  auto tok = small_tokenizer();
+  auto trie = VocabTrie::build(tok);
+  const int32_t eos = *tok->token_to_id("<eos>"), user = *tok->token_to_id("<user>");
+  const std::string mark(1, static_cast<char>(GrammarConstraint::kSpecialByteBase));
+  const std::vector<GrammarPiece> pieces = {GrammarPiece::text(mark + "f"), GrammarPiece::json(kNested),
+                                            GrammarPiece::text(mark)};
+  const GrammarPtr g = std::get<GrammarPtr>(compile_sequence(pieces));
+  const int32_t n = tok->vocab_size();
+  const auto byte_f8 = tok->token_to_id(byte_level::encode(mark));
+  ASSERT_TRUE(byte_f8.has_value());
+  GrammarConstraint c(g, trie, {eos}, {{user, GrammarConstraint::kSpecialByteBase}});
+  auto bits = mask_of(c, n, 500);
+  for (int32_t t = 0; t < n; ++t) EXPECT_EQ(has(bits, t), t == user) << t;
+  EXPECT_FALSE(c.accept(*byte_f8));
+  ASSERT_TRUE(c.accept(user));
+  bits = mask_of(c, n, 500);
+  EXPECT_FALSE(has(bits, user));
+  EXPECT_TRUE(has(bits, 'f'));
+  // Without it the byte is plain text: the lone byte token is what writes it.
+  GrammarConstraint plain(g, trie, {eos});
+  bits = mask_of(plain, n, 500);
+  for (int32_t t = 0; t < n; ++t) EXPECT_EQ(has(bits, t), t == *byte_f8) << t;
+
+  // A random walk ends with <user>, then the end token, and the arguments in between are valid.
+  std::mt19937_64 rng(5);
+  GrammarConstraint walk(g, trie, {eos}, {{user, GrammarConstraint::kSpecialByteBase}});
+  std::vector<uint64_t> w((static_cast<size_t>(n) + 63) / 64);
+  std::string text;
+  std::vector<int32_t> ids;
+  const int64_t budget = static_cast<int64_t>(g->min_bytes()) + 20;
+  for (int64_t step = 0; step < budget; ++step) {
+    walk.allowed(w, budget - step);
+    std::vector<int32_t> options;
+    for (int32_t t = 0; t < n; ++t) {
+      if (has(w, t)) options.push_back(t);
+    }
+    ASSERT_FALSE(options.empty());
+    const int32_t t = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
+    ASSERT_TRUE(walk.accept(t));
+    ids.push_back(t);
+    if (t == eos) break;
+    text += t == user ? std::string("<user>") : trie->bytes(t);
+  }
+  ASSERT_EQ(ids.back(), eos) << text;
+  ASSERT_TRUE(text.starts_with("<user>f") && text.ends_with("<user>")) << text;
+  EXPECT_TRUE(testing::valid(json::parse(text.substr(7, text.size() - 13)), kNested, kNested)) << text;
+}
+
 }  // namespace
 }  // namespace tandem::grammar

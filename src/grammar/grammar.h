@@ -48,15 +48,24 @@ struct SchemaError {
 class Grammar;
 using GrammarPtr = std::shared_ptr<const Grammar>;
 
-// One piece of a sequence grammar: literal bytes, or one JSON value.
+constexpr size_t kMaxAlternatives = 32;  // per choice piece (the matcher follows at most 32 stacks at once)
+
+// One piece of a sequence grammar: literal bytes, one JSON value, or a choice between sequences of pieces.
 struct GrammarPiece {
-  enum class Kind { Literal, JsonObject, JsonSchema };
+  enum class Kind { Literal, JsonObject, JsonSchema, Choice };
   Kind kind = Kind::JsonObject;
-  std::string literal;           // Kind::Literal
-  nlohmann::json schema;         // Kind::JsonSchema
-  static GrammarPiece text(std::string bytes) { return {Kind::Literal, std::move(bytes), nullptr}; }
-  static GrammarPiece any_object() { return {Kind::JsonObject, {}, nullptr}; }
-  static GrammarPiece json(nlohmann::json schema) { return {Kind::JsonSchema, {}, std::move(schema)}; }
+  std::string literal;                                  // Kind::Literal
+  nlohmann::json schema;                                // Kind::JsonSchema
+  std::vector<std::vector<GrammarPiece>> alternatives;  // Kind::Choice
+  static GrammarPiece text(std::string bytes) { return {Kind::Literal, std::move(bytes), nullptr, {}}; }
+  static GrammarPiece any_object() { return {Kind::JsonObject, {}, nullptr, {}}; }
+  static GrammarPiece json(nlohmann::json schema) { return {Kind::JsonSchema, {}, std::move(schema), {}}; }
+  // Exactly one of the alternatives (1 to kMaxAlternatives, each a sequence of pieces, choices allowed inside).
+  // Alternatives sharing a prefix are followed together until they differ, so a common literal start is best
+  // put before the choice.
+  static GrammarPiece choice(std::vector<std::vector<GrammarPiece>> alternatives) {
+    return {Kind::Choice, {}, nullptr, std::move(alternatives)};
+  }
 };
 
 // Any JSON object (OpenAI's response_format json_object, Ollama's format "json").
@@ -65,7 +74,9 @@ GrammarPtr json_object_grammar();
 std::variant<GrammarPtr, SchemaError> compile_json_schema(const nlohmann::json& schema);
 // The pieces one after the other, e.g. forcing a tool call: {text("<tool_call>{\"name\":\"f\",\"arguments\":"),
 // json(parameters_schema), text("}</tool_call>")}. Literal pieces are matched byte for byte; an empty list or
-// empty literals are allowed (an empty sequence accepts only the empty document).
+// empty literals are allowed (an empty sequence accepts only the empty document). A choice with no alternatives or
+// more than kMaxAlternatives is a SchemaError. Literal bytes are not checked: bytes that no text token has (e.g.
+// 0xF8-0xFF, never in UTF-8) can stand for special tokens (GrammarConstraint's `special_tokens`).
 std::variant<GrammarPtr, SchemaError> compile_sequence(std::span<const GrammarPiece> pieces);
 
 class Grammar {

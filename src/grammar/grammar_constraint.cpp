@@ -120,10 +120,11 @@ bool VocabTrie::in_trie(int32_t token) const {
 }
 
 GrammarConstraint::GrammarConstraint(GrammarPtr grammar, std::shared_ptr<const VocabTrie> vocab,
-                                     std::vector<int32_t> end_tokens)
+                                     std::vector<int32_t> end_tokens, std::vector<SpecialToken> special_tokens)
     : grammar_(std::move(grammar)),
       vocab_(std::move(vocab)),
       end_tokens_(std::move(end_tokens)),
+      special_tokens_(std::move(special_tokens)),
       matcher_(grammar_) {}
 
 bool GrammarConstraint::is_complete() const { return matcher_.is_complete(); }
@@ -137,7 +138,7 @@ void GrammarConstraint::allowed(std::span<uint64_t> allowed, int64_t remaining_t
   if (ended_ || remaining_tokens < 1) return;
   if (!stepper_) {
     stepper_ = std::make_unique<Stepper>(*grammar_);
-    states_.resize(vocab_->max_depth() + 1);
+    states_.resize(std::max<size_t>(vocab_->max_depth() + 1, 2));
   }
   const bool complete = matcher_.is_complete();
   if (complete) {
@@ -166,6 +167,10 @@ void GrammarConstraint::allowed(std::span<uint64_t> allowed, int64_t remaining_t
     } else {
       walk(vocab_->all(), allowed, budget);
     }
+    for (const SpecialToken& sp : special_tokens_) {
+      MatchState& next = states_[1];
+      if (stepper_->step(states_[0], sp.byte, next) && stepper_->distance(next) <= budget) set(sp.id);
+    }
   }
   if (std::all_of(allowed.begin(), allowed.end(), [](uint64_t w) { return w == 0; })) {
     // Not reachable for a grammar whose shortest document fits the budget; never leave the sampler nothing.
@@ -181,7 +186,7 @@ void GrammarConstraint::walk(const VocabTrie::Trie& trie, std::span<uint64_t> al
   for (uint32_t i = 0; i < nodes.size();) {
     const VocabTrie::Node& node = nodes[i];
     MatchState& here = states_[node.depth];
-    if (!stepper_->step(states_[node.depth - 1], node.byte, here)) {
+    if ((!special_tokens_.empty() && node.byte >= kSpecialByteBase) || !stepper_->step(states_[node.depth - 1], node.byte, here)) {
       i = node.end;
       continue;
     }
@@ -203,8 +208,16 @@ bool GrammarConstraint::accept(int32_t token) {
     ended_ = true;
     return true;
   }
+  for (const SpecialToken& sp : special_tokens_) {
+    if (sp.id == token) return matcher_.advance(sp.byte);
+  }
   const std::string& bytes = vocab_->bytes(token);
   if (bytes.empty()) return false;
+  if (!special_tokens_.empty() && std::any_of(bytes.begin(), bytes.end(), [](char c) {
+        return static_cast<uint8_t>(c) >= kSpecialByteBase;
+      })) {
+    return false;
+  }
   return matcher_.advance(bytes);
 }
 

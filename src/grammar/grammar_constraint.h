@@ -13,6 +13,11 @@
 // token per byte plus the end token; since every byte is a token of its own in byte-level vocabularies
 // (VocabTrie::covers_all_bytes), a document whose shortest form fits the budget at the start (min_bytes + 1 <=
 // max_tokens) is always finished within it. Per-request state: the matcher state and scratch; the trie is shared.
+//
+// Special tokens (control tokens outside the trie, e.g. DeepSeek's tool-call markers) can be part of a document:
+// each is given a byte from 0xF8-0xFF (kSpecialByteBase + k, never in UTF-8) that stands for it in the grammar's
+// literal text; the token is allowed where the matcher accepts its byte, and accepting it advances by that byte.
+// With special tokens given, no text token reaches those bytes (a lone byte token cannot stand in for a marker).
 #pragma once
 
 #include <cstdint>
@@ -82,7 +87,13 @@ class VocabTrie {
 
 class GrammarConstraint final : public TokenConstraint {
  public:
-  GrammarConstraint(GrammarPtr grammar, std::shared_ptr<const VocabTrie> vocab, std::vector<int32_t> end_tokens);
+  static constexpr uint8_t kSpecialByteBase = 0xF8;  // up to 8 special tokens: 0xF8 .. 0xFF
+  struct SpecialToken {
+    int32_t id;
+    uint8_t byte;  // kSpecialByteBase + k
+  };
+  GrammarConstraint(GrammarPtr grammar, std::shared_ptr<const VocabTrie> vocab, std::vector<int32_t> end_tokens,
+                    std::vector<SpecialToken> special_tokens = {});
 
   void allowed(std::span<uint64_t> allowed, int64_t remaining_tokens) override;
   bool accept(int32_t token) override;
@@ -94,6 +105,7 @@ class GrammarConstraint final : public TokenConstraint {
   GrammarPtr grammar_;
   std::shared_ptr<const VocabTrie> vocab_;
   std::vector<int32_t> end_tokens_;
+  std::vector<SpecialToken> special_tokens_;
   Matcher matcher_;
   bool ended_ = false;                // an end token was accepted
   bool gave_up_ = false;              // allowed() found nothing but the end token (never for a valid budget)

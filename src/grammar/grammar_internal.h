@@ -70,6 +70,7 @@ struct Node {
   uint64_t max_count = kInf;
   std::vector<uint32_t> alts{};    // AnyOf
   std::vector<Piece> pieces{};     // Sequence
+  bool nested = false;             // Sequence: an alternative of a choice piece (it ends; the root accepts)
   std::vector<uint64_t> suffix{};  // Sequence: bytes of pieces[i..] at their shortest
   uint64_t min_bytes = kInf;
   bool container() const { return kind == Kind::Object || kind == Kind::FreeObject || kind == Kind::Array; }

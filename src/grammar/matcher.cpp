@@ -47,17 +47,22 @@ Stepper::Outcome Stepper::consume(Frame& f, int c, uint32_t& push) const {
   const Node& n = g_.nodes[f.node];
   switch (n.kind) {
     case Kind::Sequence: {
-      if (f.a == n.pieces.size()) return c == kEndOfInput ? kAccept : kReject;
+      if (f.a == n.pieces.size()) {
+        if (n.nested) return kEndedBefore;
+        return c == kEndOfInput ? kAccept : kReject;
+      }
       const Piece& p = n.pieces[f.a];
       if (p.literal) {
         if (c != static_cast<unsigned char>(p.bytes[f.b])) return kReject;
         if (++f.b == p.bytes.size()) {
           ++f.a;
           f.b = 0;
+          if (n.nested && f.a == n.pieces.size()) return kDone;
         }
         return kConsumed;
       }
-      if (c == kEndOfInput) return kReject;
+      // Only a choice with an empty alternative may be passed at the end of the input.
+      if (c == kEndOfInput && g_.nodes[p.node].min_bytes != 0) return kReject;
       f.phase = Q_IN_VALUE;
       push = p.node;
       return kPush;

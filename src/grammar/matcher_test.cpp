@@ -144,5 +144,46 @@ TEST(Sequence, LiteralsAroundASchemaValue) {
   expect_exact_distances(g2, R"(A{"k":"v"}B12,7)");
 }
 
+TEST(Sequence, ChoiceBetweenAlternatives) {
+  // What tool_choice "required" compiles to: a common start, then one of the tools' frames with its own schema.
+  const json weather = {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}, {"required", {"city"}}};
+  const json time = {{"type", "object"}, {"properties", {{"zone", {{"enum", {"utc", "cet"}}}}}}, {"required", {"zone"}}};
+  const std::vector<GrammarPiece> pieces = {
+      GrammarPiece::text("<call>"),
+      GrammarPiece::choice({{GrammarPiece::text("get_weather:"), GrammarPiece::json(weather)},
+                            {GrammarPiece::text("get_time:"), GrammarPiece::json(time)},
+                            {GrammarPiece::text("get_t:"), GrammarPiece::json({{"type", "integer"}})}}),
+      GrammarPiece::text("</call>")};
+  const GrammarPtr g = std::get<GrammarPtr>(compile_sequence(pieces));
+  EXPECT_TRUE(accepts(g, R"(<call>get_weather:{"city":"x"}</call>)"));
+  EXPECT_TRUE(accepts(g, R"(<call>get_time:{"zone":"cet"}</call>)"));
+  EXPECT_TRUE(accepts(g, R"(<call>get_t:-12</call>)"));  // a number ending the alternative
+  EXPECT_FALSE(accepts(g, R"(<call>get_time:{"city":"x"}</call>)"));  // the other tool's arguments
+  EXPECT_FALSE(accepts(g, R"(<call>get_weather:{"zone":"utc"}</call>)"));
+  EXPECT_FALSE(accepts(g, R"(<call>get_weather:{"city":"x"})"));
+  EXPECT_FALSE(accepts(g, R"(<call>get_x:{}</call>)"));
+  EXPECT_EQ(Matcher(g).shortest_completion(), "<call>get_t:0</call>");
+  EXPECT_EQ(g->min_bytes(), std::string("<call>get_t:0</call>").size());
+  expect_exact_distances(g, R"(<call>get_time:{"zone":"utc"}</call>)");
+  expect_exact_distances(g, R"(<call>get_weather:{"city":"abc"}</call>)");
+
+  // Nested choices, an alternative that ends the document, and the limits.
+  const std::vector<GrammarPiece> nested = {
+      GrammarPiece::choice({{GrammarPiece::text("a"), GrammarPiece::choice({{GrammarPiece::text("b")}, {}})},
+                            {GrammarPiece::any_object()}})};
+  const GrammarPtr g2 = std::get<GrammarPtr>(compile_sequence(nested));
+  for (const char* ok : {"ab", "a", "{}"}) EXPECT_TRUE(accepts(g2, ok)) << ok;
+  for (const char* bad : {"", "b", "abb", "a{}"}) EXPECT_FALSE(accepts(g2, bad)) << bad;
+  EXPECT_TRUE(std::holds_alternative<SchemaError>(compile_sequence(std::vector{GrammarPiece::choice({})})));
+  std::vector<std::vector<GrammarPiece>> many(kMaxAlternatives + 1, std::vector{GrammarPiece::text("x")});
+  EXPECT_TRUE(std::holds_alternative<SchemaError>(compile_sequence(std::vector{GrammarPiece::choice(many)})));
+  many.pop_back();
+  EXPECT_TRUE(std::holds_alternative<GrammarPtr>(compile_sequence(std::vector{GrammarPiece::choice(many)})));
+  // A schema error inside an alternative is reported as such.
+  const auto bad_schema = compile_sequence(std::vector{GrammarPiece::choice({{GrammarPiece::json({{"pattern", "x"}})}})});
+  ASSERT_TRUE(std::holds_alternative<SchemaError>(bad_schema));
+  EXPECT_EQ(std::get<SchemaError>(bad_schema).keyword, "pattern");
+}
+
 }  // namespace
 }  // namespace tandem::grammar

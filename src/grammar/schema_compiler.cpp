@@ -531,25 +531,42 @@ uint32_t SchemaCompiler::compile_typed(const nlohmann::json& s, const std::strin
   return b_.literal_node({"null"}, 0);
 }
 
+// A Sequence node for `pieces`; choices become anyOf nodes over nested sequences.
+uint32_t add_sequence(Builder& b, std::span<const GrammarPiece> pieces, bool nested,
+                      std::vector<std::unique_ptr<SchemaCompiler>>& compilers) {
+  Node seq{.kind = Kind::Sequence};
+  seq.nested = nested;
+  for (const GrammarPiece& p : pieces) {
+    switch (p.kind) {
+      case GrammarPiece::Kind::Literal:
+        if (!p.literal.empty()) seq.pieces.push_back({true, p.literal, 0});
+        break;
+      case GrammarPiece::Kind::JsonObject: seq.pieces.push_back({false, {}, b.any_object()}); break;
+      case GrammarPiece::Kind::JsonSchema: {
+        compilers.push_back(std::make_unique<SchemaCompiler>(b, p.schema));
+        seq.pieces.push_back({false, {}, compilers.back()->compile(p.schema, "#")});
+        break;
+      }
+      case GrammarPiece::Kind::Choice: {
+        if (p.alternatives.empty() || p.alternatives.size() > kMaxAlternatives) {
+          throw SchemaError{"", "#", fmt::format("a choice needs 1 to {} alternatives, not {}", kMaxAlternatives,
+                                                 p.alternatives.size())};
+        }
+        Node choice{.kind = Kind::AnyOf};
+        for (const auto& alt : p.alternatives) choice.alts.push_back(add_sequence(b, alt, true, compilers));
+        seq.pieces.push_back({false, {}, b.add(std::move(choice))});
+        break;
+      }
+    }
+  }
+  return b.add(std::move(seq));
+}
+
 std::variant<GrammarPtr, SchemaError> build(std::span<const GrammarPiece> pieces) {
   try {
     Builder b;
-    Node seq{.kind = Kind::Sequence};
     std::vector<std::unique_ptr<SchemaCompiler>> compilers;
-    for (const GrammarPiece& p : pieces) {
-      switch (p.kind) {
-        case GrammarPiece::Kind::Literal:
-          if (!p.literal.empty()) seq.pieces.push_back({true, p.literal, 0});
-          break;
-        case GrammarPiece::Kind::JsonObject: seq.pieces.push_back({false, {}, b.any_object()}); break;
-        case GrammarPiece::Kind::JsonSchema: {
-          compilers.push_back(std::make_unique<SchemaCompiler>(b, p.schema));
-          seq.pieces.push_back({false, {}, compilers.back()->compile(p.schema, "#")});
-          break;
-        }
-      }
-    }
-    const uint32_t root = b.add(std::move(seq));
+    const uint32_t root = add_sequence(b, pieces, false, compilers);
     return std::make_shared<const Grammar>(b.finish(root));
   } catch (const SchemaError& e) {
     return e;

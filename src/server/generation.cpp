@@ -6,9 +6,15 @@ GenerationSession::GenerationSession(Engine& engine, std::shared_ptr<const Token
     : engine_(engine),
       tokenizer_(std::move(tokenizer)),
       options_(std::move(options)),
-      detokenizer_(tokenizer_, options_.stop_strings, /*skip_special=*/true),
+      detokenizer_(tokenizer_, options_.stop_strings, /*skip_special=*/true,
+                   options_.tool_syntax ? options_.tool_syntax->special_ids : std::vector<int32_t>{}),
       splitter_(options_.starts_in_reasoning),
-      started_(std::chrono::steady_clock::now()) {}
+      started_(std::chrono::steady_clock::now()) {
+  if (options_.tool_syntax) {
+    tool_parser_.emplace(*options_.tool_syntax, options_.max_tool_calls);
+    if (!options_.tool_syntax->special_texts.empty()) reasoning_stripper_.emplace(options_.tool_syntax->special_texts);
+  }
+}
 
 Result<std::shared_ptr<GenerationSession>> GenerationSession::start(Engine& engine,
                                                                     std::shared_ptr<const Tokenizer> tokenizer,
@@ -88,12 +94,49 @@ GenerationDelta GenerationSession::next(std::chrono::milliseconds timeout) {
     engine_.cancel(id_);  // nothing after a stop string is wanted
     finish = FinishReason::Stop;
   }
+  if (finish != FinishReason::None && !hit_stop_string) text += detokenizer_.finish();
+  std::string reasoning, content;
+  if (options_.split_reasoning) {
+    ReasoningSplitter::Delta d = splitter_.push(text);
+    if (finish != FinishReason::None) {
+      ReasoningSplitter::Delta tail = splitter_.finish();
+      d.reasoning += tail.reasoning;
+      d.content += tail.content;
+    }
+    reasoning = std::move(d.reasoning);
+    content = std::move(d.content);
+  } else {
+    content = std::move(text);
+  }
+  bool saturated = false;
+  if (tool_parser_) {
+    ToolParseDelta t = tool_parser_->push(content);
+    if (tool_parser_->saturated() && finish == FinishReason::None) {
+      engine_.cancel(id_);  // the last call allowed has ended: what follows is not wanted
+      finish = FinishReason::Stop;
+      saturated = true;
+    }
+    if (finish != FinishReason::None) {
+      ToolParseDelta tail = tool_parser_->finish();
+      t.content += tail.content;
+      t.fragments.insert(t.fragments.end(), tail.fragments.begin(), tail.fragments.end());
+    }
+    content = std::move(t.content);
+    out.tool_calls = std::move(t.fragments);
+    if (reasoning_stripper_) {
+      reasoning = reasoning_stripper_->push(reasoning);
+      if (finish != FinishReason::None) reasoning += reasoning_stripper_->finish();
+    }
+  }
+  out.reasoning = std::move(reasoning);
+  out.content = std::move(content);
   if (finish != FinishReason::None) {
-    if (!hit_stop_string) text += detokenizer_.finish();
     finished_ = true;
     out.finished = true;
-    // A request cancelled because of a stop string ends with "stop"; otherwise the engine's reason.
-    out.finish_reason = hit_stop_string || finish == FinishReason::Stop ? "stop" : "length";
+    // A request cancelled because of a stop string (or its last allowed tool call) ends with "stop"; otherwise the
+    // engine's reason. A stop after tool calls is "tool_calls".
+    out.finish_reason = hit_stop_string || saturated || finish == FinishReason::Stop ? "stop" : "length";
+    if (out.finish_reason == "stop" && tool_parser_ && tool_parser_->calls_begun() > 0) out.finish_reason = "tool_calls";
     if (finish == FinishReason::Error) {
       out.finish_reason.clear();
       out.error = error.empty() ? "generation failed" : error;
@@ -101,18 +144,6 @@ GenerationDelta GenerationSession::next(std::chrono::milliseconds timeout) {
       out.finish_reason.clear();  // neither a stop nor the length limit: the output was cut
       out.cut_by_shutdown = true;
     }
-  }
-  if (options_.split_reasoning) {
-    ReasoningSplitter::Delta d = splitter_.push(text);
-    if (finished_) {
-      ReasoningSplitter::Delta tail = splitter_.finish();
-      d.reasoning += tail.reasoning;
-      d.content += tail.content;
-    }
-    out.reasoning = std::move(d.reasoning);
-    out.content = std::move(d.content);
-  } else {
-    out.content = std::move(text);
   }
   return out;
 }

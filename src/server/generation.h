@@ -3,7 +3,11 @@
 // It submits the prompt to the Engine, receives token events on the engine thread and queues them; the
 // HTTP thread calls next() to take the text produced so far (detokenized incrementally, cut at stop
 // strings, split into reasoning and content for chat). When a stop string is seen the engine request is
-// cancelled at once. cancel() (a client that went away, or shutdown) cancels it too; a request cut by
+// cancelled at once. With tool parsing on (SessionOptions::tool_syntax), the content goes through a
+// ToolCallParser (tool_calls.h): calls come out as fragments, the text outside them as content, and the
+// detokenizer keeps the syntax's control-token markers for it (they never reach content or reasoning); once
+// max_tool_calls calls have ended the engine request is cancelled, and a request that ends by a stop after calls
+// finishes with "tool_calls". cancel() (a client that went away, or shutdown) cancels it too; a request cut by
 // shutdown finishes with cut_by_shutdown instead of a finish_reason. Thread-safe between the engine
 // thread (producer) and one consumer thread.
 #pragma once
@@ -20,6 +24,7 @@
 
 #include "engine/engine.h"
 #include "server/reasoning_splitter.h"
+#include "server/tool_calls.h"
 #include "tokenizer/detokenizer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,8 +41,9 @@ struct GenerationDelta {
   std::string reasoning;
   std::string content;
   std::vector<TokenLogprobInfo> logprobs;
+  std::vector<ToolCallFragment> tool_calls;  // fragments of tool calls (tool parsing on)
   bool finished = false;
-  std::string finish_reason;  // "stop" | "length" when finished
+  std::string finish_reason;  // "stop" | "length" | "tool_calls" when finished
   std::string error;          // set when generation failed on the server (finished, no finish_reason)
   bool cut_by_shutdown = false;  // cancelled because the server is shutting down (finished, no finish_reason)
 };
@@ -52,6 +58,8 @@ struct SessionOptions {
   bool split_reasoning = false;     // chat: separate <think> blocks
   bool starts_in_reasoning = false; // the prompt opened a <think> block
   bool logprobs = false;
+  std::optional<ToolCallSyntax> tool_syntax;  // parse tool calls written in this syntax
+  size_t max_tool_calls = SIZE_MAX;            // 1 for parallel_tool_calls: false
 };
 
 class GenerationSession : public std::enable_shared_from_this<GenerationSession> {
@@ -76,6 +84,8 @@ class GenerationSession : public std::enable_shared_from_this<GenerationSession>
   SessionOptions options_;
   Detokenizer detokenizer_;
   ReasoningSplitter splitter_;
+  std::optional<ToolCallParser> tool_parser_;
+  std::optional<MarkerStripper> reasoning_stripper_;  // the syntax's markers out of reasoning
   RequestId id_ = 0;
   int64_t prompt_tokens_ = 0;
   std::chrono::steady_clock::time_point started_;

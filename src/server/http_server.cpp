@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/access_policy.h"
+#include "server/forced_tool_call.h"
 #include "server/generation.h"
 #include "server/http_transport.h"
 #include "server/metrics.h"
@@ -18,6 +19,8 @@
 #include "server/openai_request.h"
 #include "server/prompt_encoder.h"
 #include "server/responses.h"
+#include "server/tool_calls.h"
+#include "server/tool_prompt.h"
 
 namespace tandem::server {
 
@@ -54,6 +57,10 @@ struct Prepared {
   bool split_reasoning = false;
   bool starts_in_reasoning = false;
   std::string echo;              // legacy completions' echo: the prompt's text, sent before the completion
+  std::optional<ToolCallSyntax> tool_syntax;  // parse tool calls in the output
+  size_t max_tool_calls = SIZE_MAX;
+  bool forced_tool_call = false;  // options.grammar is a tool call's (tool_choice required / named)
+  std::vector<grammar::GrammarConstraint::SpecialToken> grammar_specials;  // tokens the grammar's 0xF8+ bytes stand for
   bool ollama = false;           // answer in Ollama's format (NDJSON, {"error": ...})
   bool ollama_generate = false;  // /api/generate's `response` rather than /api/chat's `message`
 };
@@ -67,6 +74,8 @@ struct HttpServer::Impl {
   AccessPolicy access;
   ModelCatalog catalog;
   PromptEncoder prompt_encoder;
+  ToolCallSyntax tool_syntax;          // how the model writes tool calls (kNone: not known)
+  TemplateToolSupport tool_support;    // what its chat template does with tools
   ServerMetrics metrics;
   std::thread listener;
   std::atomic<bool> draining{false};
@@ -82,6 +91,13 @@ struct HttpServer::Impl {
         catalog(config.served_model_names, config.model_aliases),
         prompt_encoder(model.tokenizer) {
     if (!model.vocab) model.vocab = grammar::VocabTrie::build(model.tokenizer);
+    if (model.chat_template) {
+      tool_syntax = detect_tool_syntax(*model.tokenizer, model.chat_template->source());
+      tool_support = probe_tool_support(*model.chat_template, model.bos_text, model.eos_text);
+    }
+    spdlog::info("tool calls: syntax {}; the chat template {} tools{}", tool_syntax.name(),
+                 tool_support.renders_tools ? "renders" : "has no section for (a system prompt describes them)",
+                 tool_support.renders_tool_calls ? ", renders assistant tool calls" : "");
   }
 
   void routes();
@@ -89,6 +105,8 @@ struct HttpServer::Impl {
   // A POST body must be JSON (415 otherwise); checked before anything else is done with it.
   bool json_body(const httplib::Request& req, httplib::Response& res, bool ollama = false);
   std::optional<ApiError> resolve_model(const std::string& requested, Prepared& p) const;
+  // The chat prompt text the template (and the server's tools section) makes of a request.
+  std::optional<ApiError> render_chat(const ChatRequest& r, std::string& prompt) const;
   std::optional<ApiError> prepare_chat(const ChatRequest& r, Prepared& p);
   std::optional<ApiError> prepare_completion(const CompletionRequest& r, Prepared& p);
   void generate(Prepared p, const httplib::Request& req, httplib::Response& res);
@@ -149,32 +167,88 @@ std::optional<ApiError> HttpServer::Impl::resolve_model(const std::string& reque
                                    catalog.primary()), "invalid_request_error", "model", "model_not_found"};
 }
 
-std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
-  if (auto e = resolve_model(r.options.model, p)) return e;
+std::optional<ApiError> HttpServer::Impl::render_chat(const ChatRequest& r, std::string& prompt) const {
   if (!model.chat_template) return ApiError{400, "this model has no chat template: use /v1/completions"};
-  // Everything the request hands to the template is text: added-token spellings in it must stay text.
+  const bool has_tools = r.tools.is_array() && !r.tools.empty();
+  const bool tools_on = has_tools && r.tool_choice != ToolChoice::kNone;
+  const bool history_has_calls = std::any_of(r.messages.begin(), r.messages.end(),
+                                             [](const auto& m) { return m.contains("tool_calls"); });
+  if (tools_on && !tool_syntax.enabled() && !tool_support.renders_tools) {
+    return ApiError{400, "this model's chat template has no place for tools and its tool-call format is not known to "
+                         "this server", "invalid_request_error", "tools"};
+  }
+  if (history_has_calls && !tool_support.renders_tool_calls && !tool_syntax.enabled()) {
+    return ApiError{400, "this model's chat template does not render assistant tool_calls and its tool-call format is "
+                         "not known to this server", "invalid_request_error", "messages"};
+  }
+  // Everything the request hands to the template is text: added-token spellings in it must stay text. The markup
+  // the server adds (tool-call syntax, the tools section) is added after, so its special tokens stay special.
   nlohmann::ordered_json messages = r.messages;
+  shape_tool_history(messages, tool_support);
   prompt_encoder.neutralize(messages);
+  if (history_has_calls && !tool_support.renders_tool_calls) calls_as_text(messages, tool_syntax);
   nlohmann::ordered_json extra = r.template_kwargs;
-  if (!r.tools.is_null()) extra["tools"] = r.tools;
   prompt_encoder.neutralize(extra);
+  if (tools_on) {
+    nlohmann::ordered_json tools = r.tools;
+    prompt_encoder.neutralize(tools);
+    if (tool_support.renders_tools) {
+      extra["tools"] = std::move(tools);
+    } else {
+      add_system_text(messages, tool_system_prompt(tool_syntax, tools, !r.parallel_tool_calls));
+    }
+  }
   auto rendered = model.chat_template->render_chat(messages, true, model.bos_text, model.eos_text, extra);
   if (!rendered) return ApiError{400, "cannot apply the chat template: " + rendered.status().message()};
-  std::string prompt = rendered.value();
+  prompt = std::move(rendered.value());
   if (config.force_think && !prompt.ends_with("<think>\n")) prompt += "<think>\n";
+  return std::nullopt;
+}
+
+std::optional<ApiError> HttpServer::Impl::prepare_chat(const ChatRequest& r, Prepared& p) {
+  if (auto e = resolve_model(r.options.model, p)) return e;
+  std::string prompt;
+  if (auto e = render_chat(r, prompt)) return e;
+  const bool has_tools = r.tools.is_array() && !r.tools.empty();
+  const bool tools_on = has_tools && r.tool_choice != ToolChoice::kNone;
   p.kind = ApiKind::Chat;
   p.options = r.options;
+  const bool forced = r.tool_choice == ToolChoice::kRequired || r.tool_choice == ToolChoice::kFunction;
+  if (forced) {
+    if (p.options.grammar) {
+      return ApiError{400, "a forced tool_choice ('required' or a named function) cannot be combined with a JSON "
+                           "response_format", "invalid_request_error", "tool_choice"};
+    }
+    auto call = forced_tool_call_grammar(tool_syntax, *model.tokenizer, *model.vocab, r.tools,
+                                         r.tool_choice == ToolChoice::kFunction
+                                             ? std::optional<std::string>(r.tool_choice_function)
+                                             : std::nullopt);
+    if (auto* e = std::get_if<ApiError>(&call)) return std::move(*e);
+    auto& forced_call = std::get<ForcedToolCall>(call);
+    p.options.grammar = std::move(forced_call.grammar);
+    p.grammar_specials = std::move(forced_call.special_tokens);
+    p.forced_tool_call = true;
+  }
   std::string_view tail(prompt);
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.remove_suffix(1);
   p.starts_in_reasoning = tail.ends_with("<think>");
   p.split_reasoning = true;
   if (p.options.grammar) {
-    // The answer is the JSON document alone: an opened thinking block is closed (empty) before it.
+    // The answer is the JSON document (or the forced call) alone: an opened thinking block is closed (empty)
+    // before it.
     if (p.starts_in_reasoning) prompt += "</think>\n\n";
     p.starts_in_reasoning = false;
     p.split_reasoning = false;
   }
   p.prompt = prompt_encoder.encode_rendered(prompt);
+  if (tools_on && tool_syntax.enabled()) {
+    p.tool_syntax = tool_syntax;
+    p.max_tool_calls = r.parallel_tool_calls && !forced ? SIZE_MAX : 1;
+  }
+  if (has_tools && r.tool_choice == ToolChoice::kNone) {
+    // "none": the model must not call. The tools are not in the prompt, and the tokens opening a call are banned.
+    for (int32_t id : tool_syntax.opener_ids) p.options.sampling.logit_bias.emplace_back(id, -1e9f);
+  }
   return std::nullopt;
 }
 
@@ -224,6 +298,14 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
                               "invalid_request_error", "max_tokens", "context_length_exceeded"});
   }
   max_tokens = std::min(max_tokens, room);
+  if (p.options.test_forced_output) {
+    if (!config.test_hooks) {
+      metrics.requests_client_error++;
+      return fail(res, ApiError{400, "'tandem_test_forced_output' is a test hook: start the server with --test-hooks",
+                                "invalid_request_error", "tandem_test_forced_output"});
+    }
+    p.options.sampling.forced_prefix = model.tokenizer->encode(*p.options.test_forced_output, false, true);
+  }
   for (const auto& [token, bias] : p.options.sampling.logit_bias) {
     if (token >= model.tokenizer->vocab_size()) {
       metrics.requests_client_error++;
@@ -243,12 +325,15 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     const uint64_t shortest = p.options.grammar->min_bytes();
     if (shortest + 1 > static_cast<uint64_t>(max_tokens)) {
       metrics.requests_client_error++;
-      return fail(res, ApiError{400, fmt::format("max_tokens {} is too small for the response format: its shortest "
-                                                 "document takes {} bytes, so at least {} tokens are needed",
-                                                 max_tokens, shortest, shortest + 1),
-                                "invalid_request_error", p.options.max_tokens ? "max_tokens" : "response_format"});
+      const char* what = p.forced_tool_call ? "the forced tool call: its shortest call" : "the response format: its "
+                                                                                         "shortest document";
+      return fail(res, ApiError{400, fmt::format("max_tokens {} is too small for {} takes {} bytes, so at least {} "
+                                                 "tokens are needed", max_tokens, what, shortest, shortest + 1),
+                                "invalid_request_error",
+                                p.options.max_tokens ? "max_tokens" : p.forced_tool_call ? "tool_choice" : "response_format"});
     }
-    constraint = std::make_shared<grammar::GrammarConstraint>(p.options.grammar, model.vocab, model.stop_token_ids);
+    constraint = std::make_shared<grammar::GrammarConstraint>(p.options.grammar, model.vocab, model.stop_token_ids,
+                                                               p.grammar_specials);
   }
   if (draining) {
     res.set_header("Retry-After", "5");
@@ -273,6 +358,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
   so.split_reasoning = p.split_reasoning;
   so.starts_in_reasoning = p.starts_in_reasoning;
   so.logprobs = p.options.logprobs;
+  so.tool_syntax = p.tool_syntax;
+  so.max_tool_calls = p.max_tool_calls;
   auto session_or = GenerationSession::start(*model.engine, model.tokenizer, std::move(so));
   if (!session_or) {
     metrics.in_flight--;
@@ -287,6 +374,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     std::string reasoning, content, finish, error;
     bool cut_by_shutdown = false, client_gone = false;
     std::vector<TokenLogprobInfo> logprobs;
+    std::vector<ToolCall> tool_calls;
     for (;;) {
       if (!client_gone && !http.peer_connected(req)) {
         session->cancel();  // nobody is waiting for the answer: free the slot and its pages now
@@ -296,6 +384,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
       reasoning += d.reasoning;
       content += d.content;
       logprobs.insert(logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+      apply_fragments(tool_calls, d.tool_calls);  // as a streaming client assembles them: the same calls
       if (d.finished) {
         finish = d.finish_reason;
         error = d.error;
@@ -327,7 +416,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     if (ollama) {
       res.set_content(dump(ollama_final(ollama_generate, p.model, reasoning, content, finish,
-                                        ollama_timings(*session, started))), "application/json");
+                                        ollama_timings(*session, started), ollama_tool_calls(tool_calls))),
+                      "application/json");
       finish_metrics(*session, started);
       metrics.requests_ok++;
       track(session, false);
@@ -336,7 +426,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     const nlohmann::json lp = p.options.logprobs ? logprobs_json(p.kind, logprobs) : nlohmann::json(nullptr);
     res.set_content(dump(full_response(header, reasoning, p.echo + content, finish, lp, session->prompt_tokens(),
-                                       session->completion_tokens())),
+                                       session->completion_tokens(), tool_calls)),
                     "application/json");
     finish_metrics(*session, started);
     metrics.requests_ok++;
@@ -370,7 +460,8 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
           return true;
         }
         GenerationDelta d = session->next(kPollInterval);
-        const bool has_text = !d.reasoning.empty() || !d.content.empty() || !d.logprobs.empty();
+        const bool has_text = !d.reasoning.empty() || !d.content.empty() || !d.logprobs.empty() ||
+                              !tool_call_deltas_json(d.tool_calls).empty();
         if (!state->sent_first || has_text) {
           nlohmann::json lp = nullptr;
           if (want_logprobs && !d.logprobs.empty()) {
@@ -378,7 +469,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
           }
           state->text_offset += d.content.size();
           const std::string content = state->sent_first ? std::move(d.content) : state->echo + d.content;
-          if (!write(sse_event(chunk(header, !state->sent_first, d.reasoning, content, "", lp)))) return false;
+          if (!write(sse_event(chunk(header, !state->sent_first, d.reasoning, content, "", lp, d.tool_calls)))) return false;
           state->sent_first = true;
         } else if (Clock::now() - state->last_write > kKeepAliveAfter) {
           if (!write(": keep-alive\n\n")) return false;  // also how a vanished client is noticed while queued
@@ -435,6 +526,8 @@ void HttpServer::Impl::stream_ollama(std::shared_ptr<GenerationSession> session,
   struct StreamState {
     bool done = false, completed = false, failed = false;
     Clock::time_point last_write = Clock::now();
+    std::vector<ToolCall> calls;  // tool calls so far; Ollama gets each whole, once it has ended
+    size_t calls_sent = 0, calls_ended = 0;
   };
   auto state = std::make_shared<StreamState>();
   res.set_header("Cache-Control", "no-cache");
@@ -451,8 +544,18 @@ void HttpServer::Impl::stream_ollama(std::shared_ptr<GenerationSession> session,
           return true;
         }
         GenerationDelta d = session->next(kPollInterval);
-        if (!d.reasoning.empty() || !d.content.empty()) {
-          if (!write(ndjson_line(ollama_partial(generate_api, model, d.reasoning, d.content)))) return false;
+        apply_fragments(state->calls, d.tool_calls);
+        for (const ToolCallFragment& f : d.tool_calls) {
+          if (f.end) state->calls_ended = std::max(state->calls_ended, f.index + 1);
+        }
+        nlohmann::json ended_calls = nullptr;
+        if (state->calls_ended > state->calls_sent) {
+          ended_calls = ollama_tool_calls({state->calls.begin() + static_cast<std::ptrdiff_t>(state->calls_sent),
+                                           state->calls.begin() + static_cast<std::ptrdiff_t>(state->calls_ended)});
+          state->calls_sent = state->calls_ended;
+        }
+        if (!d.reasoning.empty() || !d.content.empty() || !ended_calls.is_null()) {
+          if (!write(ndjson_line(ollama_partial(generate_api, model, d.reasoning, d.content, ended_calls)))) return false;
         } else if (!d.finished && Clock::now() - state->last_write > kKeepAliveAfter) {
           // NDJSON has no comments: an empty partial keeps the line alive and notices a vanished client.
           if (!write(ndjson_line(ollama_partial(generate_api, model, "", "")))) return false;
@@ -682,6 +785,24 @@ void HttpServer::Impl::routes() {
     }
     const auto ids = model.tokenizer->encode(text.get<std::string>(), add.get<bool>(), parse_special.get<bool>());
     res.set_content(dump({{"tokens", ids}}), "application/json");
+  });
+  // llama.cpp's /apply-template: the prompt a chat request becomes (a chat completion body in, {"prompt"} out).
+  http.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res) || !json_body(req, res)) return;
+    auto parsed = parse_chat_request(req.body, config.limits);
+    std::string prompt;
+    std::optional<ApiError> error;
+    Prepared p;
+    if (auto* e = std::get_if<ApiError>(&parsed)) {
+      error = *e;
+    } else if (!(error = resolve_model(std::get<ChatRequest>(parsed).options.model, p))) {
+      error = render_chat(std::get<ChatRequest>(parsed), prompt);
+    }
+    if (error) {
+      metrics.requests_client_error++;
+      return send_error(res, *error);
+    }
+    res.set_content(dump({{"prompt", prompt_encoder.readable(prompt)}}), "application/json");
   });
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res) || !json_body(req, res)) return;

@@ -1,7 +1,8 @@
 // HttpServer: the OpenAI-compatible HTTP API over one Engine.
 //
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (stream or not), GET /v1/models, GET
-// /v1/models/{id}, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize, OPTIONS (CORS
+// /v1/models/{id}, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize, POST /apply-template
+// (llama.cpp's: the prompt text a chat request renders to, tools included), OPTIONS (CORS
 // preflights), and the Ollama API (ollama_api.h: POST /api/chat, /api/generate, /api/show, GET /api/tags,
 // /api/ps, /api/version), whose errors are {"error": "message"} with the same statuses. Errors use OpenAI's error object with the HTTP status that fits: 400 for bad requests
 // (including prompts over the context and too many messages), 401 for a wrong API key (every route but
@@ -47,6 +48,7 @@ struct ServerConfig {
   int max_batch_size = 4;
   int max_queue = 64;               // generation requests allowed beyond max_batch_size
   bool force_think = false;         // start the assistant turn with "<think>\n"
+  bool test_hooks = false;          // accept the request field tandem_test_forced_output (tests only)
   RequestLimits limits;             // messages and text per request, checked before rendering
   ConnectionPolicy connections;     // timeouts, connections per client, listen backlog
   std::string ssl_certfile, ssl_keyfile;  // both set: HTTPS with this certificate chain and key (PEM)

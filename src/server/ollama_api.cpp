@@ -1,5 +1,6 @@
 #include "server/ollama_api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -110,10 +111,6 @@ nlohmann::json common(const nlohmann::json& body, OllamaRequest& r) {
       refuse("'format' must be \"json\" or a JSON schema object");
     }
   }
-  if (present(body, "tools")) {
-    const auto& t = body["tools"];
-    if (!(t.is_array() && t.empty())) refuse("'tools' (tool calling) is not supported by this server yet");
-  }
   if (present(body, "keep_alive") && !body["keep_alive"].is_string() && !body["keep_alive"].is_number()) {
     refuse("'keep_alive' must be a duration string or a number of seconds");
   }
@@ -132,6 +129,8 @@ nlohmann::json common(const nlohmann::json& body, OllamaRequest& r) {
   }
   out["stream"] = stream;
   r.stream = stream;
+  // The server's test hook (refused unless it runs with --test-hooks), for the same tests as on /v1.
+  if (present(body, "tandem_test_forced_output")) out["tandem_test_forced_output"] = body["tandem_test_forced_output"];
   map_options(body, out);
   return out;
 }
@@ -261,25 +260,67 @@ std::variant<OllamaRequest, ApiError> parse_ollama_chat(const std::string& body,
       refuse(fmt::format("'messages' has {} entries; this server accepts at most {}", messages.size(), limits.max_messages));
     }
     nlohmann::json msgs = nlohmann::json::array();
+    // Ollama's tool calls have no ids: each gets one here, and a tool message answers the first call not yet
+    // answered of the assistant message before it (the first with its tool_name, when it gives one).
+    std::vector<std::pair<std::string, std::string>> pending;  // (id, name) of calls not answered yet
     for (size_t i = 0; i < messages.size(); ++i) {
       const auto& m = messages[i];
       if (!m.is_object()) refuse(fmt::format("messages[{}] must be an object", i));
-      for (const char* field : {"images", "tool_calls", "tool_name"}) {
-        if (present(m, field) && !(m[field].is_array() && m[field].empty())) {
-          refuse(fmt::format("messages[{}].{} is not supported by this server", i, field));
-        }
+      if (present(m, "images") && !(m["images"].is_array() && m["images"].empty())) {
+        refuse(fmt::format("messages[{}].images is not supported by this server", i));
       }
       nlohmann::json msg = {{"role", m.value("role", nlohmann::json(nullptr))}, {"content", m.value("content", nlohmann::json(""))}};
       if (present(m, "thinking")) {
         if (!m["thinking"].is_string()) refuse(fmt::format("messages[{}].thinking must be a string", i));
         msg["reasoning_content"] = m["thinking"];
       }
+      if (msg["role"] != "tool") pending.clear();
+      if (present(m, "tool_calls")) {
+        const auto& calls = m["tool_calls"];
+        if (!calls.is_array()) refuse(fmt::format("messages[{}].tool_calls must be an array", i));
+        nlohmann::json converted = nlohmann::json::array();
+        for (size_t k = 0; k < calls.size(); ++k) {
+          const auto& c = calls[k];
+          const nlohmann::json* function = c.is_object() && present(c, "function") ? &c["function"] : nullptr;
+          if (!function || !function->is_object() || !present(*function, "name") || !(*function)["name"].is_string()) {
+            refuse(fmt::format("messages[{}].tool_calls[{}].function must be an object with a string 'name'", i, k));
+          }
+          const nlohmann::json args = function->value("arguments", nlohmann::json::object());
+          const std::string id = fmt::format("call_{}_{}", i, k);
+          const std::string name = (*function)["name"].get<std::string>();
+          converted.push_back({{"id", id}, {"type", "function"},
+                               {"function", {{"name", name}, {"arguments", args.is_string() ? args.get<std::string>() : args.dump()}}}});
+          pending.emplace_back(id, name);
+        }
+        if (!converted.empty()) msg["tool_calls"] = std::move(converted);
+      }
+      if (msg["role"] == "tool") {
+        std::string name;
+        if (present(m, "tool_name")) {
+          if (!m["tool_name"].is_string()) refuse(fmt::format("messages[{}].tool_name must be a string", i));
+          name = m["tool_name"].get<std::string>();
+        }
+        auto it = std::find_if(pending.begin(), pending.end(), [&](const auto& c) { return name.empty() || c.second == name; });
+        if (it == pending.end()) {
+          refuse(name.empty() ? fmt::format("messages[{}] has role 'tool' but answers no tool call of the assistant "
+                                            "message before it", i)
+                              : fmt::format("messages[{}]: tool_name '{}' answers no tool call of the assistant message "
+                                            "before it", i, name));
+        }
+        msg["tool_call_id"] = it->first;
+        pending.erase(it);
+      } else if (present(m, "tool_name")) {
+        refuse(fmt::format("messages[{}].tool_name is only for tool messages", i));
+      }
       msgs.push_back(std::move(msg));
     }
+    if (present(j, "tools")) out["tools"] = j["tools"];
     out["messages"] = std::move(msgs);
     auto parsed = openai_parse(parse_chat_request(out.dump(), limits));
     if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
     r.request = std::move(std::get<ChatRequest>(parsed));
+    ChatRequest& chat = std::get<ChatRequest>(r.request);
+    if (chat.tools.is_array() && !chat.tools.empty()) chat.tools = ordered_member(body, "tools");  // the client's key order
     return r;
   });
 }
@@ -288,6 +329,9 @@ std::variant<OllamaRequest, ApiError> parse_ollama_generate(const std::string& b
   return translate(body, SIZE_MAX, [&](const nlohmann::json& j) -> std::variant<OllamaRequest, ApiError> {
     OllamaRequest r;
     r.generate = true;
+    if (present(j, "tools") && !(j["tools"].is_array() && j["tools"].empty())) {
+      refuse("'tools' is not supported on /api/generate: use /api/chat");
+    }
     for (const char* field : {"template", "context", "suffix", "images"}) {
       if (present(j, field) && !(j[field].is_array() && j[field].empty()) &&
           !(j[field].is_string() && j[field].get<std::string>().empty())) {
@@ -363,8 +407,18 @@ std::string ollama_now() {
 
 nlohmann::json ollama_error(const std::string& message) { return {{"error", message}}; }
 
+nlohmann::json ollama_tool_calls(const std::vector<ToolCall>& calls) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ToolCall& c : calls) {
+    nlohmann::json args = nlohmann::json::parse(c.arguments, nullptr, /*allow_exceptions=*/false);
+    if (args.is_discarded()) args = c.arguments;
+    out.push_back({{"function", {{"name", c.name}, {"arguments", std::move(args)}}}});
+  }
+  return out;
+}
+
 nlohmann::json ollama_partial(bool generate, const std::string& model, const std::string& thinking,
-                              const std::string& content) {
+                              const std::string& content, const nlohmann::json& tool_calls) {
   nlohmann::json j = {{"model", model}, {"created_at", ollama_now()}};
   if (generate) {
     j["response"] = content;
@@ -372,16 +426,18 @@ nlohmann::json ollama_partial(bool generate, const std::string& model, const std
   } else {
     j["message"] = {{"role", "assistant"}, {"content", content}};
     if (!thinking.empty()) j["message"]["thinking"] = thinking;
+    if (tool_calls.is_array() && !tool_calls.empty()) j["message"]["tool_calls"] = tool_calls;
   }
   j["done"] = false;
   return j;
 }
 
 nlohmann::json ollama_final(bool generate, const std::string& model, const std::string& thinking,
-                            const std::string& content, const std::string& done_reason, const OllamaTimings& t) {
-  nlohmann::json j = ollama_partial(generate, model, thinking, content);
+                            const std::string& content, const std::string& done_reason, const OllamaTimings& t,
+                            const nlohmann::json& tool_calls) {
+  nlohmann::json j = ollama_partial(generate, model, thinking, content, tool_calls);
   j["done"] = true;
-  j["done_reason"] = done_reason;
+  j["done_reason"] = done_reason == "tool_calls" ? "stop" : done_reason;
   j["total_duration"] = t.total_ns;
   j["load_duration"] = 0;
   j["prompt_eval_count"] = t.prompt_tokens;

@@ -5,10 +5,12 @@
 // the same validation and RequestLimits as the OpenAI endpoints (parse_chat_request / parse_completion_request),
 // or an ApiError whose message is what Ollama clients get as {"error": message}. Nothing a request asks for is
 // dropped when it would change the output: `format` ("json", or a JSON schema object) becomes the OpenAI
-// response_format (a schema outside the supported subset is refused naming the keyword); `tools`, `images`,
-// `template`, `context`, `suffix` and options the engine cannot honour are refused (400) naming the field; options
-// without effect on the output (num_ctx, num_thread, num_gpu, ... see kIgnoredOptions in the .cpp) are accepted
-// and ignored. `stream` defaults to true (NDJSON). Response helpers build Ollama's objects: partial ones with
+// response_format (a schema outside the supported subset is refused naming the keyword); `tools` go through the
+// OpenAI validation, messages' tool_calls (no ids in Ollama: ids are made up here) and tool messages (matched to
+// the calls before them, by `tool_name` when given, else in order) are translated; `images`, `template`,
+// `context`, `suffix` and options the engine cannot honour are refused (400) naming the field; options without
+// effect on the output (num_ctx, num_thread, num_gpu, ... see kIgnoredOptions in the .cpp) are accepted and
+// ignored. `stream` defaults to true (NDJSON). Response helpers build Ollama's objects: partial ones with
 // done: false, the last with done: true, done_reason and durations in nanoseconds. No exception leaves these
 // functions.
 #pragma once
@@ -21,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/openai_request.h"
+#include "server/tool_calls.h"
 
 namespace tandem {
 class GgufModel;
@@ -68,12 +71,18 @@ struct OllamaTimings {
 
 std::string ollama_now();  // RFC 3339 UTC, for created_at
 nlohmann::json ollama_error(const std::string& message);
-// A partial object (done: false) with the text produced since the last one.
+// Ollama's message.tool_calls: [{"function": {"name", "arguments": object}}]; arguments that are not valid JSON
+// are passed on as the string the model wrote.
+nlohmann::json ollama_tool_calls(const std::vector<ToolCall>& calls);
+// A partial object (done: false) with the text produced since the last one (and tool calls completed since:
+// an array, or null for none).
 nlohmann::json ollama_partial(bool generate, const std::string& model, const std::string& thinking,
-                              const std::string& content);
+                              const std::string& content, const nlohmann::json& tool_calls = nullptr);
 // The last object (done: true); `thinking`/`content` carry the whole text for stream: false, "" when streaming.
+// done_reason "tool_calls" is reported as "stop", as Ollama does.
 nlohmann::json ollama_final(bool generate, const std::string& model, const std::string& thinking,
-                            const std::string& content, const std::string& done_reason, const OllamaTimings& t);
+                            const std::string& content, const std::string& done_reason, const OllamaTimings& t,
+                            const nlohmann::json& tool_calls = nullptr);
 std::string ndjson_line(const nlohmann::json& j);  // one line, invalid UTF-8 replaced
 
 nlohmann::json ollama_tags(const std::vector<std::string>& names, const OllamaModelInfo& info);

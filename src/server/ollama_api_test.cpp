@@ -35,13 +35,55 @@ TEST(OllamaApi, ChatOptionsMapOntoSampling) {
   EXPECT_TRUE(c.options.stream);
 }
 
+TEST(OllamaApi, ToolsAndToolHistoryAreTranslated) {
+  auto r = parse_ollama_chat(R"({"model":"m","tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],
+    "messages":[{"role":"user","content":"weather?"},
+      {"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_time","arguments":{}}},
+                                                   {"function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},
+      {"role":"tool","tool_name":"get_weather","content":"sun"},
+      {"role":"tool","content":"noon"}]})", {});
+  ASSERT_TRUE(std::holds_alternative<OllamaRequest>(r)) << std::get<ApiError>(r).message;
+  const ChatRequest& c = std::get<ChatRequest>(std::get<OllamaRequest>(r).request);
+  ASSERT_EQ(c.tools.size(), 1u);
+  EXPECT_TRUE(c.tools[0].dump().starts_with(R"({"type":"function","function":{"name":)"));  // the client's order
+  const auto& calls = c.messages[1]["tool_calls"];
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1]["function"]["arguments"], R"({"city":"Paris"})");  // an object becomes JSON text
+  EXPECT_TRUE(c.messages[1]["content"].is_null());
+  EXPECT_EQ(c.messages[2]["tool_call_id"], calls[1]["id"]);  // by name
+  EXPECT_EQ(c.messages[3]["tool_call_id"], calls[0]["id"]);  // the one left
+  // A tool message with nothing to answer, or naming a call that is not there.
+  EXPECT_NE(chat_error(R"({"messages":[{"role":"user","content":"x"},{"role":"tool","content":"r"}]})").message.find("messages[1]"),
+            std::string::npos);
+  EXPECT_NE(chat_error(R"({"messages":[{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":{}}}]},
+      {"role":"tool","tool_name":"g","content":"r"}]})").message.find("'g'"), std::string::npos);
+  EXPECT_NE(chat_error(R"({"messages":[{"role":"assistant","content":"","tool_calls":[{"function":{"arguments":{}}}]}]})")
+                .message.find("tool_calls[0]"), std::string::npos);
+}
+
+TEST(OllamaApi, GenerateRefusesTools) {
+  auto r = parse_ollama_generate(R"({"prompt":"hi","tools":[{"type":"function","function":{"name":"f"}}]})", {});
+  ASSERT_TRUE(std::holds_alternative<ApiError>(r));
+  EXPECT_NE(std::get<ApiError>(r).message.find("'tools'"), std::string::npos);
+}
+
+TEST(OllamaApi, ToolCallsInAnswers) {
+  const nlohmann::json calls = ollama_tool_calls({{"call_1", "f", R"({"a": [1]})"}, {"call_2", "g", "{not json"}});
+  EXPECT_EQ(calls[0]["function"]["arguments"], (nlohmann::json{{"a", {1}}}));
+  EXPECT_EQ(calls[1]["function"]["arguments"], "{not json");
+  const nlohmann::json f = ollama_final(false, "m", "", "", "tool_calls", {}, calls);
+  EXPECT_EQ(f["done_reason"], "stop");
+  EXPECT_EQ(f["message"]["tool_calls"], calls);
+  EXPECT_FALSE(ollama_partial(false, "m", "", "x").at("message").contains("tool_calls"));
+}
+
 TEST(OllamaApi, RefusesWhatItCannotHonour) {
   const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
   EXPECT_NE(chat_error("{" + msgs + R"(,"format":"yaml"})").message.find("'format'"), std::string::npos);
   const ApiError pattern = chat_error("{" + msgs + R"(,"format":{"type":"string","pattern":"a"}})");
   EXPECT_NE(pattern.message.find("'format'"), std::string::npos) << pattern.message;
   EXPECT_NE(pattern.message.find("'pattern'"), std::string::npos) << pattern.message;
-  EXPECT_NE(chat_error("{" + msgs + R"(,"tools":[{"type":"function"}]})").message.find("'tools'"), std::string::npos);
+  EXPECT_NE(chat_error("{" + msgs + R"(,"tools":[{"type":"function"}]})").message.find("tools[0].function"), std::string::npos);
   EXPECT_NE(chat_error("{" + msgs + R"(,"options":{"mirostat":1}})").message.find("mirostat"), std::string::npos);
   EXPECT_NE(chat_error("{" + msgs + R"(,"options":{"tfs_z":0.9}})").message.find("tfs_z"), std::string::npos);
   EXPECT_NE(chat_error("{" + msgs + R"(,"options":{"repeat_penalty":1.2,"repeat_last_n":64}})").message.find("repeat_last_n"),

@@ -1,7 +1,7 @@
 #include "server/openai_request.h"
 
 #include <algorithm>
-
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -174,6 +174,10 @@ CommonOptions parse_common(const nlohmann::json& body, bool chat) {
   }
   if (const nlohmann::json* user = field(body, "user"); user && !user->is_string()) fail("user", "'user' must be a string");
   o.sampling.logit_bias = parse_logit_bias(body);
+  if (const nlohmann::json* forced = field(body, "tandem_test_forced_output")) {
+    if (!forced->is_string()) fail("tandem_test_forced_output", "'tandem_test_forced_output' must be a string");
+    o.test_forced_output = forced->get<std::string>();
+  }
   o.grammar = parse_response_format(body);
   return o;
 }
@@ -195,6 +199,47 @@ std::string content_text(const nlohmann::json& content, size_t index) {
   return text;
 }
 
+bool has_control_character(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+// An assistant message's tool_calls, normalized to {id, type, function: {name, arguments}}; ids are collected.
+nlohmann::ordered_json parse_tool_calls(const nlohmann::json& calls, size_t index, std::vector<std::string>& ids) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const std::string param = fmt::format("messages[{}].tool_calls[{}]", index, k);
+    const nlohmann::json& c = calls[k];
+    if (!c.is_object()) fail(param, fmt::format("{} must be an object", param));
+    const nlohmann::json* id = field(c, "id");
+    if (!id || !id->is_string() || id->get_ref<const std::string&>().empty()) {
+      fail(param + ".id", fmt::format("{}.id must be a non-empty string (the id tool messages answer)", param));
+    }
+    if (std::find(ids.begin(), ids.end(), id->get<std::string>()) != ids.end()) {
+      fail(param + ".id", fmt::format("{}.id '{}' is used by another tool call", param, id->get<std::string>()));
+    }
+    if (const nlohmann::json* type = field(c, "type"); type && *type != "function") {
+      fail(param + ".type", fmt::format("{}.type must be 'function'", param));
+    }
+    const nlohmann::json* function = field(c, "function");
+    if (!function || !function->is_object()) fail(param + ".function", fmt::format("{}.function must be an object", param));
+    const nlohmann::json* name = field(*function, "name");
+    if (!name || !name->is_string() || name->get_ref<const std::string&>().empty() ||
+        has_control_character(name->get<std::string>())) {
+      fail(param + ".function.name",
+           fmt::format("{}.function.name must be a non-empty string without control characters", param));
+    }
+    const nlohmann::json* arguments = field(*function, "arguments");
+    if (!arguments || !arguments->is_string()) {
+      fail(param + ".function.arguments",
+           fmt::format("{}.function.arguments must be a string (the arguments as JSON text)", param));
+    }
+    ids.push_back(id->get<std::string>());
+    out.push_back({{"id", *id}, {"type", "function"},
+                   {"function", {{"name", *name}, {"arguments", *arguments}}}});
+  }
+  return out;
+}
+
 nlohmann::ordered_json parse_messages(const nlohmann::json& body, const RequestLimits& limits, size_t& content_bytes) {
   const nlohmann::json* messages = field(body, "messages");
   if (!messages) fail("messages", "'messages' is required");
@@ -204,6 +249,8 @@ nlohmann::ordered_json parse_messages(const nlohmann::json& body, const RequestL
                                            limits.max_messages), 400, "too_many_messages"};
   }
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  std::vector<std::string> all_ids;   // every tool call id in the conversation (unique)
+  std::vector<std::string> open_ids;  // the calls tool messages may answer now
   for (size_t i = 0; i < messages->size(); ++i) {
     const auto& m = (*messages)[i];
     if (!m.is_object()) fail(fmt::format("messages[{}]", i), "each message must be an object");
@@ -217,24 +264,127 @@ nlohmann::ordered_json parse_messages(const nlohmann::json& body, const RequestL
         fail(fmt::format("messages[{}].{}", i, key), fmt::format("'{}' must be a string", key));
       }
     }
-    if (m.contains("tool_calls") && !m["tool_calls"].is_null() && !m["tool_calls"].is_array()) {
-      fail(fmt::format("messages[{}].tool_calls", i), "'tool_calls' must be an array");
+    const nlohmann::json* calls = field(m, "tool_calls");
+    if (calls && !calls->is_array()) fail(fmt::format("messages[{}].tool_calls", i), "'tool_calls' must be an array");
+    if (calls && !calls->empty() && role != "assistant") {
+      fail(fmt::format("messages[{}].tool_calls", i), "only assistant messages have 'tool_calls'");
     }
-    nlohmann::ordered_json msg = nlohmann::ordered_json::parse(m.dump());  // keep tool_calls etc. in order
+    const bool has_calls = calls && !calls->empty();
+    nlohmann::ordered_json msg = nlohmann::ordered_json::parse(m.dump());  // keep other fields, in order
     msg["role"] = role == "developer" ? "system" : role;
+    msg.erase("tool_calls");
+    if (has_calls) msg["tool_calls"] = parse_tool_calls(*calls, i, all_ids);
+    if (role == "tool") {
+      const nlohmann::json* id = field(m, "tool_call_id");
+      if (!id || id->get_ref<const std::string&>().empty()) {
+        fail(fmt::format("messages[{}].tool_call_id", i), "a tool message needs 'tool_call_id' (the id of the call it answers)");
+      }
+      if (open_ids.empty()) {
+        fail(fmt::format("messages[{}]", i), fmt::format("messages[{}] has role 'tool' but does not follow an assistant "
+                                                         "message with tool_calls (only tool messages may be between them)", i));
+      }
+      if (std::find(open_ids.begin(), open_ids.end(), id->get<std::string>()) == open_ids.end()) {
+        fail(fmt::format("messages[{}].tool_call_id", i),
+             fmt::format("tool_call_id '{}' matches no tool call of the assistant message before it", id->get<std::string>()));
+      }
+    } else {
+      open_ids.clear();
+      if (has_calls) {
+        for (const auto& c : msg["tool_calls"]) open_ids.push_back(c["id"].get<std::string>());
+      }
+    }
+    if (has_calls) {
+      for (const auto& c : msg["tool_calls"]) {
+        content_bytes += c["function"]["name"].get_ref<const std::string&>().size() +
+                         c["function"]["arguments"].get_ref<const std::string&>().size();
+      }
+    }
     if (m.contains("content") && !m["content"].is_null()) {
       std::string text = content_text(m["content"], i);
       content_bytes += text.size();
       if (content_bytes > limits.max_content_bytes) fail_too_large("messages", limits.max_content_bytes);
-      msg["content"] = std::move(text);
+      msg["content"] = text.empty() && has_calls ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::move(text));
     } else if (role != "assistant") {
       fail(fmt::format("messages[{}].content", i), "'content' is required");
     } else {
-      msg["content"] = "";
+      msg["content"] = has_calls ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json("");
     }
+    if (content_bytes > limits.max_content_bytes) fail_too_large("messages", limits.max_content_bytes);
     out.push_back(std::move(msg));
   }
   return out;
+}
+
+// `tools`: function tools only.
+void parse_tools(const nlohmann::json& tools) {
+  if (!tools.is_array()) fail("tools", "'tools' must be an array");
+  std::vector<std::string> names;
+  for (size_t k = 0; k < tools.size(); ++k) {
+    const std::string param = fmt::format("tools[{}]", k);
+    const nlohmann::json& t = tools[k];
+    if (!t.is_object()) fail(param, fmt::format("{} must be an object", param));
+    const nlohmann::json* type = field(t, "type");
+    if (!type || *type != "function") fail(param + ".type", fmt::format("{}.type must be 'function' (the only tool type supported)", param));
+    const nlohmann::json* function = field(t, "function");
+    if (!function || !function->is_object()) fail(param + ".function", fmt::format("{}.function must be an object", param));
+    const nlohmann::json* name = field(*function, "name");
+    const bool name_ok = name && name->is_string() && !name->get_ref<const std::string&>().empty() &&
+                         name->get_ref<const std::string&>().size() <= 64 &&
+                         std::all_of(name->get_ref<const std::string&>().begin(), name->get_ref<const std::string&>().end(),
+                                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; });
+    if (!name_ok) {
+      fail(param + ".function.name",
+           fmt::format("{}.function.name must be 1 to 64 letters, digits, underscores, dashes or dots", param));
+    }
+    if (std::find(names.begin(), names.end(), name->get<std::string>()) != names.end()) {
+      fail(param + ".function.name", fmt::format("two tools are named '{}'", name->get<std::string>()));
+    }
+    names.push_back(name->get<std::string>());
+    if (const nlohmann::json* d = field(*function, "description"); d && !d->is_string()) {
+      fail(param + ".function.description", fmt::format("{}.function.description must be a string", param));
+    }
+    if (const nlohmann::json* p = field(*function, "parameters"); p && !p->is_object()) {
+      fail(param + ".function.parameters", fmt::format("{}.function.parameters must be an object (a JSON Schema)", param));
+    }
+    if (const nlohmann::json* st = field(*function, "strict"); st && !st->is_boolean()) {
+      fail(param + ".function.strict", fmt::format("{}.function.strict must be a boolean", param));
+    }
+  }
+}
+
+void parse_tool_choice(const nlohmann::json& body, ChatRequest& r) {
+  const nlohmann::json* choice = field(body, "tool_choice");
+  if (!choice) return;
+  const bool have_tools = r.tools.is_array() && !r.tools.empty();
+  if (choice->is_string()) {
+    const std::string c = choice->get<std::string>();
+    if (c == "auto") {
+      r.tool_choice = ToolChoice::kAuto;
+    } else if (c == "none") {
+      r.tool_choice = ToolChoice::kNone;
+    } else if (c == "required") {
+      r.tool_choice = ToolChoice::kRequired;
+    } else {
+      fail("tool_choice", "'tool_choice' must be 'auto', 'none', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    }
+  } else if (choice->is_object()) {
+    const nlohmann::json* type = field(*choice, "type");
+    const nlohmann::json* function = field(*choice, "function");
+    const nlohmann::json* name = function && function->is_object() ? field(*function, "name") : nullptr;
+    if (!type || *type != "function" || !name || !name->is_string()) {
+      fail("tool_choice", "a tool_choice object must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    }
+    bool known = false;
+    if (have_tools) {
+      for (const auto& t : r.tools) known = known || t.at("function").at("name").get<std::string>() == name->get<std::string>();
+    }
+    if (!known) fail("tool_choice", fmt::format("tool_choice names '{}', which is not in 'tools'", name->get<std::string>()));
+    r.tool_choice = ToolChoice::kFunction;
+    r.tool_choice_function = name->get<std::string>();
+  } else {
+    fail("tool_choice", "'tool_choice' must be a string or an object");
+  }
+  if (r.tool_choice == ToolChoice::kRequired && !have_tools) fail("tool_choice", "tool_choice 'required' needs 'tools'");
 }
 
 // Bodies nested deeper than this are refused before parsing: later steps (copies, dumps) recurse per level.
@@ -336,24 +486,29 @@ std::variant<T, ApiError> guarded(const std::string& body, size_t max_messages, 
 
 }  // namespace
 
+nlohmann::ordered_json ordered_member(const std::string& body, const char* name) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(name);
+  return it == j.end() ? nlohmann::ordered_json(nullptr) : std::move(*it);
+}
+
 std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits) {
-  return guarded<ChatRequest>(body, limits.max_messages, [&limits](const nlohmann::json& j) {
+  return guarded<ChatRequest>(body, limits.max_messages, [&limits, &body](const nlohmann::json& j) {
     ChatRequest r;
     r.options = parse_common(j, true);
     size_t content_bytes = 0;
     r.messages = parse_messages(j, limits, content_bytes);
     if (const nlohmann::json* tools = field(j, "tools")) {
-      if (!tools->is_array()) fail("tools", "'tools' must be an array");
-      std::string text = tools->dump();
-      if (content_bytes + text.size() > limits.max_content_bytes) fail_too_large("tools", limits.max_content_bytes);
-      r.tools = nlohmann::ordered_json::parse(text);
-    }
-    if (const nlohmann::json* choice = field(j, "tool_choice")) {
-      // The model's template renders the tools; a call cannot be forced (or parsed into tool_calls) yet.
-      if (!choice->is_string() || (*choice != "auto" && *choice != "none")) {
-        fail("tool_choice", "only tool_choice 'auto' or 'none' is supported by this server yet");
+      if (tools->is_array() && content_bytes + tools->dump().size() > limits.max_content_bytes) {
+        fail_too_large("tools", limits.max_content_bytes);
       }
+      parse_tools(*tools);
+      // As the client ordered the keys: the template prints the tools (shape_error() has bounded the nesting).
+      r.tools = tools->empty() ? nlohmann::ordered_json::array() : ordered_member(body, "tools");
     }
+    parse_tool_choice(j, r);
+    r.parallel_tool_calls = boolean(j, "parallel_tool_calls", true);
     for (const char* legacy : {"functions", "function_call"}) {
       if (field(j, legacy)) fail(legacy, fmt::format("'{}' is not supported: use 'tools'", legacy));
     }

@@ -49,14 +49,31 @@ struct CommonOptions {
   bool include_usage = false;       // stream_options.include_usage
   bool logprobs = false;
   int top_logprobs = 0;
+  // "tandem_test_forced_output": text (special-token spellings parsed) the model is made to write first; a test
+  // hook the server accepts only when started with --test-hooks.
+  std::optional<std::string> test_forced_output;
   // response_format json_object / json_schema: the compiled grammar the output must follow (null: free text).
   grammar::GrammarPtr grammar;
 };
 
+// tool_choice: "auto" (the model may call), "none" (it must not), "required" / a named function (it must call, once:
+// constrained decoding over the model's call syntax, server/forced_tool_call.h).
+enum class ToolChoice { kAuto, kNone, kRequired, kFunction };
+
+// Tool-related validation (400 naming the field): `tools` entries are {"type": "function", "function": {"name",
+// "description"?, "parameters"? (an object), "strict"?}} with names of 1-64 letters, digits, '_', '-', '.', no
+// duplicates; an assistant message's `tool_calls` entries need an `id`, type "function" (or none) and a
+// `function` with a non-empty `name` (no control characters) and `arguments` as a string; a `tool` message needs
+// a `tool_call_id` naming a call of the assistant message it follows (only tool messages between them).
 struct ChatRequest {
   CommonOptions options;
-  nlohmann::ordered_json messages;  // normalized: every content a string
+  // Normalized: every content a string, except an assistant message with tool_calls and no text, whose content
+  // is null; tool_calls entries hold exactly {id, type, function: {name, arguments}}.
+  nlohmann::ordered_json messages;
   nlohmann::ordered_json tools;     // null when absent
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  std::string tool_choice_function;  // the name, for ToolChoice::kFunction
+  bool parallel_tool_calls = true;
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
 };
 
@@ -70,6 +87,11 @@ struct CompletionRequest {
 std::variant<ChatRequest, ApiError> parse_chat_request(const std::string& body, const RequestLimits& limits = {});
 std::variant<CompletionRequest, ApiError> parse_completion_request(const std::string& body,
                                                                    const RequestLimits& limits = {});
+// The member `name` of a JSON object body with its objects' keys in the order the client wrote them (the
+// parsers above see sorted keys); null when absent or when the body is not an object. For what a chat template
+// prints (tools).
+nlohmann::ordered_json ordered_member(const std::string& body, const char* name);
+
 // Parses a JSON object body (for /tokenize, /detokenize, the Ollama routes); ApiError when not an object, and,
 // before anything is built, when a root "messages" array has more than max_messages entries.
 std::variant<nlohmann::json, ApiError> parse_json_object(const std::string& body, size_t max_messages = SIZE_MAX);

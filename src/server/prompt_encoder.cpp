@@ -63,6 +63,18 @@ void PromptEncoder::neutralize(nlohmann::ordered_json& value) const {
   }
 }
 
+std::string PromptEncoder::readable(std::string_view rendered) {
+  std::string out;
+  out.reserve(rendered.size());
+  for (size_t pos = 0;;) {
+    const size_t at = rendered.find(kMarker, pos);
+    out.append(rendered.substr(pos, at == std::string_view::npos ? std::string_view::npos : at - pos));
+    if (at == std::string_view::npos) break;
+    pos = at + kMarker.size();
+  }
+  return out;
+}
+
 std::vector<int32_t> PromptEncoder::encode_rendered(std::string_view rendered) const {
   // Added tokens where the rendered text spells them (markers keep neutralized spellings from matching); the
   // text between them, markers removed, as plain text: exactly what encode() gives for text without markers.

@@ -31,6 +31,8 @@ class PromptEncoder {
   // Neutralizes every string value and object key in `value`, recursively.
   void neutralize(nlohmann::ordered_json& value) const;
   std::vector<int32_t> encode_rendered(std::string_view rendered) const;
+  // The rendered text as a person reads it: the markers removed.
+  static std::string readable(std::string_view rendered);
 
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;

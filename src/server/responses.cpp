@@ -59,13 +59,44 @@ nlohmann::json logprobs_json(ApiKind kind, const std::vector<TokenLogprobInfo>& 
   return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
+nlohmann::json tool_calls_json(const std::vector<ToolCall>& calls) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ToolCall& c : calls) {
+    out.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  }
+  return out;
+}
+
+nlohmann::json tool_call_deltas_json(const std::vector<ToolCallFragment>& fragments) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ToolCallFragment& f : fragments) {
+    if (!f.begin && f.arguments.empty()) continue;
+    if (!f.begin && !out.empty() && out.back()["index"] == f.index) {
+      std::string& args = out.back()["function"]["arguments"].get_ref<std::string&>();
+      args += f.arguments;
+      continue;
+    }
+    if (f.begin) {
+      out.push_back({{"index", f.index}, {"id", f.id}, {"type", "function"},
+                     {"function", {{"name", f.name}, {"arguments", f.arguments}}}});
+    } else {
+      out.push_back({{"index", f.index}, {"function", {{"arguments", f.arguments}}}});
+    }
+  }
+  return out;
+}
+
 nlohmann::json full_response(const ResponseHeader& h, const std::string& reasoning, const std::string& content,
                              const std::string& finish_reason, const nlohmann::json& logprobs, int64_t prompt_tokens,
-                             int64_t completion_tokens) {
+                             int64_t completion_tokens, const std::vector<ToolCall>& tool_calls) {
   nlohmann::json r = header_json(h, false);
   nlohmann::json choice = {{"index", 0}};
   if (h.kind == ApiKind::Chat) {
     nlohmann::json message = {{"role", "assistant"}, {"content", content}};
+    if (!tool_calls.empty()) {
+      if (content.empty()) message["content"] = nullptr;
+      message["tool_calls"] = tool_calls_json(tool_calls);
+    }
     if (!reasoning.empty()) message["reasoning_content"] = reasoning;
     choice["message"] = message;
   } else {
@@ -79,14 +110,21 @@ nlohmann::json full_response(const ResponseHeader& h, const std::string& reasoni
 }
 
 nlohmann::json chunk(const ResponseHeader& h, bool first, const std::string& reasoning, const std::string& content,
-                     const std::string& finish_reason, const nlohmann::json& logprobs) {
+                     const std::string& finish_reason, const nlohmann::json& logprobs,
+                     const std::vector<ToolCallFragment>& tool_calls) {
   nlohmann::json r = header_json(h, true);
   nlohmann::json choice = {{"index", 0}};
   if (h.kind == ApiKind::Chat) {
     nlohmann::json delta = nlohmann::json::object();
     if (first) delta["role"] = "assistant";
     if (!reasoning.empty()) delta["reasoning_content"] = reasoning;
-    if (!content.empty() || (first && reasoning.empty())) delta["content"] = content;
+    nlohmann::json calls = tool_call_deltas_json(tool_calls);
+    if (!content.empty()) {
+      delta["content"] = content;
+    } else if (first && reasoning.empty()) {
+      delta["content"] = calls.empty() ? nlohmann::json("") : nlohmann::json(nullptr);
+    }
+    if (!calls.empty()) delta["tool_calls"] = std::move(calls);
     choice["delta"] = delta;
   } else {
     choice["text"] = content;

@@ -1,12 +1,14 @@
 #include "tokenizer/detokenizer.h"
 
+#include <algorithm>
+
 #include "tokenizer/utf8.h"
 
 namespace tandem {
 
 Detokenizer::Detokenizer(std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> stop_strings,
-                         bool skip_special)
-    : tokenizer_(std::move(tokenizer)), skip_special_(skip_special) {
+                         bool skip_special, std::vector<int32_t> kept_special)
+    : tokenizer_(std::move(tokenizer)), skip_special_(skip_special), kept_special_(std::move(kept_special)) {
   for (std::string& s : stop_strings) {
     if (!s.empty()) stops_.push_back(std::move(s));
   }
@@ -14,7 +16,9 @@ Detokenizer::Detokenizer(std::shared_ptr<const Tokenizer> tokenizer, std::vector
 
 std::string Detokenizer::push(int32_t id) {
   if (stopped()) return {};
-  if (!(skip_special_ && tokenizer_->is_special(id))) pending_bytes_ += tokenizer_->token_piece(id);
+  const bool skipped = skip_special_ && tokenizer_->is_special(id) &&
+                       std::find(kept_special_.begin(), kept_special_.end(), id) == kept_special_.end();
+  if (!skipped) pending_bytes_ += tokenizer_->token_piece(id);
   return release(false);
 }
 

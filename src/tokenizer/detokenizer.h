@@ -19,9 +19,10 @@ namespace tandem {
 
 class Detokenizer {
  public:
-  // Empty stop strings are ignored. With skip_special, control tokens (e.g. EOS) add no text.
+  // Empty stop strings are ignored. With skip_special, control tokens (e.g. EOS) add no text, except those in
+  // `kept_special` (e.g. tool-call markers a parser downstream needs), which add their text.
   Detokenizer(std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> stop_strings = {},
-              bool skip_special = true);
+              bool skip_special = true, std::vector<int32_t> kept_special = {});
 
   std::string push(int32_t id);
   std::string finish();
@@ -37,6 +38,7 @@ class Detokenizer {
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::vector<std::string> stops_;
   bool skip_special_;
+  std::vector<int32_t> kept_special_;
   std::string pending_bytes_;  // an unfinished UTF-8 character (at most 3 bytes)
   std::string text_;           // valid UTF-8 not yet returned: a possible start of a stop string
   int stop_index_ = -1;

@@ -112,6 +112,19 @@ TEST(DetokenizerTest, SpecialTokens) {
   EXPECT_EQ(stream(tok, {'a', 262, 'b'}, {"<|end|>"}, false).text, "a");
 }
 
+TEST(DetokenizerTest, KeptSpecialTokensAddTheirTextWhileOthersAreSkipped) {
+  auto tok = small_tokenizer();
+  Detokenizer kept(tok, {}, /*skip_special=*/true, /*kept_special=*/{262});
+  std::string text;
+  for (int32_t id : std::vector<int32_t>{'a', 262, 'b'}) text += kept.push(id);
+  text += kept.finish();
+  EXPECT_EQ(text, "a<|end|>b");
+  Detokenizer other(tok, {}, true, {'a'});  // keeping a normal token changes nothing
+  text.clear();
+  for (int32_t id : std::vector<int32_t>{'a', 262, 'b'}) text += other.push(id);
+  EXPECT_EQ(text + other.finish(), "ab");
+}
+
 TEST(DetokenizerTest, ConcatenationEqualsDecodeOnRealVocabulary) {
   std::string error;
   auto tok = testing::fixture_tokenizer("tiny-qwen3moe-bf16", &error);

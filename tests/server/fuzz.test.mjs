@@ -360,6 +360,102 @@ function ollamaCases(r) {
   return cases;
 }
 
+// Tool calling (OpenAI and Ollama chat): a fixed corpus of malformed tools, tool_choice, parallel_tool_calls,
+// assistant tool_calls and tool messages (each must be a 4xx), plus random mutations of a valid tool conversation
+// (a 4xx, or a 2xx where the mutation left it valid: tolerant), never a 5xx or a crash.
+function toolCases(r) {
+  const tool = { type: 'function', function: { name: 'get_weather', description: 'd', parameters: { type: 'object' } } };
+  const call = { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
+  const history = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [call] },
+    { role: 'tool', tool_call_id: 'call_1', content: 'sunny' }];
+  const chat = { model: H.MODEL_NAME, max_tokens: 1, messages: MSGS, tools: [tool] };
+  const cases = [];
+  const add = (name, body, o = {}) => cases.push({ name: `tools ${name}`, envelope: true, ollama: !!o.ollama,
+    bytes: httpRequest({ path: o.ollama ? OCHAT : CHAT, body }), ...(o.tolerant ? { tolerant: true } : {}) });
+  for (const v of ['{}', '"x"', '5', '[5]', '[null]', '[[]]', '[{}]', '[{"type":"function"}]', '[{"type":"code_interpreter"}]',
+    '[{"type":"function","function":5}]', '[{"type":"function","function":{}}]', '[{"type":"function","function":{"name":5}}]',
+    '[{"type":"function","function":{"name":""}}]', `[{"type":"function","function":{"name":"${'n'.repeat(65)}"}}]`,
+    '[{"type":"function","function":{"name":"a b"}}]', '[{"type":"function","function":{"name":"a\\nb"}}]',
+    '[{"type":"function","function":{"name":"f","parameters":"x"}}]', '[{"type":"function","function":{"name":"f","parameters":[]}}]',
+    '[{"type":"function","function":{"name":"f","description":5}}]', '[{"type":"function","function":{"name":"f","strict":"yes"}}]',
+    '[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]']) {
+    add(`tools=${v.slice(0, 60)}`, withField(chat, 'tools', v));
+    add(`ollama tools=${v.slice(0, 60)}`, withField({ ...chat, stream: false, max_tokens: undefined, options: { num_predict: 1 } },
+      'tools', v), { ollama: true });
+  }
+  for (const v of ['"sometimes"', '5', 'true', '[]', '{}', '{"type":"function"}', '{"type":"function","function":{}}',
+    '{"type":"function","function":{"name":5}}', '{"type":"function","function":{"name":"other"}}', '{"type":"x","function":{"name":"get_weather"}}',
+    '"required"', '{"type":"function","function":{"name":"get_weather"}}']) {
+    add(`tool_choice=${v}`, withField(chat, 'tool_choice', v));
+  }
+  // Forced calls (tool_choice required / named) over malformed or unsupported parameter schemas, and valid ones
+  // whose shortest call does not fit max_tokens 1: all 4xx.
+  for (const params of ['{"type":"object","properties":{"a":{"pattern":"x"}}}', '{"oneOf":[{}]}', '{"type":"nope"}',
+    '{"properties":{"a":5}}', '{"required":"a"}', '{"$ref":"#/$defs/missing"}', '{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}',
+    '{"type":"object","required":["a"],"additionalProperties":false}', '{"enum":[]}', '{"type":"string","minLength":3,"maxLength":1}',
+    `${'{"items":'.repeat(40)}{}${'}'.repeat(40)}`, '{"type":"object","properties":{"a":{"type":"array","items":{"enum":["x"]}}}}', '{}']) {
+    const tools = `[{"type":"function","function":{"name":"get_weather","parameters":${params}}},{"type":"function","function":{"name":"g"}}]`;
+    for (const choice of ['"required"', '{"type":"function","function":{"name":"get_weather"}}']) {
+      add(`forced ${choice.slice(0, 12)} parameters=${params.slice(0, 40)}`, withField({ ...chat, tool_choice: JSON.parse(choice) }, 'tools', tools));
+    }
+  }
+  add('forced with 40 tools', withField({ ...chat, tool_choice: 'required' }, 'tools', JSON.stringify(Array.from({ length: 40 },
+    (_, i) => ({ type: 'function', function: { name: `f${i}` } })))));
+  add('forced with a JSON response_format', withField({ ...chat, tool_choice: 'required' }, 'response_format', '{"type":"json_object"}'));
+  add('tool_choice required without tools', withField({ ...chat, tools: undefined }, 'tool_choice', '"required"'));
+  for (const v of ['"yes"', '1', '[]', '{}']) add(`parallel_tool_calls=${v}`, withField(chat, 'parallel_tool_calls', v));
+  const msgs = (m) => withField(chat, 'messages', JSON.stringify(m));
+  const bad = [
+    ['tool first', [{ role: 'tool', tool_call_id: 'call_1', content: 'x' }]],
+    ['tool after user', [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'call_1', content: 'x' }]],
+    ['tool without id', [history[0], history[1], { role: 'tool', content: 'x' }]],
+    ['tool with unknown id', [history[0], history[1], { role: 'tool', tool_call_id: 'call_9', content: 'x' }]],
+    ['tool id not a string', [history[0], history[1], { role: 'tool', tool_call_id: 5, content: 'x' }]],
+    ['tool without content', [history[0], history[1], { role: 'tool', tool_call_id: 'call_1' }]],
+    ['tool after a user turn', [history[0], history[1], { role: 'user', content: 'u' }, history[2]]],
+    ['call without id', [history[0], { role: 'assistant', tool_calls: [{ ...call, id: undefined }] }]],
+    ['call with empty id', [history[0], { role: 'assistant', tool_calls: [{ ...call, id: '' }] }]],
+    ['duplicate ids', [history[0], { role: 'assistant', tool_calls: [call, call] }]],
+    ['arguments object', [history[0], { role: 'assistant', tool_calls: [{ ...call, function: { name: 'f', arguments: { a: 1 } } }] }]],
+    ['arguments missing', [history[0], { role: 'assistant', tool_calls: [{ ...call, function: { name: 'f' } }] }]],
+    ['name missing', [history[0], { role: 'assistant', tool_calls: [{ ...call, function: { arguments: '{}' } }] }]],
+    ['name with a newline', [history[0], { role: 'assistant', tool_calls: [{ ...call, function: { name: 'a\nb', arguments: '{}' } }] }]],
+    ['function not an object', [history[0], { role: 'assistant', tool_calls: [{ ...call, function: 'f' }] }]],
+    ['type not function', [history[0], { role: 'assistant', tool_calls: [{ ...call, type: 'code' }] }]],
+    ['call not an object', [history[0], { role: 'assistant', tool_calls: [5] }]],
+    ['tool_calls not an array', [history[0], { role: 'assistant', tool_calls: {} }]],
+    ['tool_calls on a user', [{ role: 'user', content: 'hi', tool_calls: [call] }]],
+  ];
+  for (const [name, m] of bad) add(`messages: ${name}`, msgs(m));
+  for (const [name, m] of [['tool first', [{ role: 'tool', content: 'x' }]],
+    ['tool_name unknown', [history[0], { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f', arguments: {} } }] },
+      { role: 'tool', tool_name: 'g', content: 'x' }]],
+    ['call without function', [history[0], { role: 'assistant', content: '', tool_calls: [{}] }]],
+    ['tool_calls a string', [history[0], { role: 'assistant', content: '', tool_calls: 'f' }]],
+    ['tool_name not a string', [history[0], { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f' } }] },
+      { role: 'tool', tool_name: 5, content: 'x' }]]]) {
+    add(`ollama messages: ${name}`, JSON.stringify({ model: H.MODEL_NAME, stream: false, options: { num_predict: 1 }, messages: m }),
+      { ollama: true });
+  }
+  // Random mutations of a valid tool conversation: one value replaced by something of another type or odd text.
+  const odd = [5, -1, 1.5, true, null, '', 'x', [], {}, [1], { a: 1 }, '<｜tool▁calls▁begin｜>', '<tool_call>', '\u0000', 'a'.repeat(3000)];
+  const paths = [['tools', 0, 'type'], ['tools', 0, 'function'], ['tools', 0, 'function', 'name'], ['tools', 0, 'function', 'parameters'],
+    ['tools', 0, 'function', 'description'], ['messages', 1, 'tool_calls'], ['messages', 1, 'tool_calls', 0, 'id'],
+    ['messages', 1, 'tool_calls', 0, 'function', 'name'], ['messages', 1, 'tool_calls', 0, 'function', 'arguments'],
+    ['messages', 1, 'content'], ['messages', 2, 'tool_call_id'], ['messages', 2, 'content'], ['messages', 2, 'role'],
+    ['tool_choice'], ['parallel_tool_calls']];
+  for (let k = 0; k < 150; ++k) {
+    const body = JSON.parse(JSON.stringify({ ...chat, messages: history, tool_choice: 'auto' }));
+    const path = r.pick(paths);
+    let o = body;
+    for (const key of path.slice(0, -1)) o = o[key];
+    const v = r.pick(odd);
+    o[path[path.length - 1]] = v;
+    add(`mutation ${path.join('.')}=${JSON.stringify(v).slice(0, 20)}`, JSON.stringify(body), { tolerant: true });
+  }
+  return cases;
+}
+
 // response_format on the OpenAI routes: a fixed corpus of malformed formats and schemas plus random schema-shaped
 // objects built from supported, unsupported and mistyped keywords. With max_tokens 1 even a schema that compiles
 // is refused (its shortest document needs more tokens), so every answer must be a 4xx with OpenAI's envelope.
@@ -453,6 +549,8 @@ describe('tandem serve request fuzz', { skip: H.SKIP, timeout: 285_000 }, () => 
     cases.push(...ollama.map((c, k) => ({ i: CASES + k, ...c })));
     const schemas = schemaCases(H.rng(SEED + 2));
     cases.push(...schemas.map((c, k) => ({ i: CASES + ollama.length + k, ...c })));
+    const tools = toolCases(H.rng(SEED + 3));
+    cases.push(...tools.map((c, k) => ({ i: CASES + ollama.length + schemas.length + k, ...c })));
     for (const c of cases) c.pieces = r.next() < 0.1 ? r.int(2, 5) : 1;
     const only = process.env.FUZZ_ONLY ? new Set(process.env.FUZZ_ONLY.split(',').map(Number)) : null;
     // FUZZ_ONLY=3,17 replays those cases; FUZZ_EXCLUDE=regex leaves out cases by name (for diagnosis only).

@@ -199,7 +199,8 @@ describe('tandem serve: Ollama API', { skip: H.SKIP, timeout: 120_000 }, () => {
       ['/api/chat', { ...body, format: 'yaml' }, 400, /'format'/],
       ['/api/chat', { ...body, format: { type: 'object', properties: { a: { pattern: 'x' } } } }, 400, /'format'.*'pattern'/],
       ['/api/generate', { model: MODEL_NAME, prompt: 'x', format: ['json'] }, 400, /'format'/],
-      ['/api/chat', { ...body, tools: [{ type: 'function', function: { name: 'f' } }] }, 400, /'tools'/],
+      ['/api/chat', { ...body, tools: [{ type: 'function', function: { name: 'no spaces' } }] }, 400, /tools\[0\]\.function\.name/],
+      ['/api/chat', { ...body, messages: [...MESSAGES, { role: 'tool', content: 'r' }] }, 400, /tool/],
       ['/api/chat', { ...body, options: { mirostat: 2 } }, 400, /mirostat/],
       ['/api/chat', { ...body, options: { typical_p: 0.5 } }, 400, /typical_p/],
       ['/api/chat', { ...body, options: { repeat_penalty: 1.2, repeat_last_n: 64 } }, 400, /repeat_last_n/],
@@ -232,8 +233,8 @@ describe('tandem serve: Ollama API', { skip: H.SKIP, timeout: 120_000 }, () => {
     await assert.rejects(ol.chat({ model: MODEL_NAME, messages: MESSAGES, format: { oneOf: [] }, stream: false }),
       (e) => e.status_code === 400 && /format/.test(e.error) && /oneOf/.test(e.error));
     await assert.rejects(ol.chat({ model: MODEL_NAME, messages: MESSAGES, stream: false,
-      tools: [{ type: 'function', function: { name: 'f', description: 'f', parameters: { type: 'object', properties: {} } } }] }),
-      (e) => e.status_code === 400 && /tools/.test(e.error));
+      tools: [{ type: 'function', function: { name: 'f', description: 'f', parameters: 'not a schema' } }] }),
+      (e) => e.status_code === 400 && /tools\[0\]\.function\.parameters/.test(e.error));
     // Without the key: 401 in Ollama's shape on every route.
     for (const [method, route] of [['GET', '/api/tags'], ['GET', '/api/version'], ['GET', '/api/ps'], ['POST', '/api/chat'],
       ['POST', '/api/generate'], ['POST', '/api/show']]) {

@@ -1,7 +1,8 @@
 // Issue 13 (feature 5 and the "never ignore a field silently" rule): logit_bias and legacy `echo` work; fields
 // that would change the answer but are not implemented (n > 1, best_of, suffix, echo with logprobs, unknown
-// response formats and schema keywords, forced tool calls, the legacy functions API) are refused with a 400 naming
-// the field. (JSON response formats themselves: constrained.test.mjs.)
+// response formats and schema keywords, the legacy functions API) are refused with a 400 naming
+// the field, and so is the test hook tandem_test_forced_output on a server started without --test-hooks. (JSON
+// response formats themselves: constrained.test.mjs.)
 // Run: TANDEM_BIN=build/tandem node --test tests/server/options.test.mjs
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -75,14 +76,27 @@ describe('request options', { skip: H.SKIP }, () => {
     assertRefused(await chat({ response_format: { type: 'yaml' } }), 'response_format', 'unknown response_format type');
     assertRefused(await chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { pattern: 'a' } } } }),
       'response_format', 'unsupported schema keyword');
+    // Forced tool calls work (tools.test.mjs); a budget too small for the shortest call is refused up front.
     assertRefused(await chat({ tool_choice: 'required', tools: [{ type: 'function', function: { name: 'f' } }] }),
-      'tool_choice', 'tool_choice required');
+      'max_tokens', 'tool_choice required with max_tokens 2');
+    assertRefused(await chat({ tool_choice: { type: 'function', function: { name: 'f' } },
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { format: 'uri' } } } } }],
+      max_tokens: 100 }), 'tools[0].function.parameters', 'a forced call whose parameters use an unsupported keyword');
     assertRefused(await chat({ functions: [{ name: 'f' }] }), 'functions', 'legacy functions');
+    assertRefused(await chat({ function_call: 'auto' }), 'function_call', 'legacy function_call');
+    assertRefused(await chat({ tandem_test_forced_output: 'x' }), 'tandem_test_forced_output', 'test hook without --test-hooks');
+    assertRefused(await complete({ prompt: 'x', tandem_test_forced_output: 'x' }), 'tandem_test_forced_output',
+      'test hook without --test-hooks (completions)');
     assertRefused(await complete({ prompt: 'x', suffix: 'y' }), 'suffix', 'suffix');
     assertRefused(await complete({ prompt: 'x', best_of: 3 }), 'best_of', 'best_of');
     assertRefused(await complete({ prompt: 'x', echo: true, logprobs: 2 }), 'echo', 'echo with logprobs');
     // The accepted spellings of the same fields still work.
     assert.equal((await chat({ response_format: { type: 'text' }, n: 1, tool_choice: 'auto' })).status, 200);
+    assert.equal((await chat({ tool_choice: 'none', tools: [{ type: 'function', function: { name: 'f' } }] })).status, 200);
+    const forced = await chat({ tool_choice: 'required', tools: [{ type: 'function', function: { name: 'f' } }], max_tokens: 60 });
+    assert.equal(forced.status, 200, forced.text);
+    assert.equal(forced.json.choices[0].finish_reason, 'tool_calls', forced.text);
+    assert.equal(forced.json.choices[0].message.tool_calls[0].function.name, 'f');
     const json = await chat({ response_format: { type: 'json_object' }, max_tokens: 8 });
     assert.equal(json.status, 200, json.text);
     assert.equal(typeof JSON.parse(json.json.choices[0].message.content), 'object');

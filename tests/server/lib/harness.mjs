@@ -58,13 +58,17 @@ export async function freePort() {
   });
 }
 
+// Another fixture model's folder (beside FIXTURE_DIR), e.g. fixtureModel('tiny-qwen3moe-bf16').
+export function fixtureModel(name) { return path.join(path.dirname(FIXTURE_DIR), name); }
+
 // Starts `tandem serve` on the fixture with the given extra flags; resolves once GET /health answers 200.
-// `env` adds environment variables for the server process (e.g. TANDEM_INJECT_FAULT).
-export async function startServer(extraArgs = [], { startupTimeoutMs = 120_000, apiKey, env } = {}) {
+// `env` adds environment variables for the server process (e.g. TANDEM_INJECT_FAULT); `fixtureDir` serves another
+// fixture model (a folder with model.gguf and config.json).
+export async function startServer(extraArgs = [], { startupTimeoutMs = 120_000, apiKey, env, fixtureDir = FIXTURE_DIR } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; ++attempt) {
     const port = await freePort();
-    const args = ['serve', '--gguf_path', GGUF, '--model_path', FIXTURE_DIR, '--port', String(port),
+    const args = ['serve', '--gguf_path', path.join(fixtureDir, 'model.gguf'), '--model_path', fixtureDir, '--port', String(port),
       '--host', '127.0.0.1', '--served-model-name', MODEL_NAME, '--threads', THREADS, ...extraArgs];
     const server = new Server(args, port, apiKey, env);
     try {
