@@ -132,6 +132,20 @@ struct HttpServer::Impl {
     std::lock_guard lock(sessions_mutex);
     if (add) sessions.insert(s); else sessions.erase(s);
   }
+  // A stream's end (its content provider released): a stream that neither failed (counted when its error was
+  // sent) nor completed lost its client, so its generation is cancelled.
+  void stream_released(const std::shared_ptr<GenerationSession>& session, bool failed, bool completed, bool success) {
+    if (!failed) {
+      if (!success || !completed) {
+        session->cancel();
+        metrics.requests_disconnected++;
+      } else {
+        metrics.requests_ok++;
+      }
+    }
+    track(session, false);
+    metrics.in_flight--;
+  }
   void finish_metrics(const GenerationSession& s, Clock::time_point started) {
     const double total = std::chrono::duration<double>(Clock::now() - started).count();
     metrics.request_duration.observe(total);
@@ -418,16 +432,12 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
       res.set_content(dump(ollama_final(ollama_generate, p.model, reasoning, content, finish,
                                         ollama_timings(*session, started), ollama_tool_calls(tool_calls))),
                       "application/json");
-      finish_metrics(*session, started);
-      metrics.requests_ok++;
-      track(session, false);
-      metrics.in_flight--;
-      return;
+    } else {
+      const nlohmann::json lp = p.options.logprobs ? logprobs_json(p.kind, logprobs) : nlohmann::json(nullptr);
+      res.set_content(dump(full_response(header, reasoning, p.echo + content, finish, lp, session->prompt_tokens(),
+                                         session->completion_tokens(), tool_calls)),
+                      "application/json");
     }
-    const nlohmann::json lp = p.options.logprobs ? logprobs_json(p.kind, logprobs) : nlohmann::json(nullptr);
-    res.set_content(dump(full_response(header, reasoning, p.echo + content, finish, lp, session->prompt_tokens(),
-                                       session->completion_tokens(), tool_calls)),
-                    "application/json");
     finish_metrics(*session, started);
     metrics.requests_ok++;
     track(session, false);
@@ -507,18 +517,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
         }
         return true;
       },
-      [this, session, state](bool success) {
-        if (state->failed) {
-          // counted when the error event was sent
-        } else if (!success || !state->completed) {
-          session->cancel();
-          metrics.requests_disconnected++;
-        } else {
-          metrics.requests_ok++;
-        }
-        track(session, false);
-        metrics.in_flight--;
-      });
+      [this, session, state](bool success) { stream_released(session, state->failed, state->completed, success); });
 }
 
 void HttpServer::Impl::stream_ollama(std::shared_ptr<GenerationSession> session, std::string model, bool generate_api,
@@ -583,18 +582,7 @@ void HttpServer::Impl::stream_ollama(std::shared_ptr<GenerationSession> session,
         }
         return true;
       },
-      [this, session, state](bool success) {
-        if (state->failed) {
-          // counted when the error line was sent
-        } else if (!success || !state->completed) {
-          session->cancel();
-          metrics.requests_disconnected++;
-        } else {
-          metrics.requests_ok++;
-        }
-        track(session, false);
-        metrics.in_flight--;
-      });
+      [this, session, state](bool success) { stream_released(session, state->failed, state->completed, success); });
 }
 
 void HttpServer::Impl::ollama_generation(const httplib::Request& req, httplib::Response& res, bool generate_api) {
