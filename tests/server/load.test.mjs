@@ -23,6 +23,9 @@ const FLAGS = [...COMMON_FLAGS, '--cache_lens', process.env.LOAD_CACHE_LENS || '
 const PRESSURE_FLAGS = [...COMMON_FLAGS, '--cache_lens', '384'];
 const PRESSURE_REQUESTS = 150;
 const MAX_TOKENS = [8, 12, 16];
+// A request that neither ends nor is aborted by then is a failure (a lost request), reported with its state,
+// rather than a test that waits for its timeout.
+const REQUEST_DEADLINE_MS = 60_000;
 
 // Prompts: chat and completions, some sharing long prefixes (prefix cache), different lengths (up to 252 tokens).
 const SYSTEM = 'You are a careful assistant. Answer briefly and precisely, and never invent facts. '.repeat(3);
@@ -103,27 +106,38 @@ async function runRound(srv, refs, rand, n, concurrency, label, stats) {
         ...(job.sampled ? { temperature: 0.8, top_p: 0.95, seed: job.seed } : { temperature: 0 }) };
       let timer;
       if (job.abort && job.abortAfterEvents === 0) timer = setTimeout(() => ac.abort(), job.abortDelayMs);
+      let timedOut = false;
+      const deadline = setTimeout(() => { timedOut = true; ac.abort(); }, REQUEST_DEADLINE_MS);
       const sent = Date.now();
       let first = 0;
+      let events = 0;
       let res;
+      const lost = () => `${label} job ${job.i}: no end within ${REQUEST_DEADLINE_MS / 1000} s ` +
+        `(${events} events received, ${JSON.stringify(job)})`;
       try {
         res = await srv.stream(route, req, { signal: ac.signal, onEvent: (e, idx) => {
           if (!first) first = Date.now();
+          events = idx + 1;
           if (job.abort && job.abortAfterEvents > 0 && idx + 1 >= job.abortAfterEvents) ac.abort();
         } });
       } catch (e) {
+        if (timedOut) { stats.failures.push(lost()); continue; }
         if (ac.signal.aborted) { stats.aborted += 1; stats.abortedEarly += 1; continue; }
         stats.failures.push(`${label} job ${job.i}: ${e.message}`);
         continue;
       } finally {
         clearTimeout(timer);
+        clearTimeout(deadline);
       }
       if (first) stats.maxFirstEventMs = Math.max(stats.maxFirstEventMs, first - sent);
       if (res.status !== 200) {
         stats.failures.push(`${label} job ${job.i}: HTTP ${res.status} ${res.text?.slice(0, 200)}`);
         continue;
       }
-      if (res.aborted) { stats.aborted += 1; continue; }
+      if (res.aborted) {
+        if (timedOut) stats.failures.push(lost()); else stats.aborted += 1;
+        continue;
+      }
       const s = summarize(res, route);
       const what = `${label} job ${job.i} (prompt ${job.p}, max_tokens ${job.mt}${job.sampled ? `, sampled seed ${job.seed}` : ''})`;
       if (!res.done) s.problems.push('no data: [DONE]');

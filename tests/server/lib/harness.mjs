@@ -240,9 +240,21 @@ export async function readSse(r, opts = {}) {
   let done = false;
   let afterDone = false;
   const reader = r.body.getReader();
+  // Node's fetch (undici 6) can leave a read pending forever when the signal aborts after the body has arrived
+  // but before its stream closed (nodejs/undici#4089; seen as a rare hang of the load test's aborted streams):
+  // each read races the signal, and an aborted read cancels the stream itself.
+  const signal = opts.signal;
+  let onAbort = null;
+  const aborted = signal ? new Promise((_, reject) => {
+    onAbort = () => reject(Object.assign(new Error('the request was aborted'), { name: 'AbortError' }));
+    if (signal.aborted) onAbort(); else signal.addEventListener('abort', onAbort, { once: true });
+  }) : null;
+  aborted?.catch(() => {});
   try {
     for (;;) {
-      const { value, done: end } = await reader.read();
+      const read = reader.read();
+      read.catch(() => {});  // a read that loses the race may reject later: nobody waits for it
+      const { value, done: end } = await (aborted ? Promise.race([read, aborted]) : read);
       if (end) break;
       const s = decoder.decode(value, { stream: true });
       raw += s;
@@ -273,8 +285,11 @@ export async function readSse(r, opts = {}) {
       }
     }
   } catch (e) {
-    if (e.name !== 'AbortError' && !opts.signal?.aborted) throw e;
+    if (e.name !== 'AbortError' && !signal?.aborted) throw e;
+    reader.cancel().catch(() => {});
     return { status: r.status, headers: r.headers, events, raw, done, aborted: true, framingErrors };
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
   }
   if (buf.trim() !== '') framingErrors.push(`trailing bytes after the last event: ${JSON.stringify(buf.slice(0, 200))}`);
   if (afterDone) framingErrors.push('events after data: [DONE]');
