@@ -14,7 +14,7 @@ build="${1:-build}"
 out=.device/bundle
 rm -rf "$out" && mkdir -p "$out/lib"
 cp "$build/tandem" "$out/tandem" && strip "$out/tandem"
-for f in "$build"/bench/matmul_bench "$build"/bench/cuda_kernel_bench "$build"/src/kernels/kernels_test; do
+for f in "$build"/bench/matmul_bench "$build"/bench/cuda_kernel_bench "$build"/src/kernels/kernels_test "$build"/src/kernels/cpu/kernels_cpu_test; do
   [ -x "$f" ] && cp "$f" "$out/" && strip "$out/$(basename "$f")"
 done
 # Every library but the C and C++ runtimes (the box has its own, at least as new).

@@ -1,6 +1,7 @@
 // qmatmul kernels with AVX512 F/BW/VL/VNNI (built with those flags; called only after a CPU check).
 // Decoders and activation quantization are the AVX2 ones (qmatmul_simd.h); the 16 lanes of a pair are one
-// 512-bit vector.
+// 512-bit vector. The few-token products of Q4_K, Q5_K and Q6_K (a decode step's experts) have decoders of
+// their own that keep a group's scales and codes in 512-bit registers.
 #include "kernels/cpu/qmatmul_simd.h"
 
 namespace tandem::cpu::avx512 {
@@ -105,8 +106,165 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
+// Q4_K and Q5_K rows against few tokens, the group's scales and codes kept in registers: the same operations
+// in the same order as the generic loop (IAcc::chunk, end_group, add_min, result), without its detour of the
+// per-16 scales through memory, and with each 64-code chunk made from one broadcast load. The decode is what
+// bounds a decode step's expert products (a few tokens per weight), so its instructions are counted here.
+template <bool kFive, int NT>
+void i22_k4_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
+                        float* y, int64_t ldy) {
+  constexpr size_t kBlockBytes = kFive ? 176 : 144;
+  const size_t row_bytes = static_cast<size_t>(n / 256) * kBlockBytes;
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  // The low half of a chunk holds the low nibbles of 32 bytes of codes, the high half their high nibbles.
+  const __m512i half_shift = _mm512_maskz_set1_epi16(0xFFFF0000u, 4);
+  // Lane l of chunk q takes the scale of sub-block 2 q + l / 8; the 16 min coefficients are the 8 mins in pairs.
+  __m512i chunk_scale_index[4];
+  for (int q = 0; q < 4; ++q) {
+    chunk_scale_index[q] = _mm512_mask_set1_epi32(_mm512_set1_epi32(2 * q), 0xFF00, 2 * q + 1);
+  }
+  const __m512i min_pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
+    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
+    __m512 acc[NT], accm[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
+    for (int64_t g = 0; 256 * g < n; ++g) {
+      const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
+      const __m128i scale_bytes = simd::k4_scales(blk + 4);
+      const __m512 scales = _mm512_zextps256_ps512(_mm256_mul_ps(
+          _mm256_set1_ps(simd::half(blk)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scale_bytes))));
+      const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(
+          _mm256_set1_ps(-simd::half(blk + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scale_bytes, 8)))));
+      const uint8_t* qs = blk + (kFive ? 48 : 16);
+      __m512i qh;
+      if constexpr (kFive) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
+      __m512 lanes_g[NT];
+      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
+      for (int q = 0; q < 4; ++q) {
+        const __m512i bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * q)));
+        __m512i u = _mm512_and_si512(_mm512_srlv_epi16(bytes, half_shift), nibble);
+        if constexpr (kFive) {  // bit 4 of value 32 s + l is bit s of qh[l]: s = 2 q (low half), 2 q + 1 (high)
+          const __m512i bit = _mm512_mask_set1_epi8(_mm512_set1_epi8(static_cast<char>(1 << (2 * q))), 0xFFFFFFFF00000000ull,
+                                                    static_cast<char>(1 << (2 * q + 1)));
+          u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, bit), _mm512_set1_epi8(0x10)));
+        }
+        const __m512 scale = _mm512_permutexvar_ps(chunk_scale_index[q], scales);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
+          __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+          lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
+        }
+      }
+      const __m512 mneg16 = _mm512_permutexvar_ps(min_pairs, mins);
+      for (int t = 0; t < NT; ++t) {
+        const Q22Group& xg = x[t * x_stride + g];
+        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
+        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
+  }
+}
+
+// Q6_K rows against few tokens, as i22_k4_direct_rows (the generic loop's operations and order, scales kept in
+// registers). Chunk q of a group holds the 64 codes 64 q .. 64 q + 63: low nibbles of ql[64 h .. 64 h + 63] for
+// even q = 2 h, high nibbles for odd q, each with two bits of qh[32 h .. 32 h + 31] as bits 4..5.
+template <int NT>
+void i22_q6k_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
+                         float* y, int64_t ldy) {
+  constexpr size_t kBlockBytes = 210;
+  const size_t row_bytes = static_cast<size_t>(n / 256) * kBlockBytes;
+  const __m512i nibble = _mm512_set1_epi8(0x0F), two_bits = _mm512_set1_epi8(0x03);
+  // qh's bits for the low and high halves of an even chunk (0, 2) and of an odd one (4, 6).
+  const __m512i qh_shift[2] = {_mm512_mask_set1_epi16(_mm512_setzero_si512(), 0xFFFF0000u, 2),
+                               _mm512_mask_set1_epi16(_mm512_set1_epi16(4), 0xFFFF0000u, 6)};
+  __m512i chunk_scale_index[4];
+  for (int q = 0; q < 4; ++q) {
+    chunk_scale_index[q] = _mm512_add_epi32(_mm512_set1_epi32(4 * q),
+                                            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+  }
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
+    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
+    __m512 acc[NT], accm[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
+    for (int64_t g = 0; 256 * g < n; ++g) {
+      const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
+      const __m512 dsc16 = _mm512_mul_ps(_mm512_set1_ps(simd::half(blk + 208)),
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))));
+      __m512 lanes_g[NT];
+      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+        for (int odd = 0; odd < 2; ++odd) {
+          const int q = 2 * h + odd;
+          const __m512i low = _mm512_and_si512(odd ? _mm512_srli_epi16(ql, 4) : ql, nibble);
+          const __m512i high = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, qh_shift[odd]), two_bits), 4);
+          const __m512i u = _mm512_or_si512(low, high);
+          const __m512 scale = _mm512_permutexvar_ps(chunk_scale_index[q], dsc16);
+          for (int t = 0; t < NT; ++t) {
+            const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
+            __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+            lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+            lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+            lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
+          }
+        }
+      }
+      const __m512 mneg16 = _mm512_mul_ps(dsc16, _mm512_set1_ps(-32.0f));
+      for (int t = 0; t < NT; ++t) {
+        const Q22Group& xg = x[t * x_stride + g];
+        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
+        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
+  }
+}
+
+void i22_q6k_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
+                    int64_t n, float* y, int64_t ldy) {
+  switch (n_tok) {
+    case 1: return i22_q6k_direct_rows<1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 2: return i22_q6k_direct_rows<2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 3: return i22_q6k_direct_rows<3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 4: return i22_q6k_direct_rows<4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 5: return i22_q6k_direct_rows<5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 6: return i22_q6k_direct_rows<6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 7: return i22_q6k_direct_rows<7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 8: return i22_q6k_direct_rows<8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    default: return;
+  }
+}
+
+template <bool kFive>
+void i22_k4_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
+                   int64_t n, float* y, int64_t ldy) {
+  switch (n_tok) {
+    case 1: return i22_k4_direct_rows<kFive, 1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 2: return i22_k4_direct_rows<kFive, 2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 3: return i22_k4_direct_rows<kFive, 3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 4: return i22_k4_direct_rows<kFive, 4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 5: return i22_k4_direct_rows<kFive, 5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 6: return i22_k4_direct_rows<kFive, 6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 7: return i22_k4_direct_rows<kFive, 7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 8: return i22_k4_direct_rows<kFive, 8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    default: return;
+  }
+}
+
 void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  switch (type) {
+    case GgmlType::Q4_K: return i22_k4_direct<false>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_K: return i22_k4_direct<true>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q6_K: return i22_q6k_direct(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    default: break;
+  }
   simd::i22_dot_direct_loop<IAcc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }
