@@ -142,7 +142,7 @@ void register_all() {
     const std::string name = std::string("matmul_all_threads/") + std::string(tandem::ggml_type_name(type));
     benchmark::RegisterBenchmark(name.c_str(), bm_pool_matmul, type)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
-  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q2_K,
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q2_K,
                         GgmlType::Q3_K, GgmlType::BF16}) {
     for (MatmulIsa isa : {MatmulIsa::Scalar, MatmulIsa::Avx2, MatmulIsa::Avx512}) {
       for (auto precision : {tandem::cpu::ActivationPrecision::Int22, tandem::cpu::ActivationPrecision::Float32}) {

@@ -241,6 +241,127 @@ void i22_q6k_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Grou
   }
 }
 
+// Legacy blocks of 32 (Q8_0, Q5_0, Q4_0) against few tokens, as i22_k4_direct_rows. A group is 8 blocks (fewer
+// at a row's end: its chunks past the last block are skipped, a chunk with one block has zero codes in its high
+// half, and absent blocks have d = 0, as in the generic decoder). Chunk q holds blocks 2 q and 2 q + 1.
+template <GgmlType kType>
+struct LegacyBlock;
+template <>
+struct LegacyBlock<GgmlType::Q8_0> {
+  static constexpr size_t kBytes = 34;
+  static constexpr float kOffset = 128.0f;
+};
+template <>
+struct LegacyBlock<GgmlType::Q5_0> {
+  static constexpr size_t kBytes = 22;
+  static constexpr float kOffset = 16.0f;
+};
+template <>
+struct LegacyBlock<GgmlType::Q4_0> {
+  static constexpr size_t kBytes = 18;
+  static constexpr float kOffset = 8.0f;
+};
+
+// The unsigned codes of one block as 32 bytes in value order (Q8_0: q + 128; Q5_0 / Q4_0: the nibbles, Q5_0
+// with its fifth bits).
+template <GgmlType kType>
+TANDEM_INLINE __m256i legacy_codes(const uint8_t* b) {
+  if constexpr (kType == GgmlType::Q8_0) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    constexpr bool kFive = kType == GgmlType::Q5_0;
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kFive ? 6 : 2)));
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), _mm_and_si128(qs, m4));
+    if constexpr (kFive) {  // bit 4 of value i is bit i of qh
+      const __mmask32 high = load_u32_le(b + 2);
+      codes = _mm256_mask_add_epi8(codes, high, codes, _mm256_set1_epi8(0x10));
+    }
+    return codes;
+  }
+}
+
+template <GgmlType kType, int NT>
+void i22_legacy_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
+                            float* y, int64_t ldy) {
+  constexpr size_t kBlockBytes = LegacyBlock<kType>::kBytes;
+  const size_t row_bytes = static_cast<size_t>(n / 32) * kBlockBytes;
+  __m512i chunk_scale_index[4];
+  for (int q = 0; q < 4; ++q) {
+    chunk_scale_index[q] = _mm512_mask_set1_epi32(_mm512_set1_epi32(2 * q), 0xFF00, 2 * q + 1);
+  }
+  const __m512i min_pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
+    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
+    __m512 acc[NT], accm[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
+    for (int64_t g = 0; 256 * g < n; ++g) {
+      const uint8_t* first = row + static_cast<size_t>(g) * 8 * kBlockBytes;
+      const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
+      // The blocks' d (f16) gathered through two scalar words (a vector load of scalar stores would wait on
+      // store forwarding), zero past the row's end.
+      uint64_t heads[2] = {0, 0};
+      auto add_head = [&](int j) __attribute__((always_inline)) {
+        uint16_t h;
+        std::memcpy(&h, first + static_cast<size_t>(j) * kBlockBytes, 2);
+        heads[j / 4] |= static_cast<uint64_t>(h) << (16 * (j % 4));
+      };
+      if (blocks == 8) {
+        for (int j = 0; j < 8; ++j) add_head(j);  // unrolled
+      } else {
+        for (int j = 0; j < blocks; ++j) add_head(j);
+      }
+      const __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(heads[1]), static_cast<int64_t>(heads[0])));
+      const __m512 scales = _mm512_zextps256_ps512(d8);
+      const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(d8, _mm256_set1_ps(-LegacyBlock<kType>::kOffset)));
+      __m512 lanes_g[NT];
+      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
+      auto chunk = [&](int q, bool with_high) __attribute__((always_inline)) {
+        const uint8_t* b = first + static_cast<size_t>(2 * q) * kBlockBytes;
+        const __m256i high = with_high ? legacy_codes<kType>(b + kBlockBytes) : _mm256_setzero_si256();
+        const __m512i u = _mm512_inserti64x4(_mm512_zextsi256_si512(legacy_codes<kType>(b)), high, 1);
+        const __m512 scale = _mm512_permutexvar_ps(chunk_scale_index[q], scales);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
+          __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+          lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
+        }
+      };
+      if (blocks == 8) {
+        for (int q = 0; q < 4; ++q) chunk(q, true);  // unrolled
+      } else {
+        for (int q = 0; 2 * q < blocks; ++q) chunk(q, 2 * q + 1 < blocks);
+      }
+      const __m512 mneg16 = _mm512_permutexvar_ps(min_pairs, mins);
+      for (int t = 0; t < NT; ++t) {
+        const Q22Group& xg = x[t * x_stride + g];
+        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
+        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
+  }
+}
+
+template <GgmlType kType>
+void i22_legacy_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
+                       int64_t n, float* y, int64_t ldy) {
+  switch (n_tok) {
+    case 1: return i22_legacy_direct_rows<kType, 1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 2: return i22_legacy_direct_rows<kType, 2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 3: return i22_legacy_direct_rows<kType, 3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 4: return i22_legacy_direct_rows<kType, 4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 5: return i22_legacy_direct_rows<kType, 5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 6: return i22_legacy_direct_rows<kType, 6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 7: return i22_legacy_direct_rows<kType, 7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 8: return i22_legacy_direct_rows<kType, 8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    default: return;
+  }
+}
+
 template <bool kFive>
 void i22_k4_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
                    int64_t n, float* y, int64_t ldy) {
@@ -263,6 +384,9 @@ void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
     case GgmlType::Q4_K: return i22_k4_direct<false>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
     case GgmlType::Q5_K: return i22_k4_direct<true>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
     case GgmlType::Q6_K: return i22_q6k_direct(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q8_0: return i22_legacy_direct<GgmlType::Q8_0>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_0: return i22_legacy_direct<GgmlType::Q5_0>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q4_0: return i22_legacy_direct<GgmlType::Q4_0>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
     default: break;
   }
   simd::i22_dot_direct_loop<IAcc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
