@@ -1,7 +1,8 @@
 // qmatmul kernels with AVX512 F/BW/VL/VNNI (built with those flags; called only after a CPU check).
 // Decoders and activation quantization are the AVX2 ones (qmatmul_simd.h); the 16 lanes of a pair are one
-// 512-bit vector. The few-token products of Q4_K, Q5_K and Q6_K (a decode step's experts) have decoders of
-// their own that keep a group's scales and codes in 512-bit registers.
+// 512-bit vector. The few-token products of Q4_K, Q5_K, Q6_K, Q8_0, Q5_0 and Q4_0 (a decode step's experts and
+// most of its other weights) have decoders of their own that keep a group's scales and codes in 512-bit
+// registers: at one token the decode, not the three VNNI products, is most of the instructions.
 #include "kernels/cpu/qmatmul_simd.h"
 
 namespace tandem::cpu::avx512 {
