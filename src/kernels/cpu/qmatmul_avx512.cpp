@@ -107,274 +107,190 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-// Q4_K and Q5_K rows against few tokens, the group's scales and codes kept in registers: the same operations
-// in the same order as the generic loop (IAcc::chunk, end_group, add_min, result), without its detour of the
-// per-16 scales through memory, and with each 64-code chunk made from one broadcast load. The decode is what
-// bounds a decode step's expert products (a few tokens per weight), so its instructions are counted here.
-template <bool kFive, int NT>
-void i22_k4_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
-                        float* y, int64_t ldy) {
-  constexpr size_t kBlockBytes = kFive ? 176 : 144;
-  const size_t row_bytes = static_cast<size_t>(n / 256) * kBlockBytes;
-  const __m512i nibble = _mm512_set1_epi8(0x0F);
-  // The low half of a chunk holds the low nibbles of 32 bytes of codes, the high half their high nibbles.
-  const __m512i half_shift = _mm512_maskz_set1_epi16(0xFFFF0000u, 4);
-  // Lane l of chunk q takes the scale of sub-block 2 q + l / 8; the 16 min coefficients are the 8 mins in pairs.
-  __m512i chunk_scale_index[4];
-  for (int q = 0; q < 4; ++q) {
-    chunk_scale_index[q] = _mm512_mask_set1_epi32(_mm512_set1_epi32(2 * q), 0xFF00, 2 * q + 1);
-  }
-  const __m512i min_pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  for (int r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
-    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
-    __m512 acc[NT], accm[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
-    for (int64_t g = 0; 256 * g < n; ++g) {
-      const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
-      const __m128i scale_bytes = simd::k4_scales(blk + 4);
-      const __m512 scales = _mm512_zextps256_ps512(_mm256_mul_ps(
-          _mm256_set1_ps(simd::half(blk)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scale_bytes))));
-      const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(
-          _mm256_set1_ps(-simd::half(blk + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scale_bytes, 8)))));
-      const uint8_t* qs = blk + (kFive ? 48 : 16);
-      __m512i qh;
-      if constexpr (kFive) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
-      __m512 lanes_g[NT];
-      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
-      for (int q = 0; q < 4; ++q) {
-        const __m512i bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * q)));
-        __m512i u = _mm512_and_si512(_mm512_srlv_epi16(bytes, half_shift), nibble);
-        if constexpr (kFive) {  // bit 4 of value 32 s + l is bit s of qh[l]: s = 2 q (low half), 2 q + 1 (high)
-          const __m512i bit = _mm512_mask_set1_epi8(_mm512_set1_epi8(static_cast<char>(1 << (2 * q))), 0xFFFFFFFF00000000ull,
-                                                    static_cast<char>(1 << (2 * q + 1)));
-          u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, bit), _mm512_set1_epi8(0x10)));
-        }
-        const __m512 scale = _mm512_permutexvar_ps(chunk_scale_index[q], scales);
-        for (int t = 0; t < NT; ++t) {
-          const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
-          __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
-          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
-          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
-          lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
-        }
-      }
-      const __m512 mneg16 = _mm512_permutexvar_ps(min_pairs, mins);
-      for (int t = 0; t < NT; ++t) {
-        const Q22Group& xg = x[t * x_stride + g];
-        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
-        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
-      }
-    }
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
-  }
-}
+// Few-token products with a decoder per weight type. The generic loop (simd::i22_direct_rows) decodes every type
+// through one visitor that stores the per-16 scales and reloads them per 64 codes; at one token that decode, not
+// the three VNNI products, is most of the instructions. These decoders keep a group's scales in registers and
+// make each 64-code chunk from one or two loads, and do the generic loop's operations in its order (IAcc::chunk,
+// end_group, add_min, result): the same bits.
+//
+// A Decoder provides kBlockBytes and kBlockValues (bytes and values of one weight block) and
+//   __m512 group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
+// which calls emit(q, codes, scale) for each chunk q of group g that has values (codes: 64 unsigned bytes; scale:
+// lane l's dsc16[4 q + l / 4]) and returns the group's mneg16. A decoder is made once per call: its members are
+// the index and shift vectors, kept out of the group loop.
 
-// Q6_K rows against few tokens, as i22_k4_direct_rows (the generic loop's operations and order, scales kept in
-// registers). Chunk q of a group holds the 64 codes 64 q .. 64 q + 63: low nibbles of ql[64 h .. 64 h + 63] for
-// even q = 2 h, high nibbles for odd q, each with two bits of qh[32 h .. 32 h + 31] as bits 4..5.
-template <int NT>
-void i22_q6k_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
-                         float* y, int64_t ldy) {
-  constexpr size_t kBlockBytes = 210;
-  const size_t row_bytes = static_cast<size_t>(n / 256) * kBlockBytes;
-  const __m512i nibble = _mm512_set1_epi8(0x0F), two_bits = _mm512_set1_epi8(0x03);
-  // qh's bits for the low and high halves of an even chunk (0, 2) and of an odd one (4, 6).
-  const __m512i qh_shift[2] = {_mm512_mask_set1_epi16(_mm512_setzero_si512(), 0xFFFF0000u, 2),
-                               _mm512_mask_set1_epi16(_mm512_set1_epi16(4), 0xFFFF0000u, 6)};
-  __m512i chunk_scale_index[4];
-  for (int q = 0; q < 4; ++q) {
-    chunk_scale_index[q] = _mm512_add_epi32(_mm512_set1_epi32(4 * q),
-                                            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
-  }
-  for (int r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
-    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
-    __m512 acc[NT], accm[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
-    for (int64_t g = 0; 256 * g < n; ++g) {
-      const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
-      const __m512 dsc16 = _mm512_mul_ps(_mm512_set1_ps(simd::half(blk + 208)),
-          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))));
-      __m512 lanes_g[NT];
-      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
-      for (int h = 0; h < 2; ++h) {
-        const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
-        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
-        for (int odd = 0; odd < 2; ++odd) {
-          const int q = 2 * h + odd;
-          const __m512i low = _mm512_and_si512(odd ? _mm512_srli_epi16(ql, 4) : ql, nibble);
-          const __m512i high = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, qh_shift[odd]), two_bits), 4);
-          const __m512i u = _mm512_or_si512(low, high);
-          const __m512 scale = _mm512_permutexvar_ps(chunk_scale_index[q], dsc16);
-          for (int t = 0; t < NT; ++t) {
-            const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
-            __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
-            lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
-            lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
-            lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
-          }
-        }
-      }
-      const __m512 mneg16 = _mm512_mul_ps(dsc16, _mm512_set1_ps(-32.0f));
-      for (int t = 0; t < NT; ++t) {
-        const Q22Group& xg = x[t * x_stride + g];
-        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
-        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
-      }
-    }
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
-  }
-}
-
-void i22_q6k_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
-                    int64_t n, float* y, int64_t ldy) {
-  switch (n_tok) {
-    case 1: return i22_q6k_direct_rows<1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 2: return i22_q6k_direct_rows<2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 3: return i22_q6k_direct_rows<3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 4: return i22_q6k_direct_rows<4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 5: return i22_q6k_direct_rows<5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 6: return i22_q6k_direct_rows<6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 7: return i22_q6k_direct_rows<7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 8: return i22_q6k_direct_rows<8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    default: return;
-  }
-}
-
-// Legacy blocks of 32 (Q8_0, Q5_0, Q4_0) against few tokens, as i22_k4_direct_rows. A group is 8 blocks (fewer
-// at a row's end: its chunks past the last block are skipped, a chunk with one block has zero codes in its high
-// half, and absent blocks have d = 0, as in the generic decoder). Chunk q holds blocks 2 q and 2 q + 1.
-template <GgmlType kType>
-struct LegacyBlock;
-template <>
-struct LegacyBlock<GgmlType::Q8_0> {
-  static constexpr size_t kBytes = 34;
-  static constexpr float kOffset = 128.0f;
-};
-template <>
-struct LegacyBlock<GgmlType::Q5_0> {
-  static constexpr size_t kBytes = 22;
-  static constexpr float kOffset = 16.0f;
-};
-template <>
-struct LegacyBlock<GgmlType::Q4_0> {
-  static constexpr size_t kBytes = 18;
-  static constexpr float kOffset = 8.0f;
+// Types with one scale and min per 32 values: lane l of chunk q takes the scale of sub-block 2 q + l / 8, and
+// mneg16 is the 8 mins in pairs.
+struct HalfChunkScales {
+  __m512i index[4] = {_mm512_mask_set1_epi32(_mm512_set1_epi32(0), 0xFF00, 1), _mm512_mask_set1_epi32(_mm512_set1_epi32(2), 0xFF00, 3),
+                      _mm512_mask_set1_epi32(_mm512_set1_epi32(4), 0xFF00, 5), _mm512_mask_set1_epi32(_mm512_set1_epi32(6), 0xFF00, 7)};
+  __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  TANDEM_INLINE __m512 of_chunk(int q, __m512 scales8) const { return _mm512_permutexvar_ps(index[q], scales8); }
+  TANDEM_INLINE __m512 mins_in_pairs(__m256 mins8) const { return _mm512_permutexvar_ps(pairs, _mm512_zextps256_ps512(mins8)); }
 };
 
-// The unsigned codes of one block as 32 bytes in value order (Q8_0: q + 128; Q5_0 / Q4_0: the nibbles, Q5_0
-// with its fifth bits).
-template <GgmlType kType>
-TANDEM_INLINE __m256i legacy_codes(const uint8_t* b) {
-  if constexpr (kType == GgmlType::Q8_0) {
-    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
-  } else {
-    constexpr bool kFive = kType == GgmlType::Q5_0;
-    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kFive ? 6 : 2)));
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), _mm_and_si128(qs, m4));
-    if constexpr (kFive) {  // bit 4 of value i is bit i of qh
-      const __mmask32 high = load_u32_le(b + 2);
-      codes = _mm256_mask_add_epi8(codes, high, codes, _mm256_set1_epi8(0x10));
-    }
-    return codes;
-  }
-}
-
-template <GgmlType kType, int NT>
-void i22_legacy_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
-                            float* y, int64_t ldy) {
-  constexpr size_t kBlockBytes = LegacyBlock<kType>::kBytes;
-  const size_t row_bytes = static_cast<size_t>(n / 32) * kBlockBytes;
-  __m512i chunk_scale_index[4];
-  for (int q = 0; q < 4; ++q) {
-    chunk_scale_index[q] = _mm512_mask_set1_epi32(_mm512_set1_epi32(2 * q), 0xFF00, 2 * q + 1);
-  }
-  const __m512i min_pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  for (int r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
-    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
-    __m512 acc[NT], accm[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
-    for (int64_t g = 0; 256 * g < n; ++g) {
-      const uint8_t* first = row + static_cast<size_t>(g) * 8 * kBlockBytes;
-      const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
-      // The blocks' d (f16) gathered through two scalar words (a vector load of scalar stores would wait on
-      // store forwarding), zero past the row's end.
-      uint64_t heads[2] = {0, 0};
-      auto add_head = [&](int j) __attribute__((always_inline)) {
-        uint16_t h;
-        std::memcpy(&h, first + static_cast<size_t>(j) * kBlockBytes, 2);
-        heads[j / 4] |= static_cast<uint64_t>(h) << (16 * (j % 4));
-      };
-      if (blocks == 8) {
-        for (int j = 0; j < 8; ++j) add_head(j);  // unrolled
-      } else {
-        for (int j = 0; j < blocks; ++j) add_head(j);
-      }
-      const __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(heads[1]), static_cast<int64_t>(heads[0])));
-      const __m512 scales = _mm512_zextps256_ps512(d8);
-      const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(d8, _mm256_set1_ps(-LegacyBlock<kType>::kOffset)));
-      __m512 lanes_g[NT];
-      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
-      auto chunk = [&](int q, bool with_high) __attribute__((always_inline)) {
-        const uint8_t* b = first + static_cast<size_t>(2 * q) * kBlockBytes;
-        const __m256i high = with_high ? legacy_codes<kType>(b + kBlockBytes) : _mm256_setzero_si256();
-        const __m512i u = _mm512_inserti64x4(_mm512_zextsi256_si512(legacy_codes<kType>(b)), high, 1);
-        const __m512 scale = _mm512_permutexvar_ps(chunk_scale_index[q], scales);
-        for (int t = 0; t < NT; ++t) {
-          const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
-          __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
-          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
-          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
-          lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
-        }
-      };
-      if (blocks == 8) {
-        for (int q = 0; q < 4; ++q) chunk(q, true);  // unrolled
-      } else {
-        for (int q = 0; 2 * q < blocks; ++q) chunk(q, 2 * q + 1 < blocks);
-      }
-      const __m512 mneg16 = _mm512_permutexvar_ps(min_pairs, mins);
-      for (int t = 0; t < NT; ++t) {
-        const Q22Group& xg = x[t * x_stride + g];
-        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
-        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
-      }
-    }
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
-  }
-}
-
-template <GgmlType kType>
-void i22_legacy_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
-                       int64_t n, float* y, int64_t ldy) {
-  switch (n_tok) {
-    case 1: return i22_legacy_direct_rows<kType, 1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 2: return i22_legacy_direct_rows<kType, 2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 3: return i22_legacy_direct_rows<kType, 3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 4: return i22_legacy_direct_rows<kType, 4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 5: return i22_legacy_direct_rows<kType, 5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 6: return i22_legacy_direct_rows<kType, 6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 7: return i22_legacy_direct_rows<kType, 7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 8: return i22_legacy_direct_rows<kType, 8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    default: return;
-  }
-}
-
+// Q4_K and Q5_K: chunk q holds the low nibbles of qs[32 q .. 32 q + 31] (sub-block 2 q) and their high nibbles
+// (sub-block 2 q + 1); Q5_K's fifth bit of value 32 s + l is bit s of qh[l].
 template <bool kFive>
-void i22_k4_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
-                   int64_t n, float* y, int64_t ldy) {
+struct K4Decoder {
+  static constexpr size_t kBlockBytes = kFive ? 176 : 144;
+  static constexpr int64_t kBlockValues = 256;
+  HalfChunkScales chunk_scales;
+  __m512i half_shift = _mm512_maskz_set1_epi16(0xFFFF0000u, 4);  // high half: the high nibbles
+  template <typename Emit>
+  TANDEM_INLINE __m512 group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+    const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
+    const __m128i scale_bytes = simd::k4_scales(blk + 4);
+    const __m512 scales = _mm512_zextps256_ps512(
+        _mm256_mul_ps(_mm256_set1_ps(simd::half(blk)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scale_bytes))));
+    const __m256 mins = _mm256_mul_ps(_mm256_set1_ps(-simd::half(blk + 2)),
+                                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scale_bytes, 8))));
+    const uint8_t* qs = blk + (kFive ? 48 : 16);
+    __m512i qh = _mm512_setzero_si512();
+    if constexpr (kFive) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
+    for (int q = 0; q < 4; ++q) {
+      const __m512i bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * q)));
+      __m512i u = _mm512_and_si512(_mm512_srlv_epi16(bytes, half_shift), _mm512_set1_epi8(0x0F));
+      if constexpr (kFive) {
+        const __m512i bit = _mm512_mask_set1_epi8(_mm512_set1_epi8(static_cast<char>(1 << (2 * q))), 0xFFFFFFFF00000000ull,
+                                                  static_cast<char>(1 << (2 * q + 1)));
+        u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, bit), _mm512_set1_epi8(0x10)));
+      }
+      emit(q, u, chunk_scales.of_chunk(q, scales));
+    }
+    return chunk_scales.mins_in_pairs(mins);
+  }
+};
+
+// Q6_K: chunk q holds the low nibbles of ql[64 h .. 64 h + 63] for q = 2 h, their high nibbles for q = 2 h + 1,
+// each with two bits of qh[32 h .. 32 h + 31] as bits 4..5 (bits 0, 2 / 4, 6 for the low / high half).
+struct Q6KDecoder {
+  static constexpr size_t kBlockBytes = 210;
+  static constexpr int64_t kBlockValues = 256;
+  __m512i qh_shift[2] = {_mm512_maskz_set1_epi16(0xFFFF0000u, 2), _mm512_mask_set1_epi16(_mm512_set1_epi16(4), 0xFFFF0000u, 6)};
+  __m512i chunk_scale_index[4] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                  _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
+                                  _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
+                                  _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  template <typename Emit>
+  TANDEM_INLINE __m512 group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+    const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
+    const __m512 dsc16 = _mm512_mul_ps(_mm512_set1_ps(simd::half(blk + 208)),
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))));
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+      for (int odd = 0; odd < 2; ++odd) {
+        const int q = 2 * h + odd;
+        const __m512i low = _mm512_and_si512(odd ? _mm512_srli_epi16(ql, 4) : ql, _mm512_set1_epi8(0x0F));
+        const __m512i high = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, qh_shift[odd]), _mm512_set1_epi8(0x03)), 4);
+        emit(q, _mm512_or_si512(low, high), _mm512_permutexvar_ps(chunk_scale_index[q], dsc16));  // dsc16[4 q + l / 4]
+      }
+    }
+    return _mm512_mul_ps(dsc16, _mm512_set1_ps(-32.0f));
+  }
+};
+
+// Legacy blocks of 32 (Q8_0: q + 128; Q5_0, Q4_0: the nibbles, Q5_0 with its fifth bits). A group is 8 blocks,
+// fewer at a row's end: chunks past the last block are skipped, a chunk with one block has zero codes in its
+// high half, absent blocks have d = 0 (as in the generic decoder). Chunk q holds blocks 2 q and 2 q + 1.
+template <GgmlType kType>
+struct LegacyDecoder {
+  static constexpr size_t kBlockBytes = kType == GgmlType::Q8_0 ? 34 : kType == GgmlType::Q5_0 ? 22 : 18;
+  static constexpr int64_t kBlockValues = 32;
+  static constexpr float kOffset = kType == GgmlType::Q8_0 ? 128.0f : kType == GgmlType::Q5_0 ? 16.0f : 8.0f;
+  HalfChunkScales chunk_scales;
+  static TANDEM_INLINE __m256i codes(const uint8_t* b) {
+    if constexpr (kType == GgmlType::Q8_0) {
+      return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    } else {
+      constexpr bool kFive = kType == GgmlType::Q5_0;
+      const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kFive ? 6 : 2)));
+      const __m128i m4 = _mm_set1_epi8(0x0F);
+      __m256i c = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), _mm_and_si128(qs, m4));
+      if constexpr (kFive) c = _mm256_mask_add_epi8(c, load_u32_le(b + 2), c, _mm256_set1_epi8(0x10));  // bit i of qh
+      return c;
+    }
+  }
+  template <typename Emit>
+  TANDEM_INLINE __m512 group(const uint8_t* row, int64_t g, int64_t n, Emit&& emit) const {
+    const uint8_t* first = row + static_cast<size_t>(g) * 8 * kBlockBytes;
+    const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
+    // The blocks' d (f16) gathered through two scalar words (a vector load of scalar stores would wait on
+    // store forwarding), zero past the row's end.
+    uint64_t heads[2] = {0, 0};
+    auto add_head = [&](int j) __attribute__((always_inline)) {
+      uint16_t h;
+      std::memcpy(&h, first + static_cast<size_t>(j) * kBlockBytes, 2);
+      heads[j / 4] |= static_cast<uint64_t>(h) << (16 * (j % 4));
+    };
+    auto chunk = [&](int q, bool with_high) __attribute__((always_inline)) {
+      const uint8_t* b = first + static_cast<size_t>(2 * q) * kBlockBytes;
+      const __m256i high = with_high ? codes(b + kBlockBytes) : _mm256_setzero_si256();
+      return _mm512_inserti64x4(_mm512_zextsi256_si512(codes(b)), high, 1);
+    };
+    if (blocks == 8) {
+      for (int j = 0; j < 8; ++j) add_head(j);  // unrolled
+    } else {
+      for (int j = 0; j < blocks; ++j) add_head(j);
+    }
+    const __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(heads[1]), static_cast<int64_t>(heads[0])));
+    const __m512 scales = _mm512_zextps256_ps512(d8);
+    if (blocks == 8) {
+      for (int q = 0; q < 4; ++q) emit(q, chunk(q, true), chunk_scales.of_chunk(q, scales));
+    } else {
+      for (int q = 0; 2 * q < blocks; ++q) {
+        emit(q, chunk(q, 2 * q + 1 < blocks), chunk_scales.of_chunk(q, scales));
+      }
+    }
+    return chunk_scales.mins_in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)));
+  }
+};
+
+template <typename Decoder, int NT>
+void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
+                      float* y, int64_t ldy) {
+  const size_t row_bytes = static_cast<size_t>(n / Decoder::kBlockValues) * Decoder::kBlockBytes;
+  const Decoder decoder;
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
+    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
+    __m512 acc[NT], accm[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
+    for (int64_t g = 0; 256 * g < n; ++g) {
+      __m512 lanes_g[NT];
+      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
+      const __m512 mneg16 = decoder.group(row, g, n, [&](int q, __m512i u, __m512 scale) __attribute__((always_inline)) {
+        for (int t = 0; t < NT; ++t) {  // IAcc::chunk
+          const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
+          __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+          lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
+        }
+      });
+      for (int t = 0; t < NT; ++t) {  // IAcc::end_group, IAcc::add_min
+        const Q22Group& xg = x[t * x_stride + g];
+        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
+        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
+  }
+}
+
+template <typename Decoder>
+void i22_decoder_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
+                        int64_t n, float* y, int64_t ldy) {
   switch (n_tok) {
-    case 1: return i22_k4_direct_rows<kFive, 1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 2: return i22_k4_direct_rows<kFive, 2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 3: return i22_k4_direct_rows<kFive, 3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 4: return i22_k4_direct_rows<kFive, 4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 5: return i22_k4_direct_rows<kFive, 5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 6: return i22_k4_direct_rows<kFive, 6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 7: return i22_k4_direct_rows<kFive, 7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 8: return i22_k4_direct_rows<kFive, 8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 1: return i22_decoder_rows<Decoder, 1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 2: return i22_decoder_rows<Decoder, 2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 3: return i22_decoder_rows<Decoder, 3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 4: return i22_decoder_rows<Decoder, 4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 5: return i22_decoder_rows<Decoder, 5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 6: return i22_decoder_rows<Decoder, 6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 7: return i22_decoder_rows<Decoder, 7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
+    case 8: return i22_decoder_rows<Decoder, 8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
     default: return;
   }
 }
@@ -382,15 +298,14 @@ void i22_k4_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group
 void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   switch (type) {
-    case GgmlType::Q4_K: return i22_k4_direct<false>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q5_K: return i22_k4_direct<true>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q6_K: return i22_q6k_direct(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q8_0: return i22_legacy_direct<GgmlType::Q8_0>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q5_0: return i22_legacy_direct<GgmlType::Q5_0>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q4_0: return i22_legacy_direct<GgmlType::Q4_0>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    default: break;
+    case GgmlType::Q4_K: return i22_decoder_direct<K4Decoder<false>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_K: return i22_decoder_direct<K4Decoder<true>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q6_K: return i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q8_0: return i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_0: return i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q4_0: return i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    default: return simd::i22_dot_direct_loop<IAcc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   }
-  simd::i22_dot_direct_loop<IAcc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }
 void i22_dot_decoded(GgmlType, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
