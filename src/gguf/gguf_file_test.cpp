@@ -319,8 +319,9 @@ TEST(gguf_fixtures, TinyQwen3MoeBf16) {
   EXPECT_EQ(tokens->to_display_string(2).rfind("string[151936] [", 0), 0u);
 }
 
-// Opens every fixture, checks each tensor lies inside its file, and prints the open time.
-TEST(gguf_fixtures, AllOpenQuickly) {
+// Opens every fixture, checks each tensor lies inside its file, and prints the open time (for information only: a
+// cold page cache on a slow disk makes it seconds, so it is no pass criterion; `tandem bench` reports load times).
+TEST(gguf_fixtures, AllOpenWithTheirTensorsInside) {
   const std::string probe = fixture("x");
   if (probe.empty()) GTEST_SKIP() << "TANDEM_SOURCE_DIR is not set (run through ctest)";
   const auto root = std::filesystem::path(probe).parent_path().parent_path();
@@ -337,7 +338,6 @@ TEST(gguf_fixtures, AllOpenQuickly) {
     for (const GgufTensorInfo& t : (*m)->tensors()) EXPECT_LE(t.file_offset + t.n_bytes, size) << t.name;
     std::cout << "[ gguf     ] " << path.string() << ": " << (*m)->tensors().size() << " tensors, "
               << (*m)->metadata().size() << " keys, opened in " << ms << " ms\n";
-    EXPECT_LT(ms, 2000.0) << path;
     ++opened;
   }
   if (opened == 0) GTEST_SKIP() << "no fixture model.gguf under " << root;
