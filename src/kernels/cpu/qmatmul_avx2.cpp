@@ -42,24 +42,29 @@ struct IAcc {
     const __m256 scale[2] = {_mm256_permutevar8x32_ps(four, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)),
                              _mm256_permutevar8x32_ps(four, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3))};
     for (int t = 0; t < NT; ++t) {
-      for (int h = 0; h < 2; ++h) {
-        const int8_t* d = &x[t]->digit[0][64 * q + 32 * h];
-        auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-        __m256i lanes = _mm256_slli_epi32(dot(u[h], ld(d + 512)), 8);
-        lanes = _mm256_slli_epi32(_mm256_add_epi32(lanes, dot(u[h], ld(d + 256))), 8);
-        lanes = _mm256_add_epi32(lanes, dot(u[h], ld(d)));
-        g[t].v[h] = _mm256_fmadd_ps(scale[h], _mm256_cvtepi32_ps(lanes), g[t].v[h]);
-      }
+      for (int h = 0; h < 2; ++h) scaled_products(u[h], scale[h], &x[t]->digit[0][64 * q + 32 * h], g[t].v[h]);
     }
+  }
+  // g = fma(scale, (float)T, g) for the 8 exact lane sums T of 32 codes u times one token's int22 values, whose
+  // three digits are at d, d + 256 and d + 512.
+  static TANDEM_INLINE void scaled_products(__m256i u, __m256 scale, const int8_t* d, __m256& g) {
+    auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+    __m256i lanes = _mm256_slli_epi32(dot(u, ld(d + 512)), 8);
+    lanes = _mm256_slli_epi32(_mm256_add_epi32(lanes, dot(u, ld(d + 256))), 8);
+    lanes = _mm256_add_epi32(lanes, dot(u, ld(d)));
+    g = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), g);
   }
   static TANDEM_INLINE void end_group(float dx, const Lanes& g, Lanes& acc) {
     const __m256 d = _mm256_set1_ps(dx);
     acc.v[0] = _mm256_fmadd_ps(d, g.v[0], acc.v[0]);
     acc.v[1] = _mm256_fmadd_ps(d, g.v[1], acc.v[1]);
   }
+  static TANDEM_INLINE void add_min(const Lanes& mneg16, const float* xsum, Lanes& accm) {
+    accm.v[0] = _mm256_fmadd_ps(mneg16.v[0], _mm256_loadu_ps(xsum), accm.v[0]);
+    accm.v[1] = _mm256_fmadd_ps(mneg16.v[1], _mm256_loadu_ps(xsum + 8), accm.v[1]);
+  }
   static TANDEM_INLINE void add_min(const float* mneg16, const float* xsum, Lanes& accm) {
-    accm.v[0] = _mm256_fmadd_ps(_mm256_loadu_ps(mneg16), _mm256_loadu_ps(xsum), accm.v[0]);
-    accm.v[1] = _mm256_fmadd_ps(_mm256_loadu_ps(mneg16 + 8), _mm256_loadu_ps(xsum + 8), accm.v[1]);
+    add_min(Lanes{{_mm256_loadu_ps(mneg16), _mm256_loadu_ps(mneg16 + 8)}}, xsum, accm);
   }
   static TANDEM_INLINE float result(const Lanes& acc, const Lanes& accm) {
     float a[16], m[16];
@@ -142,9 +147,9 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-// Q4_K rows against few tokens with the group's scales in registers (as the AVX512 decoders): IAcc<false>'s
-// operations in its order, the same bits. Chunk q's low half is the low nibbles of qs[32 q .. 32 q + 31]
-// (sub-block 2 q), its high half their high nibbles (sub-block 2 q + 1).
+// Q4_K rows against few tokens with the group's scales in registers (as the AVX512 decoders), through
+// IAcc<false>'s products, group end and result: the same bits. Chunk q's low half is the low nibbles of
+// qs[32 q .. 32 q + 31] (sub-block 2 q), its high half their high nibbles (sub-block 2 q + 1).
 template <int NT>
 void i22_q4k_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
                          float* y, int64_t ldy) {
@@ -163,58 +168,34 @@ void i22_q4k_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q2
     }
     for (int64_t g = 0; 256 * g < n; ++g) {
       const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
-      const __m128i scale_bytes = simd::k4_scales(blk + 4);
-      const __m256 scales = _mm256_mul_ps(_mm256_set1_ps(simd::half(blk)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scale_bytes)));
-      const __m256 mins = _mm256_mul_ps(_mm256_set1_ps(-simd::half(blk + 2)),
-                                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scale_bytes, 8))));
+      const simd::K4BlockScales block = simd::k4_block_scales(blk);
       Acc::Lanes lanes[NT];
       for (auto& l : lanes) Acc::zero(l);
       for (int q = 0; q < 4; ++q) {
         const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * q));
         const __m256i u[2] = {_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)};
-        const __m256 scale[2] = {_mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(2 * q)),
-                                 _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(2 * q + 1))};
-        for (int t = 0; t < NT; ++t) {  // Acc::chunk
-          for (int h = 0; h < 2; ++h) {
-            const int8_t* d = &x[t * x_stride + g].digit[0][64 * q + 32 * h];
-            auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-            __m256i l = _mm256_slli_epi32(Acc::dot(u[h], ld(d + 512)), 8);
-            l = _mm256_slli_epi32(_mm256_add_epi32(l, Acc::dot(u[h], ld(d + 256))), 8);
-            l = _mm256_add_epi32(l, Acc::dot(u[h], ld(d)));
-            lanes[t].v[h] = _mm256_fmadd_ps(scale[h], _mm256_cvtepi32_ps(l), lanes[t].v[h]);
-          }
+        const __m256 scale[2] = {_mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q)),
+                                 _mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q + 1))};
+        for (int t = 0; t < NT; ++t) {
+          for (int h = 0; h < 2; ++h) Acc::scaled_products(u[h], scale[h], &x[t * x_stride + g].digit[0][64 * q + 32 * h], lanes[t].v[h]);
         }
       }
-      const __m256 mneg[2] = {_mm256_permutevar8x32_ps(mins, low_pairs), _mm256_permutevar8x32_ps(mins, high_pairs)};
-      for (int t = 0; t < NT; ++t) {  // Acc::end_group, Acc::add_min
+      const Acc::Lanes mneg16{{_mm256_permutevar8x32_ps(block.mneg, low_pairs), _mm256_permutevar8x32_ps(block.mneg, high_pairs)}};
+      for (int t = 0; t < NT; ++t) {
         const Q22Group& xg = x[t * x_stride + g];
         Acc::end_group(xg.dx, lanes[t], acc[t]);
-        accm[t].v[0] = _mm256_fmadd_ps(mneg[0], _mm256_loadu_ps(xg.xsum), accm[t].v[0]);
-        accm[t].v[1] = _mm256_fmadd_ps(mneg[1], _mm256_loadu_ps(xg.xsum + 8), accm[t].v[1]);
+        Acc::add_min(mneg16, xg.xsum, accm[t]);
       }
     }
     for (int t = 0; t < NT; ++t) y[t * ldy + r] = Acc::result(acc[t], accm[t]);
   }
 }
 
-void i22_q4k_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
-                    int64_t n, float* y, int64_t ldy) {
-  switch (n_tok) {
-    case 1: return i22_q4k_direct_rows<1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 2: return i22_q4k_direct_rows<2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 3: return i22_q4k_direct_rows<3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 4: return i22_q4k_direct_rows<4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 5: return i22_q4k_direct_rows<5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 6: return i22_q4k_direct_rows<6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 7: return i22_q4k_direct_rows<7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 8: return i22_q4k_direct_rows<8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    default: return;
-  }
-}
-
 void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  if (type == GgmlType::Q4_K) return i22_q4k_direct(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q4_K) {
+    return simd::with_token_count(n_tok, [&](auto nt) { i22_q4k_direct_rows<nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
+  }
   if (type == GgmlType::Q8_0) {
     simd::i22_dot_direct_loop<IAcc<true>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   } else {

@@ -29,18 +29,21 @@ struct IAcc {
     const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(4 * q),
                                            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
     const __m512 scale = _mm512_permutexvar_ps(index, dsc16);
-    for (int t = 0; t < NT; ++t) {
-      const int8_t* d = &x[t]->digit[0][64 * q];
-      __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
-      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
-      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
-      g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), g[t]);
-    }
+    for (int t = 0; t < NT; ++t) scaled_products(u, scale, &x[t]->digit[0][64 * q], g[t]);
+  }
+  // g = fma(scale, (float)T, g) for the 16 exact lane sums T of 64 codes u times one token's int22 values, whose
+  // three digits are at d, d + 256 and d + 512.
+  static TANDEM_INLINE void scaled_products(const Codes& u, __m512 scale, const int8_t* d, Lanes& g) {
+    __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+    lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+    lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+    g = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), g);
   }
   static TANDEM_INLINE void end_group(float dx, const Lanes& g, Lanes& acc) { acc = _mm512_fmadd_ps(_mm512_set1_ps(dx), g, acc); }
-  static TANDEM_INLINE void add_min(const float* mneg16, const float* xsum, Lanes& accm) {
-    accm = _mm512_fmadd_ps(load16(mneg16), _mm512_loadu_ps(xsum), accm);
+  static TANDEM_INLINE void add_min(__m512 mneg16, const float* xsum, Lanes& accm) {
+    accm = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xsum), accm);
   }
+  static TANDEM_INLINE void add_min(const float* mneg16, const float* xsum, Lanes& accm) { add_min(load16(mneg16), xsum, accm); }
   static TANDEM_INLINE float result(const Lanes& acc, const Lanes& accm) {
     float a[16], m[16];
     _mm512_storeu_ps(a, acc);
@@ -110,8 +113,8 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
 // Few-token products with a decoder per weight type. The generic loop (simd::i22_direct_rows) decodes every type
 // through one visitor that stores the per-16 scales and reloads them per 64 codes; at one token that decode, not
 // the three VNNI products, is most of the instructions. These decoders keep a group's scales in registers and
-// make each 64-code chunk from one or two loads, and do the generic loop's operations in its order (IAcc::chunk,
-// end_group, add_min, result): the same bits.
+// make each 64-code chunk from one or two loads; the products, group ends and results are IAcc's own (the generic
+// loop's operations in its order): the same bits.
 //
 // A Decoder provides kBlockBytes and kBlockValues (bytes and values of one weight block) and
 //   __m512 group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
@@ -140,11 +143,8 @@ struct K4Decoder {
   template <typename Emit>
   TANDEM_INLINE __m512 group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
     const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
-    const __m128i scale_bytes = simd::k4_scales(blk + 4);
-    const __m512 scales = _mm512_zextps256_ps512(
-        _mm256_mul_ps(_mm256_set1_ps(simd::half(blk)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scale_bytes))));
-    const __m256 mins = _mm256_mul_ps(_mm256_set1_ps(-simd::half(blk + 2)),
-                                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scale_bytes, 8))));
+    const simd::K4BlockScales block = simd::k4_block_scales(blk);
+    const __m512 scales = _mm512_zextps256_ps512(block.scales);
     const uint8_t* qs = blk + (kFive ? 48 : 16);
     __m512i qh = _mm512_setzero_si512();
     if constexpr (kFive) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
@@ -158,7 +158,7 @@ struct K4Decoder {
       }
       emit(q, u, chunk_scales.of_chunk(q, scales));
     }
-    return chunk_scales.mins_in_pairs(mins);
+    return chunk_scales.mins_in_pairs(block.mneg);
   }
 };
 
@@ -261,18 +261,12 @@ void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Gr
       __m512 lanes_g[NT];
       for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
       const __m512 mneg16 = decoder.group(row, g, n, [&](int q, __m512i u, __m512 scale) __attribute__((always_inline)) {
-        for (int t = 0; t < NT; ++t) {  // IAcc::chunk
-          const int8_t* d = &x[t * x_stride + g].digit[0][64 * q];
-          __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
-          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
-          lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
-          lanes_g[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), lanes_g[t]);
-        }
+        for (int t = 0; t < NT; ++t) IAcc::scaled_products(u, scale, &x[t * x_stride + g].digit[0][64 * q], lanes_g[t]);
       });
-      for (int t = 0; t < NT; ++t) {  // IAcc::end_group, IAcc::add_min
+      for (int t = 0; t < NT; ++t) {
         const Q22Group& xg = x[t * x_stride + g];
-        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xg.dx), lanes_g[t], acc[t]);
-        accm[t] = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xg.xsum), accm[t]);
+        IAcc::end_group(xg.dx, lanes_g[t], acc[t]);
+        IAcc::add_min(mneg16, xg.xsum, accm[t]);
       }
     }
     for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
@@ -282,17 +276,7 @@ void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Gr
 template <typename Decoder>
 void i22_decoder_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
                         int64_t n, float* y, int64_t ldy) {
-  switch (n_tok) {
-    case 1: return i22_decoder_rows<Decoder, 1>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 2: return i22_decoder_rows<Decoder, 2>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 3: return i22_decoder_rows<Decoder, 3>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 4: return i22_decoder_rows<Decoder, 4>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 5: return i22_decoder_rows<Decoder, 5>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 6: return i22_decoder_rows<Decoder, 6>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 7: return i22_decoder_rows<Decoder, 7>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 8: return i22_decoder_rows<Decoder, 8>(w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    default: return;
-  }
+  simd::with_token_count(n_tok, [&](auto nt) { i22_decoder_rows<Decoder, nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
 }
 
 void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -91,6 +92,34 @@ static TANDEM_INLINE __m128i k4_scales(const uint8_t* s) {
   // ... and, as bits 4..5, the top 2 bits of bytes 0..3 / 4..7.
   const __m128i top = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
   return _mm_or_si128(low, _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30)));
+}
+
+// The 8 sub-block scales d * scale[s] and min coefficients (-dmin) * min[s] of a Q4_K / Q5_K block, as the
+// generic decoder computes them (visit_group; mneg16 holds each twice).
+struct K4BlockScales {
+  __m256 scales, mneg;
+};
+static TANDEM_INLINE K4BlockScales k4_block_scales(const uint8_t* blk) {
+  const __m128i bytes = k4_scales(blk + 4);
+  return {_mm256_mul_ps(_mm256_set1_ps(half(blk)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))),
+          _mm256_mul_ps(_mm256_set1_ps(-half(blk + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8))))};
+}
+
+// fn(std::integral_constant<int, NT>{}) with NT = n_tok, for the direct kernels' 1 .. kDirectTokens tokens.
+template <typename Fn>
+static TANDEM_INLINE void with_token_count(int64_t n_tok, Fn&& fn) {
+  static_assert(kDirectTokens == 8);
+  switch (n_tok) {
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    case 4: return fn(std::integral_constant<int, 4>{});
+    case 5: return fn(std::integral_constant<int, 5>{});
+    case 6: return fn(std::integral_constant<int, 6>{});
+    case 7: return fn(std::integral_constant<int, 7>{});
+    case 8: return fn(std::integral_constant<int, 8>{});
+    default: return;
+  }
 }
 
 // --- decoders shared by both modes -----------------------------------------------------------------------
@@ -400,17 +429,7 @@ static inline void i22_direct_rows(GgmlType type, const uint8_t* w, size_t w_str
 template <typename IAcc>
 static inline void i22_dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x,
                                        int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  switch (n_tok) {
-    case 1: return i22_direct_rows<IAcc, 1>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 2: return i22_direct_rows<IAcc, 2>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 3: return i22_direct_rows<IAcc, 3>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 4: return i22_direct_rows<IAcc, 4>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 5: return i22_direct_rows<IAcc, 5>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 6: return i22_direct_rows<IAcc, 6>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 7: return i22_direct_rows<IAcc, 7>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    case 8: return i22_direct_rows<IAcc, 8>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy);
-    default: return;
-  }
+  with_token_count(n_tok, [&](auto nt) { i22_direct_rows<IAcc, nt>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy); });
 }
 
 // --- float-activation mode -------------------------------------------------------------------------------
@@ -463,17 +482,9 @@ template <typename FAcc>
 static inline void f32_dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x,
                                        int64_t ldx, const float* xsum, int64_t xsum_stride, int64_t n_tok, int64_t n,
                                        float* y, int64_t ldy) {
-  switch (n_tok) {
-    case 1: return f32_direct_rows<FAcc, 1>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    case 2: return f32_direct_rows<FAcc, 2>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    case 3: return f32_direct_rows<FAcc, 3>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    case 4: return f32_direct_rows<FAcc, 4>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    case 5: return f32_direct_rows<FAcc, 5>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    case 6: return f32_direct_rows<FAcc, 6>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    case 7: return f32_direct_rows<FAcc, 7>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    case 8: return f32_direct_rows<FAcc, 8>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
-    default: return;
-  }
+  with_token_count(n_tok, [&](auto nt) {
+    f32_direct_rows<FAcc, nt>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n, y, ldy);
+  });
 }
 
 template <typename FAcc>
