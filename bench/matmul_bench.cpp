@@ -148,14 +148,13 @@ void register_all() {
       for (auto precision : {tandem::cpu::ActivationPrecision::Int22, tandem::cpu::ActivationPrecision::Float32}) {
         if (isa == MatmulIsa::Scalar && type != GgmlType::Q4_K) continue;
         if (type == GgmlType::BF16 && precision == tandem::cpu::ActivationPrecision::Int22) continue;
-        const std::string name = std::string("qmatmul/") + std::string(tandem::ggml_type_name(type)) + "/" +
-                                 tandem::cpu::matmul_isa_name(isa) + "/" + tandem::cpu::activation_precision_name(precision);
-        auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_qmatmul, type, isa, precision, false);
-        b->Arg(1)->Arg(4)->Arg(64)->Unit(benchmark::kMillisecond);
+        const std::string what = std::string(tandem::ggml_type_name(type)) + "/" + tandem::cpu::matmul_isa_name(isa) +
+                                 "/" + tandem::cpu::activation_precision_name(precision);
+        benchmark::RegisterBenchmark(("qmatmul/" + what).c_str(), bm_qmatmul, type, isa, precision, false)
+            ->Arg(1)->Arg(4)->Arg(64)->Unit(benchmark::kMillisecond);
         if (isa != MatmulIsa::Scalar) {
-          const std::string cached = std::string("qmatmul_cached/") + (name.c_str() + std::strlen("qmatmul/"));
-          benchmark::RegisterBenchmark(cached.c_str(), bm_qmatmul, type, isa, precision, true)->Arg(1)->Arg(4)
-              ->Unit(benchmark::kMicrosecond);
+          benchmark::RegisterBenchmark(("qmatmul_cached/" + what).c_str(), bm_qmatmul, type, isa, precision, true)
+              ->Arg(1)->Arg(4)->Unit(benchmark::kMicrosecond);
         }
       }
     }

@@ -132,6 +132,11 @@ struct HttpServer::Impl {
     std::lock_guard lock(sessions_mutex);
     if (add) sessions.insert(s); else sessions.erase(s);
   }
+  // A generation request's end, whatever its outcome: no longer tracked nor in flight.
+  void release(const std::shared_ptr<GenerationSession>& session) {
+    track(session, false);
+    metrics.in_flight--;
+  }
   // A stream's end (its content provider released): a stream that neither failed (counted when its error was
   // sent) nor completed lost its client, so its generation is cancelled.
   void stream_released(const std::shared_ptr<GenerationSession>& session, bool failed, bool completed, bool success) {
@@ -143,8 +148,7 @@ struct HttpServer::Impl {
         metrics.requests_ok++;
       }
     }
-    track(session, false);
-    metrics.in_flight--;
+    release(session);
   }
   void finish_metrics(const GenerationSession& s, Clock::time_point started) {
     const double total = std::chrono::duration<double>(Clock::now() - started).count();
@@ -408,24 +412,21 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     if (client_gone) {
       metrics.requests_disconnected++;
-      track(session, false);
-      metrics.in_flight--;
+      release(session);
       return;
     }
     if (cut_by_shutdown) {
       res.set_header("Retry-After", "5");
       fail(res, shutdown_cut_error());
       metrics.requests_server_error++;
-      track(session, false);
-      metrics.in_flight--;
+      release(session);
       return;
     }
     if (!error.empty()) {
       spdlog::error("request {} failed: {}", header.id, error);
       fail(res, ApiError{500, "generation failed: " + error, "server_error"});
       metrics.requests_server_error++;
-      track(session, false);
-      metrics.in_flight--;
+      release(session);
       return;
     }
     if (ollama) {
@@ -440,8 +441,7 @@ void HttpServer::Impl::generate(Prepared p, const httplib::Request& req, httplib
     }
     finish_metrics(*session, started);
     metrics.requests_ok++;
-    track(session, false);
-    metrics.in_flight--;
+    release(session);
     return;
   }
 
