@@ -16,6 +16,10 @@ namespace tandem {
 CpuExpertRunner::CpuExpertRunner(int n_threads)
     : own_pool_(std::make_unique<ThreadPool>(n_threads, kSpinMicroseconds)), pool_(own_pool_.get()) {
   error_.reserve(512);
+  // The waiting thread spins only where it has a core beside the pool's: spinning on one of the pool's
+  // cores would slow the job it waits for.
+  const unsigned cores = std::thread::hardware_concurrency();
+  if (cores > 0 && static_cast<unsigned>(pool_->size()) < cores) wait_spin_microseconds_ = kSpinMicroseconds;
   dispatcher_ = std::thread([this] { dispatch_loop(); });
 }
 
@@ -77,12 +81,15 @@ void CpuExpertRunner::submit(const ExpertJob& job) {
     job_ = job;
     has_job_ = true;
     failed_ = false;
+    job_finished_.store(false, std::memory_order_relaxed);
     job_waiting_.store(true, std::memory_order_release);
   }
   changed_.notify_all();
 }
 
 Status CpuExpertRunner::wait() {
+  spin_until(std::chrono::microseconds(wait_spin_microseconds_),
+             [this] { return job_finished_.load(std::memory_order_acquire); });
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [this] { return !has_job_; });
   if (!failed_) return Status::ok();
@@ -158,6 +165,7 @@ void CpuExpertRunner::dispatch_loop() {
       std::lock_guard lock(mutex_);
       busy_seconds_ += seconds;
       has_job_ = false;
+      job_finished_.store(true, std::memory_order_release);
     }
     changed_.notify_all();
   }

@@ -59,7 +59,11 @@ class CpuExpertRunner final : public ExpertRunner {
   ExpertJob job_;
   bool has_job_ = false;   // submitted, not yet finished
   std::atomic<bool> job_waiting_{false};  // submitted, not yet taken by the dispatcher (read while spinning)
+  std::atomic<bool> job_finished_{false};  // the last submitted job is done (read while wait() spins)
   std::atomic<bool> stopping_{false};
+  // wait() spins this long for the job before it sleeps: a layer's experts take hundreds of microseconds
+  // at decode, and waking the sleeping caller (the GPU's host thread) would add tens to every layer.
+  int wait_spin_microseconds_ = 0;
   std::string error_;      // the finished job's error (capacity reserved)
   bool failed_ = false;
   double busy_seconds_ = 0;

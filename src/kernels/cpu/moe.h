@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -39,8 +40,12 @@ class MoeScratch {
   std::vector<float> act, up;          // [max_tokens * k, max_ff]
   std::vector<float> down;             // [max_tokens * k, n_embd]
   AlignedBuffer x_quantized, act_quantized;  // x_sorted and act rows prepared for the kernels
-  std::vector<Task> tasks;
+  std::vector<Task> tasks;             // gate/up tasks, then down tasks
   std::atomic<int64_t> next_task{0};
+  // Per expert: its gate/up tasks not yet done, then kExpertReady once its down activations are prepared.
+  static constexpr int32_t kExpertReady = -1;
+  std::unique_ptr<std::atomic<int32_t>[]> gate_up_left;  // [max_experts]
+  std::atomic<bool> failed{false};     // a gate/up task threw: the down tasks stop waiting
   ThreadScratch decode;                // per-thread decode tiles
 };
 
