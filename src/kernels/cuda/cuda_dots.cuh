@@ -59,7 +59,10 @@ __device__ inline void lane_rows_dots(GgmlType type, const uint8_t* const (&rows
                                       int64_t x_stride, int nt, float (&acc)[kRows][kTile]) {
   const int lane = threadIdx.x & 31;
   const int64_t chunks = cols / 8;
-#pragma unroll 2
+  // Unrolled so that several chunks' loads are in flight together (a decode product is latency-bound: a
+  // lane has only 8 chunks of a 2048-value row); fewer rows per warp leave registers for more.
+  constexpr int kUnroll = kRows == 1 ? 8 : kRows == 2 ? 4 : 2;
+#pragma unroll kUnroll
   for (int64_t c = lane; c < chunks; c += 32) {
     float w[kRows][8];
 #pragma unroll

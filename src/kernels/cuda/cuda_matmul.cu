@@ -72,21 +72,24 @@ __global__ void __launch_bounds__(32 * kTiledWarps, 2) matmul_tiled_kernel(Matmu
   });
 }
 
-// y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per column and group of rows, for up to
-// kTransposedTokens tokens (each dequantized weight used for all of them). The rows are split into
-// kRowGroups fixed ranges (by the row count alone), each summed in row order by one thread, and the ranges'
-// sums added in range order: a fixed reduction whatever the batch and however many tokens a block takes.
-// Adjacent threads read adjacent values of a row (coalesced), and a (head, token tile) gets kRowGroups x 128
-// threads, enough to fill the GPU at one token (MLA decode: 16 heads x 512 latent columns).
-constexpr int kTransposedCols = 128;
-constexpr int kRowGroups = 4;
+// y[t][h][c] = sum_r w[h][r][c] x[t][h][r]: a thread per 8 adjacent columns (one dequant8 per row serves
+// them, for up to kTransposedTokens tokens) and group of rows. The rows are split into kRowGroups fixed
+// ranges (by the row count alone), each summed in row order by one thread, and the ranges' sums added in
+// range order: a fixed reduction whatever the batch and however many tokens a block takes. MLA decode
+// (16 heads x 512 latent columns x 128 rows, n=1) gets 64 blocks of 128 threads, 16 rows each: the product
+// is latency-bound, so short per-thread chains and 8 values per weight read matter more than occupancy.
+constexpr int kTransposedOctets = 16;  // 8-column groups per block: 128 columns
+constexpr int kTransposedCols = 8 * kTransposedOctets;
+constexpr int kRowGroups = 8;
 constexpr int kTransposedTokens = 8;
 
 template <GgmlType kType>
-__global__ void matmul_transposed_kernel(DevTensor w, DevTensor x, DevTensor y) {
+__global__ void __launch_bounds__(kTransposedOctets * kRowGroups) matmul_transposed_kernel(DevTensor w, DevTensor x,
+                                                                                            DevTensor y) {
+  // partial[g][t][k * kTransposedOctets + o]: column 8 o + k of the block, so a warp's stores hit distinct banks.
   __shared__ float partial[kRowGroups][kTransposedTokens][kTransposedCols];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTransposedCols + threadIdx.x;
-  const int group = threadIdx.y;
+  const int octet = threadIdx.x, group = threadIdx.y;
+  const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTransposedOctets + octet) * 8;
   const int64_t h = blockIdx.y, t0 = static_cast<int64_t>(blockIdx.z) * kTransposedTokens, rows = w.ne1;
   const int nt = static_cast<int>(min(static_cast<int64_t>(kTransposedTokens), x.ne2 - t0));
   const int64_t per_group = (rows + kRowGroups - 1) / kRowGroups;
@@ -94,24 +97,39 @@ __global__ void matmul_transposed_kernel(DevTensor w, DevTensor x, DevTensor y) 
   const float* xv[kTransposedTokens];
 #pragma unroll
   for (int t = 0; t < kTransposedTokens; ++t) xv[t] = x.row_as<const float>(h, t0 + min(t, nt - 1));
-  float acc[kTransposedTokens];
-#pragma unroll
-  for (int t = 0; t < kTransposedTokens; ++t) acc[t] = 0.0f;
-  if (c < w.ne0) {
+  float acc[kTransposedTokens][8] = {};
+  if (c0 < w.ne0) {
     const GgmlType type = kType == kAnyType ? w.type : kType;
+    const bool whole = c0 + 8 <= w.ne0;  // always, but for float rows whose length is not a multiple of 8
     for (int64_t r = r0; r < r1; ++r) {
-      const float wv = dequant1(type, reinterpret_cast<const uint8_t*>(w.row(r, h)), c);
+      const uint8_t* row = reinterpret_cast<const uint8_t*>(w.row(r, h));
+      float wv[8];
+      if (whole) {
+        dequant8(type, row, c0, wv);
+      } else {
+        for (int k = 0; k < 8; ++k) wv[k] = c0 + k < w.ne0 ? dequant1(type, row, c0 + k) : 0.0f;
+      }
 #pragma unroll
-      for (int t = 0; t < kTransposedTokens; ++t) acc[t] = fmaf(wv, xv[t][r], acc[t]);
+      for (int t = 0; t < kTransposedTokens; ++t) {
+        const float xr = xv[t][r];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[t][k] = fmaf(wv[k], xr, acc[t][k]);
+      }
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTransposedTokens; ++t) partial[group][t][threadIdx.x] = acc[t];
+  for (int t = 0; t < kTransposedTokens; ++t) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) partial[group][t][k * kTransposedOctets + octet] = acc[t][k];
+  }
   __syncthreads();
-  if (c >= w.ne0) return;
-  for (int t = group; t < nt; t += kRowGroups) {
-    float sum = partial[0][t][threadIdx.x];
-    for (int g = 1; g < kRowGroups; ++g) sum += partial[g][t][threadIdx.x];
+  for (int i = threadIdx.y * kTransposedOctets + threadIdx.x; i < nt * kTransposedCols; i += kTransposedOctets * kRowGroups) {
+    const int t = i / kTransposedCols, slot = i % kTransposedCols;
+    const int64_t c = (static_cast<int64_t>(blockIdx.x) * kTransposedOctets + slot % kTransposedOctets) * 8 +
+                      slot / kTransposedOctets;
+    if (c >= w.ne0) continue;
+    float sum = partial[0][t][slot];
+    for (int g = 1; g < kRowGroups; ++g) sum += partial[g][t][slot];
     y.row_as<float>(h, t0 + t)[c] = sum;
   }
 }
@@ -160,7 +178,7 @@ void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
 void launch_matmul_heads_transposed(const DevTensor& w, const DevTensor& x, const DevTensor& y, cudaStream_t stream) {
   if (x.ne2 <= 0) return;
   const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), blocks_for(x.ne2, kTransposedTokens));
-  const dim3 block(kTransposedCols, kRowGroups);
+  const dim3 block(kTransposedOctets, kRowGroups);
   with_type(w.type, [&]<GgmlType T>() { matmul_transposed_kernel<T><<<grid, block, 0, stream>>>(w, x, y); });
 }
 

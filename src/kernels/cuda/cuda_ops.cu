@@ -36,20 +36,23 @@ __global__ void embed_kernel(DevTensor table, const int32_t* ids, int64_t n, Dev
   o[c] = dequant1(table.type, reinterpret_cast<const uint8_t*>(table.row(id)), c);
 }
 
-// A block per row; double partial sums, added by a fixed tree (as the CPU: the mean of squares in double).
+// A block per row; double partial sums (as the CPU: the mean of squares in double), added by a fixed
+// butterfly in each warp and then in warp order: one barrier instead of a shared-memory tree's eight (a
+// decode step's norms are latency-bound: 2048 values).
 __global__ void rms_norm_kernel(DevTensor x, const float* weight, float eps, DevTensor out) {
-  __shared__ double partial[kThreads];
+  constexpr int kWarps = kThreads / 32;
+  __shared__ double partial[kWarps];
   const int64_t r = blockIdx.x, s = blockIdx.y, d = x.ne0;
   const float* xv = x.row_as<const float>(r, s);
   double sum = 0.0;
   for (int64_t i = threadIdx.x; i < d; i += kThreads) sum += static_cast<double>(xv[i]) * xv[i];
-  partial[threadIdx.x] = sum;
+  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
   __syncthreads();
-  for (int half = kThreads / 2; half > 0; half >>= 1) {
-    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
-    __syncthreads();
-  }
-  const auto scale = static_cast<float>(1.0 / sqrt(partial[0] / static_cast<double>(d) + eps));
+  double total = partial[0];
+#pragma unroll
+  for (int w = 1; w < kWarps; ++w) total += partial[w];
+  const auto scale = static_cast<float>(1.0 / sqrt(total / static_cast<double>(d) + eps));
   float* o = out.row_as<float>(r, s);
   for (int64_t i = threadIdx.x; i < d; i += kThreads) o[i] = xv[i] * scale * weight[i];
 }
