@@ -4,7 +4,7 @@
 // The summation order is the contract (batch invariance, cuda_common.cuh): a warp computes a dot product
 // of a weight row and an activation row; lane l takes the 8-value chunks l, l + 32, l + 64, ... of the row
 // in increasing order, keeps one fmaf chain over them (values k = 0..7 of a chunk in order), and the warp
-// adds its 32 partial sums with warp_sum's fixed butterfly. lane_dots() does this for one row and a few
+// adds its 32 partial sums with warp_sum's fixed butterfly. lane_rows_dots() does this for a few rows and a few
 // tokens (decode), block_tile_dots() for tiles of rows x tokens (prefill). Both give the same bits for the
 // same row and token, so kernels may pick either by the batch size.
 #pragma once
@@ -23,34 +23,7 @@ __device__ inline void chunk8(GgmlType type, const uint8_t* row, int64_t i0, flo
   dequant8(kType == kAnyType ? type : kType, row, i0, out);
 }
 
-// acc[t] += row . x_t over the lane's chunks (and the float tail), t < nt.
-template <GgmlType kType, int kTile>
-__device__ inline void lane_dots(GgmlType type, const uint8_t* row, int64_t cols, const float* x, int64_t x_stride,
-                                 int nt, float* acc) {
-  const int lane = threadIdx.x & 31;
-  const int64_t chunks = cols / 8;
-  // Unrolled so that the loads of several chunks are in flight together (a warp reads only 256 values per
-  // chunk step: one step at a time leaves the memory system idle between them).
-#pragma unroll 4
-  for (int64_t c = lane; c < chunks; c += 32) {
-    float w[8];
-    chunk8<kType>(type, row, c * 8, w);
-#pragma unroll
-    for (int t = 0; t < kTile; ++t) {
-      if (t < nt) {
-        const float* xp = x + t * x_stride + c * 8;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) acc[t] = fmaf(w[k], xp[k], acc[t]);
-      }
-    }
-  }
-  for (int64_t i = chunks * 8 + lane; i < cols; i += 32) {  // only float types have rows of other lengths
-    const float w = dequant1(type, row, i);
-    for (int t = 0; t < nt; ++t) acc[t] = fmaf(w, x[t * x_stride + i], acc[t]);
-  }
-}
-
-// acc[r][t] += rows[r] . x_t over the lane's chunks (and the float tail), t < nt, in lane_dots' order: one
+// acc[r][t] += rows[r] . x_t over the lane's chunks (and the float tail), t < nt, in that order: one
 // warp, kRows rows at once, so that each activation chunk is read once for all of them (the L1 accesses of
 // the activations, not DRAM, bound a decode product with one row per warp). kVecX: x and x_stride allow
 // 16-byte loads.
@@ -96,12 +69,12 @@ __device__ inline void lane_rows_dots(GgmlType type, const uint8_t* const (&rows
   }
 }
 
-// acc[r][t] += rows[r] . xs[t] over the lane's chunks, in lane_dots' order, for every warp of a block at
+// acc[r][t] += rows[r] . xs[t] over the lane's chunks, in lane_rows_dots' order, for every warp of a block at
 // once (each its own rows), the block's kTokens activation rows shared: each dequantized chunk is used for
 // every token of the tile, each activation chunk for every row, and the activations are staged through
 // shared memory one k-block of 32 chunks at a time (asynchronous copies, the next k-block's while this one is
 // used), so each is read from L2 once per block instead of once per warp. In k-block b lane l takes chunk 32 b + l:
-// lane_dots' chunks in lane_dots' order, so the same bits. Every thread of the block must call it (it
+// lane_rows_dots' chunks in its order, so the same bits. Every thread of the block must call it (it
 // synchronizes the block) with valid row and token pointers: callers repeat the last row / token for a
 // partial tile and drop those sums. kVec: every xs[t] is 16-byte aligned (activations read as float4).
 constexpr int kStageValues = 32 * 8;

@@ -154,13 +154,11 @@ void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
   // Rows per warp: more share each activation read, fewer leave warps to hide DRAM latency on small matrices.
   // Activations that allow 16-byte loads (the step buffers' always do) get the multi-row kernels,
   // specialized for the types of quantized models; others one row per warp.
-  const int rows_per_warp = !rows_aligned16(a.x, a.x_token_stride, a.x_head_stride) ? 1
-                            : a.w.ne1 >= 8192                                       ? 4
-                            : a.w.ne1 >= 1024                                       ? 2
-                                                                                    : 1;
+  const bool vec = rows_aligned16(a.x, a.x_token_stride, a.x_head_stride);
+  const int rows_per_warp = !vec ? 1 : a.w.ne1 >= 8192 ? 4 : a.w.ne1 >= 1024 ? 2 : 1;
   const dim3 grid(blocks_for(a.w.ne1, kWarpsPerBlock * rows_per_warp), blocks_for(a.n, kTokenTile),
                   static_cast<unsigned>(a.heads));
-  if (!rows_aligned16(a.x, a.x_token_stride, a.x_head_stride)) {
+  if (!vec) {
     with_type(a.w.type, [&]<GgmlType T>() { matmul_kernel<T, 1, false><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(a); });
     return;
   }

@@ -46,16 +46,20 @@ __global__ void moe_gate_up_kernel(DevTensor gate, DevTensor up, DevTensor x, De
   }
   const float* xv = x.row_as<const float>(t);
   float g = 0.0f, u = 0.0f;
+  const uint8_t* const gate_row = reinterpret_cast<const uint8_t*>(gate.row(r, e));
+  const uint8_t* const up_row = reinterpret_cast<const uint8_t*>(up.row(r, e));
   if constexpr (kPaired) {
-    const uint8_t* const rows[2] = {reinterpret_cast<const uint8_t*>(gate.row(r, e)),
-                                    reinterpret_cast<const uint8_t*>(up.row(r, e))};
+    const uint8_t* const rows[2] = {gate_row, up_row};
     float acc[2][1] = {};
     lane_rows_dots<kType, 2, 1, true>(gate.type, rows, gate.ne0, xv, 0, 1, acc);
     g = acc[0][0];
     u = acc[1][0];
   } else {
-    lane_dots<kType, 1>(gate.type, reinterpret_cast<const uint8_t*>(gate.row(r, e)), gate.ne0, xv, 0, 1, &g);
-    lane_dots<kType, 1>(up.type, reinterpret_cast<const uint8_t*>(up.row(r, e)), up.ne0, xv, 0, 1, &u);
+    float gate_acc[1][1] = {}, up_acc[1][1] = {};
+    lane_rows_dots<kType, 1, 1, false>(gate.type, {gate_row}, gate.ne0, xv, 0, 1, gate_acc);
+    lane_rows_dots<kType, 1, 1, false>(up.type, {up_row}, up.ne0, xv, 0, 1, up_acc);
+    g = gate_acc[0][0];
+    u = up_acc[0][0];
   }
   g = warp_sum(g);
   u = warp_sum(u);
