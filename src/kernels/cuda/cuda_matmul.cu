@@ -83,24 +83,27 @@ constexpr int kTransposedCols = 8 * kTransposedOctets;
 constexpr int kRowGroups = 8;
 constexpr int kTransposedTokens = 8;
 
-template <GgmlType kType>
+// kTokens: tokens per block, kTransposedTokens, or 1 for a single token (decode at one sequence: registers
+// then go to rows in flight instead of unused tokens). A token's sums are the same either way.
+template <GgmlType kType, int kTokens>
 __global__ void __launch_bounds__(kTransposedOctets * kRowGroups) matmul_transposed_kernel(DevTensor w, DevTensor x,
                                                                                             DevTensor y) {
   // partial[g][t][k * kTransposedOctets + o]: column 8 o + k of the block, so a warp's stores hit distinct banks.
-  __shared__ float partial[kRowGroups][kTransposedTokens][kTransposedCols];
+  __shared__ float partial[kRowGroups][kTokens][kTransposedCols];
   const int octet = threadIdx.x, group = threadIdx.y;
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTransposedOctets + octet) * 8;
-  const int64_t h = blockIdx.y, t0 = static_cast<int64_t>(blockIdx.z) * kTransposedTokens, rows = w.ne1;
-  const int nt = static_cast<int>(min(static_cast<int64_t>(kTransposedTokens), x.ne2 - t0));
+  const int64_t h = blockIdx.y, t0 = static_cast<int64_t>(blockIdx.z) * kTokens, rows = w.ne1;
+  const int nt = static_cast<int>(min(static_cast<int64_t>(kTokens), x.ne2 - t0));
   const int64_t per_group = (rows + kRowGroups - 1) / kRowGroups;
   const int64_t r0 = group * per_group, r1 = min(rows, r0 + per_group);
-  const float* xv[kTransposedTokens];
+  const float* xv[kTokens];
 #pragma unroll
-  for (int t = 0; t < kTransposedTokens; ++t) xv[t] = x.row_as<const float>(h, t0 + min(t, nt - 1));
-  float acc[kTransposedTokens][8] = {};
+  for (int t = 0; t < kTokens; ++t) xv[t] = x.row_as<const float>(h, t0 + min(t, nt - 1));
+  float acc[kTokens][8] = {};
   if (c0 < w.ne0) {
     const GgmlType type = kType == kAnyType ? w.type : kType;
     const bool whole = c0 + 8 <= w.ne0;  // always, but for float rows whose length is not a multiple of 8
+#pragma unroll(kTokens == 1 ? 4 : 2)  // several rows' weight loads in flight (each a DRAM round trip)
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = reinterpret_cast<const uint8_t*>(w.row(r, h));
       float wv[8];
@@ -110,7 +113,7 @@ __global__ void __launch_bounds__(kTransposedOctets * kRowGroups) matmul_transpo
         for (int k = 0; k < 8; ++k) wv[k] = c0 + k < w.ne0 ? dequant1(type, row, c0 + k) : 0.0f;
       }
 #pragma unroll
-      for (int t = 0; t < kTransposedTokens; ++t) {
+      for (int t = 0; t < kTokens; ++t) {
         const float xr = xv[t][r];
 #pragma unroll
         for (int k = 0; k < 8; ++k) acc[t][k] = fmaf(wv[k], xr, acc[t][k]);
@@ -118,7 +121,7 @@ __global__ void __launch_bounds__(kTransposedOctets * kRowGroups) matmul_transpo
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTransposedTokens; ++t) {
+  for (int t = 0; t < kTokens; ++t) {
 #pragma unroll
     for (int k = 0; k < 8; ++k) partial[group][t][k * kTransposedOctets + octet] = acc[t][k];
   }
@@ -175,9 +178,16 @@ void launch_matmul(const MatmulArgs& a, cudaStream_t stream) {
 
 void launch_matmul_heads_transposed(const DevTensor& w, const DevTensor& x, const DevTensor& y, cudaStream_t stream) {
   if (x.ne2 <= 0) return;
-  const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), blocks_for(x.ne2, kTransposedTokens));
   const dim3 block(kTransposedOctets, kRowGroups);
-  with_type(w.type, [&]<GgmlType T>() { matmul_transposed_kernel<T><<<grid, block, 0, stream>>>(w, x, y); });
+  if (x.ne2 == 1) {
+    const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), 1);
+    with_type(w.type, [&]<GgmlType T>() { matmul_transposed_kernel<T, 1><<<grid, block, 0, stream>>>(w, x, y); });
+    return;
+  }
+  const dim3 grid(blocks_for(w.ne0, kTransposedCols), static_cast<unsigned>(w.ne2), blocks_for(x.ne2, kTransposedTokens));
+  with_type(w.type, [&]<GgmlType T>() {
+    matmul_transposed_kernel<T, kTransposedTokens><<<grid, block, 0, stream>>>(w, x, y);
+  });
 }
 
 }  // namespace tandem::cuda

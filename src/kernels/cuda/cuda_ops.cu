@@ -45,6 +45,7 @@ __global__ void rms_norm_kernel(DevTensor x, const float* weight, float eps, Dev
   const int64_t r = blockIdx.x, s = blockIdx.y, d = x.ne0;
   const float* xv = x.row_as<const float>(r, s);
   double sum = 0.0;
+#pragma unroll 4
   for (int64_t i = threadIdx.x; i < d; i += kThreads) sum += static_cast<double>(xv[i]) * xv[i];
   for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
   if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
@@ -54,6 +55,7 @@ __global__ void rms_norm_kernel(DevTensor x, const float* weight, float eps, Dev
   for (int w = 1; w < kWarps; ++w) total += partial[w];
   const auto scale = static_cast<float>(1.0 / sqrt(total / static_cast<double>(d) + eps));
   float* o = out.row_as<float>(r, s);
+#pragma unroll 4
   for (int64_t i = threadIdx.x; i < d; i += kThreads) o[i] = xv[i] * scale * weight[i];
 }
 
@@ -338,6 +340,7 @@ __global__ void route_kernel(DevTensor logits_t, const float* bias, RouterConfig
     float inv = 0.0f;
     if (lane == 0) {
       double sum = 0.0;  // in expert order, as the reference
+#pragma unroll 8
       for (int e = 0; e < n; ++e) sum += s.scores[e];
       inv = static_cast<float>(1.0 / sum);
     }
@@ -376,16 +379,17 @@ __global__ void route_kernel(DevTensor logits_t, const float* bias, RouterConfig
     }
     __syncwarp();
   }
-  warp_top_k(s.choice, n, c.n_experts_used, expert_ids, s.taken);
+  // The picks stay in shared memory until the end: lane 0's reads of them would otherwise each wait for a
+  // global round trip.
+  __shared__ int32_t picked[kMaxExperts];
+  warp_top_k(s.choice, n, c.n_experts_used, picked, s.taken);
   if (lane == 0) {
     float sum = 0.0f;
-    for (int j = 0; j < c.n_experts_used; ++j) {
-      expert_weights[j] = s.scores[expert_ids[j]];
-      sum += expert_weights[j];
-    }
+    for (int j = 0; j < c.n_experts_used; ++j) sum += s.scores[picked[j]];
     const float norm = c.norm_topk_prob ? 1.0f / (sum + 1e-20f) : 1.0f;
     for (int j = 0; j < c.n_experts_used; ++j) {
-      expert_weights[j] = expert_weights[j] * norm * static_cast<float>(c.routed_scaling_factor);
+      expert_ids[j] = picked[j];
+      expert_weights[j] = s.scores[picked[j]] * norm * static_cast<float>(c.routed_scaling_factor);
     }
   }
 }
