@@ -147,40 +147,102 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-// Q4_K rows against few tokens with the group's scales in registers (as the AVX512 decoders), through
-// IAcc<false>'s products, group end and result: the same bits. Chunk q's low half is the low nibbles of
-// qs[32 q .. 32 q + 31] (sub-block 2 q), its high half their high nibbles (sub-block 2 q + 1).
-template <int NT>
-void i22_q4k_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
-                         float* y, int64_t ldy) {
+// Few-token products with a decoder per weight type (as the AVX512 ones): a group's scales stay in registers and
+// each 64-code chunk comes from one or two loads; the products, group ends and results are IAcc<false>'s own (the
+// generic loop's operations in its order): the same bits. A Decoder provides kBlockBytes (one 256-value block) and
+//   IAcc<false>::Lanes group(const uint8_t* block, Emit emit) const
+// which calls emit(q, u, scale) for the 4 chunks q (u[h]: codes 32 h .. 32 h + 31 of the chunk; scale[h]: lane
+// l's dsc16[4 q + 2 h + l / 4]) and returns the group's mneg16.
+using Lanes = IAcc<false>::Lanes;
+
+// Lanes of chunk q: dsc16[4 q .. 4 q + 3] of a group's 16 (two vectors of 8), each over 4 lanes.
+struct ChunkScales {
+  __m256i first = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), second = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+  TANDEM_INLINE void of_chunk(int q, const __m256 (&dsc16)[2], __m256 (&scale)[2]) const {
+    const __m256i base = _mm256_set1_epi32(4 * (q % 2));
+    scale[0] = _mm256_permutevar8x32_ps(dsc16[q / 2], _mm256_add_epi32(base, first));
+    scale[1] = _mm256_permutevar8x32_ps(dsc16[q / 2], _mm256_add_epi32(base, second));
+  }
+};
+
+// Q4_K: chunk q's low half is the low nibbles of qs[32 q .. 32 q + 31] (sub-block 2 q), its high half their high
+// nibbles (sub-block 2 q + 1).
+struct K4Decoder {
+  static constexpr size_t kBlockBytes = 144;
+  __m256i nibble = _mm256_set1_epi8(0x0F);
+  __m256i low_pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), high_pairs = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+  template <typename Emit>
+  TANDEM_INLINE Lanes group(const uint8_t* blk, Emit&& emit) const {
+    const simd::K4BlockScales block = simd::k4_block_scales(blk);
+    for (int q = 0; q < 4; ++q) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * q));
+      const __m256i u[2] = {_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)};
+      const __m256 scale[2] = {_mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q)),
+                               _mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q + 1))};
+      emit(q, u, scale);
+    }
+    return {{_mm256_permutevar8x32_ps(block.mneg, low_pairs), _mm256_permutevar8x32_ps(block.mneg, high_pairs)}};
+  }
+};
+
+// Q6_K: chunk q holds the low nibbles of ql[64 h .. 64 h + 63] for q = 2 h, their high nibbles for q = 2 h + 1,
+// each with two bits of qh[32 h .. 32 h + 31] as bits 4..5 (bits 0 / 2 of qh for the chunk's low / high half
+// when q is even, 4 / 6 when it is odd); codes are q + 32, so mneg16 = -32 dsc16.
+struct Q6KDecoder {
+  static constexpr size_t kBlockBytes = 210;
+  __m256i nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(0x03);
+  ChunkScales chunk_scales;
+  template <typename Emit>
+  TANDEM_INLINE Lanes group(const uint8_t* blk, Emit&& emit) const {
+    const __m256 d = _mm256_set1_ps(simd::half(blk + 208));
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+    const __m256 dsc16[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))),
+                             _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))))};
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h)),
+                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32))};
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      for (int odd = 0; odd < 2; ++odd) {
+        const int q = 2 * h + odd;
+        __m256i u[2];
+        for (int half = 0; half < 2; ++half) {
+          const __m256i low = _mm256_and_si256(odd ? _mm256_srli_epi16(ql[half], 4) : ql[half], nibble);
+          const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 4 * odd + 2 * half), two_bits);
+          u[half] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+        }
+        __m256 scale[2];
+        chunk_scales.of_chunk(q, dsc16, scale);
+        emit(q, u, scale);
+      }
+    }
+    const __m256 minus32 = _mm256_set1_ps(-32.0f);
+    return {{_mm256_mul_ps(dsc16[0], minus32), _mm256_mul_ps(dsc16[1], minus32)}};
+  }
+};
+
+template <typename Decoder, int NT>
+void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
+                      float* y, int64_t ldy) {
   using Acc = IAcc<false>;
-  constexpr size_t kBlockBytes = 144;
-  const size_t row_bytes = static_cast<size_t>(n / 256) * kBlockBytes;
-  const __m256i nibble = _mm256_set1_epi8(0x0F);
-  const __m256i low_pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), high_pairs = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+  const size_t row_bytes = static_cast<size_t>(n / 256) * Decoder::kBlockBytes;
+  const Decoder decoder;
   for (int r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
     if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
-    Acc::Lanes acc[NT], accm[NT];
+    Lanes acc[NT], accm[NT];
     for (int t = 0; t < NT; ++t) {
       Acc::zero(acc[t]);
       Acc::zero(accm[t]);
     }
     for (int64_t g = 0; 256 * g < n; ++g) {
-      const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
-      const simd::K4BlockScales block = simd::k4_block_scales(blk);
-      Acc::Lanes lanes[NT];
+      Lanes lanes[NT];
       for (auto& l : lanes) Acc::zero(l);
-      for (int q = 0; q < 4; ++q) {
-        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * q));
-        const __m256i u[2] = {_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)};
-        const __m256 scale[2] = {_mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q)),
-                                 _mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q + 1))};
+      const Lanes mneg16 = decoder.group(row + static_cast<size_t>(g) * Decoder::kBlockBytes,
+                                         [&](int q, const __m256i(&u)[2], const __m256(&scale)[2]) __attribute__((always_inline)) {
         for (int t = 0; t < NT; ++t) {
           for (int h = 0; h < 2; ++h) Acc::scaled_products(u[h], scale[h], &x[t * x_stride + g].digit[0][64 * q + 32 * h], lanes[t].v[h]);
         }
-      }
-      const Acc::Lanes mneg16{{_mm256_permutevar8x32_ps(block.mneg, low_pairs), _mm256_permutevar8x32_ps(block.mneg, high_pairs)}};
+      });
       for (int t = 0; t < NT; ++t) {
         const Q22Group& xg = x[t * x_stride + g];
         Acc::end_group(xg.dx, lanes[t], acc[t]);
@@ -191,11 +253,16 @@ void i22_q4k_direct_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q2
   }
 }
 
+template <typename Decoder>
+void i22_decoder_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
+                        int64_t n, float* y, int64_t ldy) {
+  simd::with_token_count(n_tok, [&](auto nt) { i22_decoder_rows<Decoder, nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
+}
+
 void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  if (type == GgmlType::Q4_K) {
-    return simd::with_token_count(n_tok, [&](auto nt) { i22_q4k_direct_rows<nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
-  }
+  if (type == GgmlType::Q4_K) return i22_decoder_direct<K4Decoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q6_K) return i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   if (type == GgmlType::Q8_0) {
     simd::i22_dot_direct_loop<IAcc<true>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   } else {
