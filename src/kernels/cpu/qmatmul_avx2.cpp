@@ -149,10 +149,11 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
 
 // Few-token products with a decoder per weight type (as the AVX512 ones): a group's scales stay in registers and
 // each 64-code chunk comes from one or two loads; the products, group ends and results are IAcc<false>'s own (the
-// generic loop's operations in its order): the same bits. A Decoder provides kBlockBytes (one 256-value block) and
-//   IAcc<false>::Lanes group(const uint8_t* block, Emit emit) const
-// which calls emit(q, u, scale) for the 4 chunks q (u[h]: codes 32 h .. 32 h + 31 of the chunk; scale[h]: lane
-// l's dsc16[4 q + 2 h + l / 4]) and returns the group's mneg16.
+// generic loop's operations in its order): the same bits. A Decoder provides Acc (IAcc<true> for codes above 127),
+// kBlockBytes and kBlockValues (one weight block) and
+//   Lanes group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
+// which calls emit(q, u, scale) for each chunk q of group g that has values (u[h]: codes 32 h .. 32 h + 31 of the
+// chunk; scale[h]: lane l's dsc16[4 q + 2 h + l / 4]) and returns the group's mneg16.
 using Lanes = IAcc<false>::Lanes;
 
 // Lanes of chunk q: dsc16[4 q .. 4 q + 3] of a group's 16 (two vectors of 8), each over 4 lanes.
@@ -168,11 +169,14 @@ struct ChunkScales {
 // Q4_K: chunk q's low half is the low nibbles of qs[32 q .. 32 q + 31] (sub-block 2 q), its high half their high
 // nibbles (sub-block 2 q + 1).
 struct K4Decoder {
+  using Acc = IAcc<false>;
   static constexpr size_t kBlockBytes = 144;
+  static constexpr int64_t kBlockValues = 256;
   __m256i nibble = _mm256_set1_epi8(0x0F);
   __m256i low_pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), high_pairs = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
   template <typename Emit>
-  TANDEM_INLINE Lanes group(const uint8_t* blk, Emit&& emit) const {
+  TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+    const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const simd::K4BlockScales block = simd::k4_block_scales(blk);
     for (int q = 0; q < 4; ++q) {
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * q));
@@ -189,11 +193,14 @@ struct K4Decoder {
 // each with two bits of qh[32 h .. 32 h + 31] as bits 4..5 (bits 0 / 2 of qh for the chunk's low / high half
 // when q is even, 4 / 6 when it is odd); codes are q + 32, so mneg16 = -32 dsc16.
 struct Q6KDecoder {
+  using Acc = IAcc<false>;
   static constexpr size_t kBlockBytes = 210;
+  static constexpr int64_t kBlockValues = 256;
   __m256i nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(0x03);
   ChunkScales chunk_scales;
   template <typename Emit>
-  TANDEM_INLINE Lanes group(const uint8_t* blk, Emit&& emit) const {
+  TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+    const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const __m256 d = _mm256_set1_ps(simd::half(blk + 208));
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
     const __m256 dsc16[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))),
@@ -220,11 +227,68 @@ struct Q6KDecoder {
   }
 };
 
+// Legacy blocks of 32 (Q8_0: q + 128; Q5_0, Q4_0: the nibbles, Q5_0 with its fifth bits). A group is 8 blocks,
+// fewer at a row's end: chunks past the last block are skipped, a chunk with one block has zero codes in its
+// high half, absent blocks have d = 0 (as in the generic decoder). Chunk q holds blocks 2 q and 2 q + 1.
+template <GgmlType kType>
+struct LegacyDecoder {
+  using Acc = IAcc<kType == GgmlType::Q8_0>;
+  using Lanes = typename Acc::Lanes;
+  static constexpr size_t kBlockBytes = kType == GgmlType::Q8_0 ? 34 : kType == GgmlType::Q5_0 ? 22 : 18;
+  static constexpr int64_t kBlockValues = 32;
+  static constexpr float kOffset = kType == GgmlType::Q8_0 ? 128.0f : kType == GgmlType::Q5_0 ? 16.0f : 8.0f;
+  __m256i low_pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), high_pairs = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+  // Q5_0's fifth bits: byte i of a vector takes byte i / 8 of qh, then its bit i % 8.
+  __m256i qh_bytes = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  __m256i qh_bits = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  TANDEM_INLINE __m256i codes(const uint8_t* b) const {
+    if constexpr (kType == GgmlType::Q8_0) {
+      return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    } else {
+      constexpr bool kFive = kType == GgmlType::Q5_0;
+      const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kFive ? 6 : 2)));
+      const __m128i m4 = _mm_set1_epi8(0x0F);
+      __m256i c = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), _mm_and_si128(qs, m4));
+      if constexpr (kFive) {
+        // _mm256_shuffle_epi8 indexes within each 128-bit half: the high half's indices 2, 3 are relative to it,
+        // so qh is broadcast to every 32-bit word and the halves pick bytes 0-1 and 2-3 of their own copy.
+        const __m256i qh = _mm256_set1_epi32(static_cast<int32_t>(load_u32_le(b + 2)));
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, qh_bytes), qh_bits), qh_bits);
+        c = _mm256_or_si256(c, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+      }
+      return c;
+    }
+  }
+  template <typename Emit>
+  TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t n, Emit&& emit) const {
+    const uint8_t* first = row + static_cast<size_t>(g) * 8 * kBlockBytes;
+    const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
+    // The blocks' d (f16) gathered through two scalar words, zero past the row's end.
+    uint64_t heads[2] = {0, 0};
+    for (int j = 0; j < blocks; ++j) {
+      uint16_t h;
+      std::memcpy(&h, first + static_cast<size_t>(j) * kBlockBytes, 2);
+      heads[j / 4] |= static_cast<uint64_t>(h) << (16 * (j % 4));
+    }
+    const __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(heads[1]), static_cast<int64_t>(heads[0])));
+    for (int q = 0; 2 * q < blocks; ++q) {
+      const uint8_t* b = first + static_cast<size_t>(2 * q) * kBlockBytes;
+      const __m256i u[2] = {codes(b), 2 * q + 1 < blocks ? codes(b + kBlockBytes) : _mm256_setzero_si256()};
+      const __m256 scale[2] = {_mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(2 * q)),
+                               _mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(2 * q + 1))};
+      emit(q, u, scale);
+    }
+    const __m256 mins = _mm256_mul_ps(d8, _mm256_set1_ps(-kOffset));
+    return {{_mm256_permutevar8x32_ps(mins, low_pairs), _mm256_permutevar8x32_ps(mins, high_pairs)}};
+  }
+};
+
 template <typename Decoder, int NT>
 void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
                       float* y, int64_t ldy) {
-  using Acc = IAcc<false>;
-  const size_t row_bytes = static_cast<size_t>(n / 256) * Decoder::kBlockBytes;
+  using Acc = typename Decoder::Acc;
+  using Lanes = typename Acc::Lanes;
+  const size_t row_bytes = static_cast<size_t>(n / Decoder::kBlockValues) * Decoder::kBlockBytes;
   const Decoder decoder;
   for (int r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
@@ -237,8 +301,7 @@ void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Gr
     for (int64_t g = 0; 256 * g < n; ++g) {
       Lanes lanes[NT];
       for (auto& l : lanes) Acc::zero(l);
-      const Lanes mneg16 = decoder.group(row + static_cast<size_t>(g) * Decoder::kBlockBytes,
-                                         [&](int q, const __m256i(&u)[2], const __m256(&scale)[2]) __attribute__((always_inline)) {
+      const Lanes mneg16 = decoder.group(row, g, n, [&](int q, const __m256i(&u)[2], const __m256(&scale)[2]) __attribute__((always_inline)) {
         for (int t = 0; t < NT; ++t) {
           for (int h = 0; h < 2; ++h) Acc::scaled_products(u[h], scale[h], &x[t * x_stride + g].digit[0][64 * q + 32 * h], lanes[t].v[h]);
         }
@@ -263,11 +326,10 @@ void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   if (type == GgmlType::Q4_K) return i22_decoder_direct<K4Decoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   if (type == GgmlType::Q6_K) return i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q8_0) {
-    simd::i22_dot_direct_loop<IAcc<true>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  } else {
-    simd::i22_dot_direct_loop<IAcc<false>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  }
+  if (type == GgmlType::Q8_0) return i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q5_0) return i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q4_0) return i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  simd::i22_dot_direct_loop<IAcc<false>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }
 void i22_dot_decoded(GgmlType type, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
