@@ -9,12 +9,17 @@ namespace {
 // int22: lanes 0..7 and 8..15 of a chunk are two vectors (values 0..31 and 32..63); each digit product is
 // maddubs (pairs of byte products, exact in int16 for codes below 128) then madd with ones (sums of 4).
 // Q8_0's offset codes reach 255, so their products are split into the high and low nibble of the code.
+struct Lanes {
+  __m256 v[2];
+};
+struct Codes {
+  __m256i v[2];  // values 0..31 and 32..63
+};
+
 template <bool kWide>
 struct IAcc {
   static constexpr int kTileRows = 1, kTileTokens = 2;
-  struct Lanes {
-    __m256 v[2];
-  };
+  using Lanes = avx2::Lanes;
   static TANDEM_INLINE void zero(Lanes& l) { l.v[0] = l.v[1] = _mm256_setzero_ps(); }
   static TANDEM_INLINE __m256i dot4(__m256i u, __m256i d) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, d), _mm256_set1_epi16(1));
@@ -25,9 +30,7 @@ struct IAcc {
     return _mm256_add_epi32(_mm256_slli_epi32(dot4(_mm256_and_si256(_mm256_srli_epi16(u, 4), m4), d), 4),
                             dot4(_mm256_and_si256(u, m4), d));
   }
-  struct Codes {
-    __m256i v[2];  // values 0..31 and 32..63
-  };
+  using Codes = avx2::Codes;
   static TANDEM_INLINE Codes load_codes(const uint8_t* p) {
     return {{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))}};
   }
@@ -36,14 +39,15 @@ struct IAcc {
   static TANDEM_INLINE Scales load_scales(const float* dsc16) { return dsc16; }
   template <int NT>
   static TANDEM_INLINE void chunk(const Codes& codes, Scales dsc16, int q, const Q22Group* const* x, Lanes* g) {
-    const __m256i* u = codes.v;
     // lane l takes the scale of values 64 q + 4 l: dsc16[4 q + l / 4]
     const __m256 four = _mm256_castps128_ps256(_mm_loadu_ps(dsc16 + 4 * q));
-    const __m256 scale[2] = {_mm256_permutevar8x32_ps(four, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)),
-                             _mm256_permutevar8x32_ps(four, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3))};
-    for (int t = 0; t < NT; ++t) {
-      for (int h = 0; h < 2; ++h) scaled_products(u[h], scale[h], &x[t]->digit[0][64 * q + 32 * h], g[t].v[h]);
-    }
+    const Lanes scale{{_mm256_permutevar8x32_ps(four, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)),
+                       _mm256_permutevar8x32_ps(four, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3))}};
+    for (int t = 0; t < NT; ++t) scaled_products(codes, scale, &x[t]->digit[0][64 * q], g[t]);
+  }
+  // Both halves of a chunk: codes 32 h .. 32 h + 31 against the digits at d + 32 h, into lanes 8 h .. 8 h + 7.
+  static TANDEM_INLINE void scaled_products(const Codes& u, const Lanes& scale, const int8_t* d, Lanes& g) {
+    for (int h = 0; h < 2; ++h) scaled_products(u.v[h], scale.v[h], d + 32 * h, g.v[h]);
   }
   // g = fma(scale, (float)T, g) for the 8 exact lane sums T of 32 codes u times one token's int22 values, whose
   // three digits are at d, d + 256 and d + 512.
@@ -147,22 +151,18 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-// Few-token products with a decoder per weight type (as the AVX512 ones): a group's scales stay in registers and
-// each 64-code chunk comes from one or two loads; the products, group ends and results are IAcc<false>'s own (the
-// generic loop's operations in its order): the same bits. A Decoder provides Acc (IAcc<true> for codes above 127),
-// kBlockBytes and kBlockValues (one weight block) and
-//   Lanes group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
-// which calls emit(q, u, scale) for each chunk q of group g that has values (u[h]: codes 32 h .. 32 h + 31 of the
-// chunk; scale[h]: lane l's dsc16[4 q + 2 h + l / 4]) and returns the group's mneg16.
-using Lanes = IAcc<false>::Lanes;
+// Few-token decoders (simd::i22_decoder_rows says what a Decoder provides): 64 codes and 16 lanes are two
+// vectors each.
 
-// Lanes of chunk q: dsc16[4 q .. 4 q + 3] of a group's 16 (two vectors of 8), each over 4 lanes.
-struct ChunkScales {
-  __m256i first = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), second = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-  TANDEM_INLINE void of_chunk(int q, const __m256 (&dsc16)[2], __m256 (&scale)[2]) const {
-    const __m256i base = _mm256_set1_epi32(4 * (q % 2));
-    scale[0] = _mm256_permutevar8x32_ps(dsc16[q / 2], _mm256_add_epi32(base, first));
-    scale[1] = _mm256_permutevar8x32_ps(dsc16[q / 2], _mm256_add_epi32(base, second));
+// Types with one scale and min per 32 values: the low half of chunk q takes the scale of sub-block 2 q, the high
+// half that of 2 q + 1, and mneg16 is the 8 mins in pairs.
+struct HalfChunkScales {
+  __m256i low_pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), high_pairs = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+  static TANDEM_INLINE Lanes of_chunk(int q, __m256 scales8) {
+    return {{_mm256_permutevar8x32_ps(scales8, _mm256_set1_epi32(2 * q)), _mm256_permutevar8x32_ps(scales8, _mm256_set1_epi32(2 * q + 1))}};
+  }
+  TANDEM_INLINE Lanes mins_in_pairs(__m256 mins8) const {
+    return {{_mm256_permutevar8x32_ps(mins8, low_pairs), _mm256_permutevar8x32_ps(mins8, high_pairs)}};
   }
 };
 
@@ -172,20 +172,18 @@ struct K4Decoder {
   using Acc = IAcc<false>;
   static constexpr size_t kBlockBytes = 144;
   static constexpr int64_t kBlockValues = 256;
+  HalfChunkScales chunk_scales;
   __m256i nibble = _mm256_set1_epi8(0x0F);
-  __m256i low_pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), high_pairs = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
   template <typename Emit>
   TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
     const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const simd::K4BlockScales block = simd::k4_block_scales(blk);
     for (int q = 0; q < 4; ++q) {
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * q));
-      const __m256i u[2] = {_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)};
-      const __m256 scale[2] = {_mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q)),
-                               _mm256_permutevar8x32_ps(block.scales, _mm256_set1_epi32(2 * q + 1))};
-      emit(q, u, scale);
+      emit(q, Codes{{_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)}},
+           chunk_scales.of_chunk(q, block.scales));
     }
-    return {{_mm256_permutevar8x32_ps(block.mneg, low_pairs), _mm256_permutevar8x32_ps(block.mneg, high_pairs)}};
+    return chunk_scales.mins_in_pairs(block.mneg);
   }
 };
 
@@ -197,33 +195,33 @@ struct Q6KDecoder {
   static constexpr size_t kBlockBytes = 210;
   static constexpr int64_t kBlockValues = 256;
   __m256i nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(0x03);
-  ChunkScales chunk_scales;
+  __m256i first = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), second = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
   template <typename Emit>
   TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
     const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const __m256 d = _mm256_set1_ps(simd::half(blk + 208));
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
-    const __m256 dsc16[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))),
-                             _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))))};
+    const Lanes dsc16{{_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))),
+                       _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))))}};
     for (int h = 0; h < 2; ++h) {
       const __m256i ql[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h)),
                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32))};
       const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      // Chunks 2 h and 2 h + 1 take dsc16[8 h .. 8 h + 3] and [8 h + 4 .. 8 h + 7], each value over 4 lanes.
       for (int odd = 0; odd < 2; ++odd) {
-        const int q = 2 * h + odd;
-        __m256i u[2];
+        Codes u;
         for (int half = 0; half < 2; ++half) {
           const __m256i low = _mm256_and_si256(odd ? _mm256_srli_epi16(ql[half], 4) : ql[half], nibble);
           const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 4 * odd + 2 * half), two_bits);
-          u[half] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+          u.v[half] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
         }
-        __m256 scale[2];
-        chunk_scales.of_chunk(q, dsc16, scale);
-        emit(q, u, scale);
+        const __m256i base = _mm256_set1_epi32(4 * odd);
+        emit(2 * h + odd, u, Lanes{{_mm256_permutevar8x32_ps(dsc16.v[h], _mm256_add_epi32(base, first)),
+                                    _mm256_permutevar8x32_ps(dsc16.v[h], _mm256_add_epi32(base, second))}});
       }
     }
     const __m256 minus32 = _mm256_set1_ps(-32.0f);
-    return {{_mm256_mul_ps(dsc16[0], minus32), _mm256_mul_ps(dsc16[1], minus32)}};
+    return {{_mm256_mul_ps(dsc16.v[0], minus32), _mm256_mul_ps(dsc16.v[1], minus32)}};
   }
 };
 
@@ -232,12 +230,11 @@ struct Q6KDecoder {
 // high half, absent blocks have d = 0 (as in the generic decoder). Chunk q holds blocks 2 q and 2 q + 1.
 template <GgmlType kType>
 struct LegacyDecoder {
-  using Acc = IAcc<kType == GgmlType::Q8_0>;
-  using Lanes = typename Acc::Lanes;
+  using Acc = IAcc<kType == GgmlType::Q8_0>;  // Q8_0's codes reach 255
   static constexpr size_t kBlockBytes = kType == GgmlType::Q8_0 ? 34 : kType == GgmlType::Q5_0 ? 22 : 18;
   static constexpr int64_t kBlockValues = 32;
   static constexpr float kOffset = kType == GgmlType::Q8_0 ? 128.0f : kType == GgmlType::Q5_0 ? 16.0f : 8.0f;
-  __m256i low_pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), high_pairs = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+  HalfChunkScales chunk_scales;
   // Q5_0's fifth bits: byte i of a vector takes byte i / 8 of qh, then its bit i % 8.
   __m256i qh_bytes = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
   __m256i qh_bits = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
@@ -273,62 +270,20 @@ struct LegacyDecoder {
     const __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(heads[1]), static_cast<int64_t>(heads[0])));
     for (int q = 0; 2 * q < blocks; ++q) {
       const uint8_t* b = first + static_cast<size_t>(2 * q) * kBlockBytes;
-      const __m256i u[2] = {codes(b), 2 * q + 1 < blocks ? codes(b + kBlockBytes) : _mm256_setzero_si256()};
-      const __m256 scale[2] = {_mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(2 * q)),
-                               _mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(2 * q + 1))};
-      emit(q, u, scale);
+      emit(q, Codes{{codes(b), 2 * q + 1 < blocks ? codes(b + kBlockBytes) : _mm256_setzero_si256()}},
+           chunk_scales.of_chunk(q, d8));
     }
-    const __m256 mins = _mm256_mul_ps(d8, _mm256_set1_ps(-kOffset));
-    return {{_mm256_permutevar8x32_ps(mins, low_pairs), _mm256_permutevar8x32_ps(mins, high_pairs)}};
+    return chunk_scales.mins_in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)));
   }
 };
 
-template <typename Decoder, int NT>
-void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
-                      float* y, int64_t ldy) {
-  using Acc = typename Decoder::Acc;
-  using Lanes = typename Acc::Lanes;
-  const size_t row_bytes = static_cast<size_t>(n / Decoder::kBlockValues) * Decoder::kBlockBytes;
-  const Decoder decoder;
-  for (int r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
-    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
-    Lanes acc[NT], accm[NT];
-    for (int t = 0; t < NT; ++t) {
-      Acc::zero(acc[t]);
-      Acc::zero(accm[t]);
-    }
-    for (int64_t g = 0; 256 * g < n; ++g) {
-      Lanes lanes[NT];
-      for (auto& l : lanes) Acc::zero(l);
-      const Lanes mneg16 = decoder.group(row, g, n, [&](int q, const __m256i(&u)[2], const __m256(&scale)[2]) __attribute__((always_inline)) {
-        for (int t = 0; t < NT; ++t) {
-          for (int h = 0; h < 2; ++h) Acc::scaled_products(u[h], scale[h], &x[t * x_stride + g].digit[0][64 * q + 32 * h], lanes[t].v[h]);
-        }
-      });
-      for (int t = 0; t < NT; ++t) {
-        const Q22Group& xg = x[t * x_stride + g];
-        Acc::end_group(xg.dx, lanes[t], acc[t]);
-        Acc::add_min(mneg16, xg.xsum, accm[t]);
-      }
-    }
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = Acc::result(acc[t], accm[t]);
-  }
-}
-
-template <typename Decoder>
-void i22_decoder_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
-                        int64_t n, float* y, int64_t ldy) {
-  simd::with_token_count(n_tok, [&](auto nt) { i22_decoder_rows<Decoder, nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
-}
-
 void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  if (type == GgmlType::Q4_K) return i22_decoder_direct<K4Decoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q6_K) return i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q8_0) return i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q5_0) return i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q4_0) return i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q4_K) return simd::i22_decoder_direct<K4Decoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q6_K) return simd::i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q8_0) return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q5_0) return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q4_0) return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   simd::i22_dot_direct_loop<IAcc<false>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }

@@ -110,17 +110,7 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-// Few-token products with a decoder per weight type. The generic loop (simd::i22_direct_rows) decodes every type
-// through one visitor that stores the per-16 scales and reloads them per 64 codes; at one token that decode, not
-// the three VNNI products, is most of the instructions. These decoders keep a group's scales in registers and
-// make each 64-code chunk from one or two loads; the products, group ends and results are IAcc's own (the generic
-// loop's operations in its order): the same bits.
-//
-// A Decoder provides kBlockBytes and kBlockValues (bytes and values of one weight block) and
-//   __m512 group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
-// which calls emit(q, codes, scale) for each chunk q of group g that has values (codes: 64 unsigned bytes; scale:
-// lane l's dsc16[4 q + l / 4]) and returns the group's mneg16. A decoder is made once per call: its members are
-// the index and shift vectors, kept out of the group loop.
+// Few-token decoders (simd::i22_decoder_rows says what a Decoder provides): 64 codes and 16 lanes are one vector.
 
 // Types with one scale and min per 32 values: lane l of chunk q takes the scale of sub-block 2 q + l / 8, and
 // mneg16 is the 8 mins in pairs.
@@ -136,6 +126,7 @@ struct HalfChunkScales {
 // (sub-block 2 q + 1); Q5_K's fifth bit of value 32 s + l is bit s of qh[l].
 template <bool kFive>
 struct K4Decoder {
+  using Acc = IAcc;
   static constexpr size_t kBlockBytes = kFive ? 176 : 144;
   static constexpr int64_t kBlockValues = 256;
   HalfChunkScales chunk_scales;
@@ -165,6 +156,7 @@ struct K4Decoder {
 // Q6_K: chunk q holds the low nibbles of ql[64 h .. 64 h + 63] for q = 2 h, their high nibbles for q = 2 h + 1,
 // each with two bits of qh[32 h .. 32 h + 31] as bits 4..5 (bits 0, 2 / 4, 6 for the low / high half).
 struct Q6KDecoder {
+  using Acc = IAcc;
   static constexpr size_t kBlockBytes = 210;
   static constexpr int64_t kBlockValues = 256;
   __m512i qh_shift[2] = {_mm512_maskz_set1_epi16(0xFFFF0000u, 2), _mm512_mask_set1_epi16(_mm512_set1_epi16(4), 0xFFFF0000u, 6)};
@@ -196,6 +188,7 @@ struct Q6KDecoder {
 // high half, absent blocks have d = 0 (as in the generic decoder). Chunk q holds blocks 2 q and 2 q + 1.
 template <GgmlType kType>
 struct LegacyDecoder {
+  using Acc = IAcc;
   static constexpr size_t kBlockBytes = kType == GgmlType::Q8_0 ? 34 : kType == GgmlType::Q5_0 ? 22 : 18;
   static constexpr int64_t kBlockValues = 32;
   static constexpr float kOffset = kType == GgmlType::Q8_0 ? 128.0f : kType == GgmlType::Q5_0 ? 16.0f : 8.0f;
@@ -247,47 +240,15 @@ struct LegacyDecoder {
   }
 };
 
-template <typename Decoder, int NT>
-void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n,
-                      float* y, int64_t ldy) {
-  const size_t row_bytes = static_cast<size_t>(n / Decoder::kBlockValues) * Decoder::kBlockBytes;
-  const Decoder decoder;
-  for (int r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
-    if (r + simd::kPrefetchRows < n_rows) simd::prefetch_row(row + simd::kPrefetchRows * w_stride, row_bytes);
-    __m512 acc[NT], accm[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
-    for (int64_t g = 0; 256 * g < n; ++g) {
-      __m512 lanes_g[NT];
-      for (int t = 0; t < NT; ++t) lanes_g[t] = _mm512_setzero_ps();
-      const __m512 mneg16 = decoder.group(row, g, n, [&](int q, __m512i u, __m512 scale) __attribute__((always_inline)) {
-        for (int t = 0; t < NT; ++t) IAcc::scaled_products(u, scale, &x[t * x_stride + g].digit[0][64 * q], lanes_g[t]);
-      });
-      for (int t = 0; t < NT; ++t) {
-        const Q22Group& xg = x[t * x_stride + g];
-        IAcc::end_group(xg.dx, lanes_g[t], acc[t]);
-        IAcc::add_min(mneg16, xg.xsum, accm[t]);
-      }
-    }
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = IAcc::result(acc[t], accm[t]);
-  }
-}
-
-template <typename Decoder>
-void i22_decoder_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride, int64_t n_tok,
-                        int64_t n, float* y, int64_t ldy) {
-  simd::with_token_count(n_tok, [&](auto nt) { i22_decoder_rows<Decoder, nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
-}
-
 void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   switch (type) {
-    case GgmlType::Q4_K: return i22_decoder_direct<K4Decoder<false>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q5_K: return i22_decoder_direct<K4Decoder<true>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q6_K: return i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q8_0: return i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q5_0: return i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q4_0: return i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q4_K: return simd::i22_decoder_direct<K4Decoder<false>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_K: return simd::i22_decoder_direct<K4Decoder<true>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q6_K: return simd::i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q8_0: return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_0: return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q4_0: return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
     default: return simd::i22_dot_direct_loop<IAcc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   }
 }

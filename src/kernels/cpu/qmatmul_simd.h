@@ -432,6 +432,54 @@ static inline void i22_dot_direct_loop(GgmlType type, const uint8_t* w, size_t w
   with_token_count(n_tok, [&](auto nt) { i22_direct_rows<IAcc, nt>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy); });
 }
 
+// Few-token products with a decoder per weight type (qmatmul_avx2.cpp, qmatmul_avx512.cpp): the generic loop
+// above decodes every type through one visitor that stores the per-16 scales and reloads them per 64 codes; at
+// one token that decode, not the three digit products, is most of the instructions. A Decoder keeps a group's
+// scales in registers and makes each 64-code chunk from one or two loads; the products, group ends and results
+// are its Acc's own (the generic loop's operations in its order): the same bits. A Decoder provides Acc,
+// kBlockBytes and kBlockValues (one weight block) and
+//   Acc::Lanes group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
+// which calls emit(q, codes, scale) for each chunk q of group g that has values (Acc::Codes: its 64 unsigned
+// codes; Acc::Lanes: lane l's dsc16[4 q + l / 4]) and returns the group's mneg16. A decoder is made once per
+// call: its members are the index and shift vectors, kept out of the group loop.
+template <typename Decoder, int NT>
+static inline void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                                    int64_t n, float* y, int64_t ldy) {
+  using Acc = typename Decoder::Acc;
+  using Lanes = typename Acc::Lanes;
+  const size_t row_bytes = static_cast<size_t>(n / Decoder::kBlockValues) * Decoder::kBlockBytes;
+  const Decoder decoder;
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * w_stride;
+    if (r + kPrefetchRows < n_rows) prefetch_row(row + kPrefetchRows * w_stride, row_bytes);
+    Lanes acc[NT], accm[NT];
+    for (int t = 0; t < NT; ++t) {
+      Acc::zero(acc[t]);
+      Acc::zero(accm[t]);
+    }
+    for (int64_t g = 0; 256 * g < n; ++g) {
+      Lanes lanes[NT];
+      for (auto& l : lanes) Acc::zero(l);
+      const Lanes mneg16 = decoder.group(row, g, n,
+                                         [&](int q, const typename Acc::Codes& u, const Lanes& scale) __attribute__((always_inline)) {
+        for (int t = 0; t < NT; ++t) Acc::scaled_products(u, scale, &x[t * x_stride + g].digit[0][64 * q], lanes[t]);
+      });
+      for (int t = 0; t < NT; ++t) {
+        const Q22Group& xg = x[t * x_stride + g];
+        Acc::end_group(xg.dx, lanes[t], acc[t]);
+        Acc::add_min(mneg16, xg.xsum, accm[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = Acc::result(acc[t], accm[t]);
+  }
+}
+
+template <typename Decoder>
+static inline void i22_decoder_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+                                      int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  with_token_count(n_tok, [&](auto nt) { i22_decoder_rows<Decoder, nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
+}
+
 // --- float-activation mode -------------------------------------------------------------------------------
 // The canonical sum of 16 floats (reduce16), vectorized.
 static inline float reduce16_ps(__m256 lo, __m256 hi) {
