@@ -81,7 +81,6 @@ void CpuExpertRunner::submit(const ExpertJob& job) {
     job_ = job;
     has_job_ = true;
     failed_ = false;
-    job_finished_.store(false, std::memory_order_relaxed);
     job_waiting_.store(true, std::memory_order_release);
   }
   changed_.notify_all();
@@ -89,7 +88,7 @@ void CpuExpertRunner::submit(const ExpertJob& job) {
 
 Status CpuExpertRunner::wait() {
   spin_until(std::chrono::microseconds(wait_spin_microseconds_),
-             [this] { return job_finished_.load(std::memory_order_acquire); });
+             [this] { return !has_job_.load(std::memory_order_acquire); });
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [this] { return !has_job_; });
   if (!failed_) return Status::ok();
@@ -165,7 +164,6 @@ void CpuExpertRunner::dispatch_loop() {
       std::lock_guard lock(mutex_);
       busy_seconds_ += seconds;
       has_job_ = false;
-      job_finished_.store(true, std::memory_order_release);
     }
     changed_.notify_all();
   }

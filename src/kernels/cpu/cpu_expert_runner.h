@@ -57,9 +57,8 @@ class CpuExpertRunner final : public ExpertRunner {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   ExpertJob job_;
-  bool has_job_ = false;   // submitted, not yet finished
+  std::atomic<bool> has_job_{false};  // submitted, not yet finished (written under mutex_; wait() spins on it)
   std::atomic<bool> job_waiting_{false};  // submitted, not yet taken by the dispatcher (read while spinning)
-  std::atomic<bool> job_finished_{false};  // the last submitted job is done (read while wait() spins)
   std::atomic<bool> stopping_{false};
   // wait() spins this long for the job before it sleeps: a layer's experts take hundreds of microseconds
   // at decode, and waking the sleeping caller (the GPU's host thread) would add tens to every layer.
