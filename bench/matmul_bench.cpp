@@ -145,9 +145,10 @@ void register_all() {
   for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q2_K,
                         GgmlType::Q3_K, GgmlType::BF16}) {
     for (MatmulIsa isa : {MatmulIsa::Scalar, MatmulIsa::Avx2, MatmulIsa::Avx512}) {
-      for (auto precision : {tandem::cpu::ActivationPrecision::Int22, tandem::cpu::ActivationPrecision::Float32}) {
+      for (auto precision : {tandem::cpu::ActivationPrecision::Int22, tandem::cpu::ActivationPrecision::Int8,
+                             tandem::cpu::ActivationPrecision::Float32}) {
         if (isa == MatmulIsa::Scalar && type != GgmlType::Q4_K) continue;
-        if (type == GgmlType::BF16 && precision == tandem::cpu::ActivationPrecision::Int22) continue;
+        if (type == GgmlType::BF16 && precision != tandem::cpu::ActivationPrecision::Float32) continue;
         const std::string what = std::string(tandem::ggml_type_name(type)) + "/" + tandem::cpu::matmul_isa_name(isa) +
                                  "/" + tandem::cpu::activation_precision_name(precision);
         benchmark::RegisterBenchmark(("qmatmul/" + what).c_str(), bm_qmatmul, type, isa, precision, false)

@@ -103,15 +103,21 @@ bool has_fast_matmul(GgmlType type) {
 }
 
 const char* activation_precision_name(ActivationPrecision precision) {
-  return precision == ActivationPrecision::Int22 ? "int22" : "f32";
+  switch (precision) {
+    case ActivationPrecision::Int22: return "int22";
+    case ActivationPrecision::Int8: return "int8";
+    case ActivationPrecision::Float32: return "f32";
+  }
+  return "?";
 }
 
 ActivationPrecision selected_activation_precision() {
   static const ActivationPrecision precision = [] {
     const char* text = std::getenv("TANDEM_ACTIVATIONS");
     if (!text || !*text || std::string(text) == "int22") return ActivationPrecision::Int22;
+    if (std::string(text) == "int8") return ActivationPrecision::Int8;
     if (std::string(text) == "f32") return ActivationPrecision::Float32;
-    std::fprintf(stderr, "TANDEM_ACTIVATIONS=%s: unknown (int22, f32); using int22\n", text);
+    std::fprintf(stderr, "TANDEM_ACTIVATIONS=%s: unknown (int22, int8, f32); using int22\n", text);
     return ActivationPrecision::Int22;
   }();
   return precision;
@@ -119,17 +125,17 @@ ActivationPrecision selected_activation_precision() {
 
 bool needs_prepared_activations(GgmlType type, ActivationPrecision precision) {
   if (family_of(type) == WeightFamily::Float) return false;
-  return precision == ActivationPrecision::Int22 || f32_has_min(type);
+  return precision != ActivationPrecision::Float32 || f32_has_min(type);
 }
 
 size_t prepared_row_bytes(GgmlType type, ActivationPrecision precision, int64_t n) {
   if (!needs_prepared_activations(type, precision)) return 0;
   const auto groups = static_cast<size_t>((n + 255) / 256);
-  // int22 groups, or 16 sums per group (zero past the row's end), 64-byte aligned rows.
-  return precision == ActivationPrecision::Int22 ? groups * sizeof(Q22Group) : groups * 16 * sizeof(float);
+  // integer groups, or 16 sums per group (zero past the row's end), 64-byte aligned rows.
+  return precision != ActivationPrecision::Float32 ? groups * sizeof(IntGroup) : groups * 16 * sizeof(float);
 }
 
-size_t max_prepared_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(Q22Group); }
+size_t max_prepared_row_bytes(int64_t n) { return static_cast<size_t>((n + 255) / 256) * sizeof(IntGroup); }
 
 void prepare_activation_rows(MatmulIsa isa, GgmlType type, ActivationPrecision precision, const float* x, int64_t ldx,
                              int64_t n_rows, int64_t n, uint8_t* dst) {
@@ -138,8 +144,8 @@ void prepare_activation_rows(MatmulIsa isa, GgmlType type, ActivationPrecision p
   const size_t row_bytes = prepared_row_bytes(type, precision, n);
   for (int64_t r = 0; r < n_rows; ++r) {
     uint8_t* out = dst + static_cast<size_t>(r) * row_bytes;
-    if (precision == ActivationPrecision::Int22) {
-      k.i22_quantize(x + r * ldx, n, reinterpret_cast<Q22Group*>(out));
+    if (precision != ActivationPrecision::Float32) {
+      k.int_quantize(activation_digits(precision), x + r * ldx, n, reinterpret_cast<IntGroup*>(out));
     } else {
       auto* sums = reinterpret_cast<float*>(out);
       k.f32_xsum(x + r * ldx, n, sums);
@@ -189,11 +195,13 @@ void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w,
     }
     return;
   }
-  // int22, many tokens: decode a pass of rows to byte codes once, then every token against them.
-  const auto* xg = reinterpret_cast<const Q22Group*>(prepared);
+  // Integer modes. Few tokens: straight from the quantized rows; many: decode a pass of rows to byte codes
+  // once, then every token against them.
+  const int digits = activation_digits(precision);
+  const auto* xg = reinterpret_cast<const IntGroup*>(prepared);
   const int64_t groups = (n + 255) / 256;
   if (n_tokens <= kDirectTokens) {
-    k.i22_dot_direct(w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), xg, groups, n_tokens, n, y + r0, ldy);
+    k.int_dot_direct(digits, w.type, w.row(r0, mat), w.nb[1], static_cast<int>(r1 - r0), xg, groups, n_tokens, n, y + r0, ldy);
     return;
   }
   const int64_t pass = kDecodeRows;
@@ -206,7 +214,7 @@ void qmatmul_rows(MatmulIsa isa, ActivationPrecision precision, const Tensor& w,
       k.u8_decode(w.type, w.row(p + r, mat), n,
                   U8Row{decoded.code + r * stride, decoded.dsc16 + r * stride / 16, decoded.mneg16 + r * stride / 16});
     }
-    k.i22_dot_decoded(w.type, decoded, stride, rows, xg, groups, n_tokens, n, y + p, ldy);
+    k.int_dot_decoded(digits, w.type, decoded, stride, rows, xg, groups, n_tokens, n, y + p, ldy);
   }
 }
 

@@ -1,6 +1,6 @@
 // Matrix products of the CPU backend over quantized weights: weights stay quantized in memory, activations
 // are prepared once per call, and every weight block is decoded once per tile and used for every token of
-// the call. Two activation precisions, each with one canonical order of float operations that every ISA
+// the call. Three activation precisions, each with one canonical order of float operations that every ISA
 // (scalar reference, AVX2, AVX512-VNNI) reproduces bit for bit, whatever the number of tokens in a call.
 //
 // int22 (the default). Per group of 256 activations (a short last group: its values, a multiple of 32),
@@ -20,6 +20,17 @@
 // near-tied expert routing decisions of small models (and the fixture logits) far past the reference; 16
 // bits still flip one greedy continuation; 20 bits and more stay within float32's own error. Three int8
 // digits cost three VNNI instructions per 64 products, about half the work of converting codes to float.
+//
+// int8 (TANDEM_ACTIVATIONS=int8): one int8 level per group of 256, the activation precision of llama.cpp's
+// and ik_llama.cpp's CPU products: dx = amax / 127, X = round(x * (127 / amax)) in [-127, 127], xsum as above.
+// Each 16 values k of a group (one dsc16) sum exactly, T_k = sum of u * X (|T_k| <= 16 * 255 * 127 < 2^24, so
+// (float)T_k is exact), then
+//   acc[k] = fma(dx, dsc16[k] * (float)T_k, acc[k])       (the product rounded, then the fma; k = 0..15)
+//   accm[k] = fma(mneg16[k], xsum[k], accm[k])
+// and the result is reduce16(acc) + reduce16(accm). One VNNI instruction per 64 products and one conversion
+// per 256 instead of three and four: where several tokens share a weight block (a decode step of users whose
+// routing picks the same experts) the products are compute-bound and this mode is ~2x faster than int22; the
+// cost is the rounding the paragraph above describes, so it is opt-in.
 //
 // f32 (TANDEM_ACTIVATIONS=f32): float32 activations, codes converted to float (centred where the type has
 // no mins). Per sub-block of S values (S = 32 for Q4_K, Q5_K and the legacy types, 16 for Q2_K, Q3_K, Q6_K):
@@ -51,14 +62,14 @@ MatmulIsa selected_matmul_isa();
 // Parses "scalar" / "avx2" / "avx512"; false for anything else.
 bool parse_matmul_isa(const char* text, MatmulIsa& isa);
 
-enum class ActivationPrecision { Int22, Float32 };
+enum class ActivationPrecision { Int22, Int8, Float32 };
 const char* activation_precision_name(ActivationPrecision precision);
-// TANDEM_ACTIVATIONS=int22 (default) or f32.
+// TANDEM_ACTIVATIONS=int22 (default), int8 or f32.
 ActivationPrecision selected_activation_precision();
 
 // Weight types with an integer (or direct float) kernel; others are dequantized to float32 first.
 bool has_fast_matmul(GgmlType type);
-// Whether the kernels of `type` need the activations prepared once per call: quantized (int22 mode), or
+// Whether the kernels of `type` need the activations prepared once per call: quantized (int22, int8), or
 // the sums of each 16 values (f32 mode, types with mins). Prepared rows are
 // prepared_row_bytes(type, precision, n) bytes apart.
 bool needs_prepared_activations(GgmlType type, ActivationPrecision precision);

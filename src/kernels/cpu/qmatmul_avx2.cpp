@@ -15,11 +15,15 @@ struct Lanes {
 struct Codes {
   __m256i v[2];  // values 0..31 and 32..63
 };
+struct GroupScales {  // what a Decoder's group() returns
+  Lanes dsc16, mneg16;
+};
 
 template <bool kWide>
 struct IAcc {
   static constexpr int kTileRows = 1, kTileTokens = 2;
   using Lanes = avx2::Lanes;
+  using GroupScales = avx2::GroupScales;
   static TANDEM_INLINE void zero(Lanes& l) { l.v[0] = l.v[1] = _mm256_setzero_ps(); }
   static TANDEM_INLINE __m256i dot4(__m256i u, __m256i d) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, d), _mm256_set1_epi16(1));
@@ -37,26 +41,48 @@ struct IAcc {
   static TANDEM_INLINE Codes join(__m256i lo, __m256i hi) { return {{lo, hi}}; }
   using Scales = const float*;  // the group's dsc16
   static TANDEM_INLINE Scales load_scales(const float* dsc16) { return dsc16; }
-  template <int NT>
-  static TANDEM_INLINE void chunk(const Codes& codes, Scales dsc16, int q, const Q22Group* const* x, Lanes* g) {
+  template <int D, int NT>
+  static TANDEM_INLINE void chunk(const Codes& codes, Scales dsc16, int q, const IntGroup* const* x, Lanes* g) {
     // lane l takes the scale of values 64 q + 4 l: dsc16[4 q + l / 4]
     const __m256 four = _mm256_castps128_ps256(_mm_loadu_ps(dsc16 + 4 * q));
     const Lanes scale{{_mm256_permutevar8x32_ps(four, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)),
                        _mm256_permutevar8x32_ps(four, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3))}};
-    for (int t = 0; t < NT; ++t) scaled_products(codes, scale, &x[t]->digit[0][64 * q], g[t]);
+    for (int t = 0; t < NT; ++t) scaled_products<D>(codes, scale, &x[t]->digit[0][64 * q], g[t]);
   }
   // Both halves of a chunk: codes 32 h .. 32 h + 31 against the digits at d + 32 h, into lanes 8 h .. 8 h + 7.
+  template <int D>
   static TANDEM_INLINE void scaled_products(const Codes& u, const Lanes& scale, const int8_t* d, Lanes& g) {
-    for (int h = 0; h < 2; ++h) scaled_products(u.v[h], scale.v[h], d + 32 * h, g.v[h]);
+    for (int h = 0; h < 2; ++h) scaled_products<D>(u.v[h], scale.v[h], d + 32 * h, g.v[h]);
   }
-  // g = fma(scale, (float)T, g) for the 8 exact lane sums T of 32 codes u times one token's int22 values, whose
-  // three digits are at d, d + 256 and d + 512.
+  // g = fma(scale, (float)T, g) for the 8 exact lane sums T of 32 codes u times one token's integer values,
+  // whose digits are at d, d + 256 and d + 512 (D = 1: only the first is not zero).
+  template <int D>
   static TANDEM_INLINE void scaled_products(__m256i u, __m256 scale, const int8_t* d, __m256& g) {
     auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-    __m256i lanes = _mm256_slli_epi32(dot(u, ld(d + 512)), 8);
-    lanes = _mm256_slli_epi32(_mm256_add_epi32(lanes, dot(u, ld(d + 256))), 8);
-    lanes = _mm256_add_epi32(lanes, dot(u, ld(d)));
+    __m256i lanes = dot(u, ld(d));
+    if constexpr (D == 3) {
+      __m256i high = _mm256_slli_epi32(dot(u, ld(d + 512)), 8);
+      high = _mm256_slli_epi32(_mm256_add_epi32(high, dot(u, ld(d + 256))), 8);
+      lanes = _mm256_add_epi32(high, lanes);
+    }
     g = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), g);
+  }
+  // int8: natural-order codes; the 4-value sums of each half chunk are added pairwise twice (hadd), which
+  // leaves the 16-value sums of chunks 0, 1 (and 2, 3) in the order 0 2 4 6 1 3 5 7.
+  static TANDEM_INLINE Codes zero_codes() { return {{_mm256_setzero_si256(), _mm256_setzero_si256()}}; }
+  static TANDEM_INLINE Lanes load_lanes(const float* p) { return {{_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}}; }
+  static TANDEM_INLINE void int8_lane_order(Codes*) {}
+  static TANDEM_INLINE void int8_products(const Codes c[4], const Lanes& dsc16, const IntGroup& x, Lanes& acc) {
+    auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+    const int8_t* d = x.digit[0];
+    __m256i eighths[4];  // chunk q: [4q: 2 sums of 8, 4q + 2: 2 | 4q + 1: 2, 4q + 3: 2]
+    for (int q = 0; q < 4; ++q) eighths[q] = _mm256_hadd_epi32(dot(c[q].v[0], ld(d + 64 * q)), dot(c[q].v[1], ld(d + 64 * q + 32)));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256 dx = _mm256_set1_ps(x.dx);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i sums = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(eighths[2 * h], eighths[2 * h + 1]), order);
+      acc.v[h] = _mm256_fmadd_ps(dx, _mm256_mul_ps(dsc16.v[h], _mm256_cvtepi32_ps(sums)), acc.v[h]);
+    }
   }
   static TANDEM_INLINE void end_group(float dx, const Lanes& g, Lanes& acc) {
     const __m256 d = _mm256_set1_ps(dx);
@@ -151,7 +177,7 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-// Few-token decoders (simd::i22_decoder_rows says what a Decoder provides): 64 codes and 16 lanes are two
+// Few-token decoders (simd::int_decoder_rows says what a Decoder provides): 64 codes and 16 lanes are two
 // vectors each.
 
 // Types with one scale and min per 32 values: the low half of chunk q takes the scale of sub-block 2 q, the high
@@ -161,8 +187,9 @@ struct HalfChunkScales {
   static TANDEM_INLINE Lanes of_chunk(int q, __m256 scales8) {
     return {{_mm256_permutevar8x32_ps(scales8, _mm256_set1_epi32(2 * q)), _mm256_permutevar8x32_ps(scales8, _mm256_set1_epi32(2 * q + 1))}};
   }
-  TANDEM_INLINE Lanes mins_in_pairs(__m256 mins8) const {
-    return {{_mm256_permutevar8x32_ps(mins8, low_pairs), _mm256_permutevar8x32_ps(mins8, high_pairs)}};
+  // The 8 values of v8 each twice: the group's mneg16 from its 8 mins, its dsc16 from its 8 scales.
+  TANDEM_INLINE Lanes in_pairs(__m256 v8) const {
+    return {{_mm256_permutevar8x32_ps(v8, low_pairs), _mm256_permutevar8x32_ps(v8, high_pairs)}};
   }
 };
 
@@ -175,7 +202,7 @@ struct K4Decoder {
   HalfChunkScales chunk_scales;
   __m256i nibble = _mm256_set1_epi8(0x0F);
   template <typename Emit>
-  TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+  TANDEM_INLINE GroupScales group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
     const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const simd::K4BlockScales block = simd::k4_block_scales(blk);
     for (int q = 0; q < 4; ++q) {
@@ -183,7 +210,7 @@ struct K4Decoder {
       emit(q, Codes{{_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)}},
            chunk_scales.of_chunk(q, block.scales));
     }
-    return chunk_scales.mins_in_pairs(block.mneg);
+    return {chunk_scales.in_pairs(block.scales), chunk_scales.in_pairs(block.mneg)};
   }
 };
 
@@ -197,7 +224,7 @@ struct Q6KDecoder {
   __m256i nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(0x03);
   __m256i first = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), second = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
   template <typename Emit>
-  TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+  TANDEM_INLINE GroupScales group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
     const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const __m256 d = _mm256_set1_ps(simd::half(blk + 208));
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
@@ -221,7 +248,7 @@ struct Q6KDecoder {
       }
     }
     const __m256 minus32 = _mm256_set1_ps(-32.0f);
-    return {{_mm256_mul_ps(dsc16.v[0], minus32), _mm256_mul_ps(dsc16.v[1], minus32)}};
+    return {dsc16, Lanes{{_mm256_mul_ps(dsc16.v[0], minus32), _mm256_mul_ps(dsc16.v[1], minus32)}}};
   }
 };
 
@@ -257,7 +284,7 @@ struct LegacyDecoder {
     }
   }
   template <typename Emit>
-  TANDEM_INLINE Lanes group(const uint8_t* row, int64_t g, int64_t n, Emit&& emit) const {
+  TANDEM_INLINE GroupScales group(const uint8_t* row, int64_t g, int64_t n, Emit&& emit) const {
     const uint8_t* first = row + static_cast<size_t>(g) * 8 * kBlockBytes;
     const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
     // The blocks' d (f16) gathered through two scalar words, zero past the row's end.
@@ -273,32 +300,32 @@ struct LegacyDecoder {
       emit(q, Codes{{codes(b), 2 * q + 1 < blocks ? codes(b + kBlockBytes) : _mm256_setzero_si256()}},
            chunk_scales.of_chunk(q, d8));
     }
-    return chunk_scales.mins_in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)));
+    return {chunk_scales.in_pairs(d8), chunk_scales.in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)))};
   }
 };
 
-void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
-                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  if (type == GgmlType::Q4_K) return simd::i22_decoder_direct<K4Decoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q6_K) return simd::i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q8_0) return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q5_0) return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  if (type == GgmlType::Q4_0) return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-  simd::i22_dot_direct_loop<IAcc<false>>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+void int_dot_direct(int digits, GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x,
+                    int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  if (type == GgmlType::Q4_K) return simd::int_decoder_direct<K4Decoder>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q6_K) return simd::int_decoder_direct<Q6KDecoder>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q8_0) return simd::int_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q5_0) return simd::int_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  if (type == GgmlType::Q4_0) return simd::int_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+  simd::int_dot_direct_loop<IAcc<false>>(digits, type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }
-void i22_dot_decoded(GgmlType type, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
-                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+void int_dot_decoded(int digits, GgmlType type, U8Row rows, int64_t row_stride, int n_rows, const IntGroup* x,
+                     int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   if (type == GgmlType::Q8_0) {
-    simd::i22_dot_decoded_loop<IAcc<true>>(rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    simd::int_dot_decoded_loop<IAcc<true>>(digits, rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   } else {
-    simd::i22_dot_decoded_loop<IAcc<false>>(rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    simd::int_dot_decoded_loop<IAcc<false>>(digits, rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   }
 }
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{simd::dot_float_avx2, simd::i22_quantize, u8_decode,       i22_dot_decoded, i22_dot_direct,
+const QmatmulKernels kQmatmulKernels{simd::dot_float_avx2, simd::int_quantize, u8_decode,       int_dot_decoded, int_dot_direct,
                                      simd::f32_xsum,       f32_decode,         f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::avx2

@@ -13,6 +13,9 @@ namespace {
 struct IAcc {
   static constexpr int kTileRows = 2, kTileTokens = 4;
   using Lanes = __m512;
+  struct GroupScales {  // what a Decoder's group() returns
+    __m512 dsc16, mneg16;
+  };
   static TANDEM_INLINE void zero(Lanes& l) { l = _mm512_setzero_ps(); }
   using Codes = __m512i;  // 64 codes
   static TANDEM_INLINE Codes load_codes(const uint8_t* p) { return _mm512_loadu_si512(p); }
@@ -23,23 +26,54 @@ struct IAcc {
   }
   using Scales = __m512;  // the group's dsc16
   static TANDEM_INLINE Scales load_scales(const float* dsc16) { return load16(dsc16); }
-  template <int NT>
-  static TANDEM_INLINE void chunk(const Codes& u, const Scales& dsc16, int q, const Q22Group* const* x, Lanes* g) {
+  template <int D, int NT>
+  static TANDEM_INLINE void chunk(const Codes& u, const Scales& dsc16, int q, const IntGroup* const* x, Lanes* g) {
     // lane l takes the scale of values 64 q + 4 l: dsc16[4 q + l / 4]
     const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(4 * q),
                                            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
     const __m512 scale = _mm512_permutexvar_ps(index, dsc16);
-    for (int t = 0; t < NT; ++t) scaled_products(u, scale, &x[t]->digit[0][64 * q], g[t]);
+    for (int t = 0; t < NT; ++t) scaled_products<D>(u, scale, &x[t]->digit[0][64 * q], g[t]);
   }
-  // g = fma(scale, (float)T, g) for the 16 exact lane sums T of 64 codes u times one token's int22 values, whose
-  // three digits are at d, d + 256 and d + 512.
+  // g = fma(scale, (float)T, g) for the 16 exact lane sums T of 64 codes u times one token's integer values,
+  // whose digits are at d, d + 256 and d + 512 (D = 1: only the first is not zero).
+  template <int D>
   static TANDEM_INLINE void scaled_products(const Codes& u, __m512 scale, const int8_t* d, Lanes& g) {
-    __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
-    lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
-    lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+    __m512i lanes;
+    if constexpr (D == 1) {
+      lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d));
+    } else {
+      lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
+    }
     g = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), g);
   }
   static TANDEM_INLINE void end_group(float dx, const Lanes& g, Lanes& acc) { acc = _mm512_fmadd_ps(_mm512_set1_ps(dx), g, acc); }
+  // int8: chunk q of the lane order holds in lane l the codes 16 l + 4 q .. + 3, i.e. lane 4 (l % 4) + q of
+  // natural chunk l / 4: a 4 x 4 transpose of 4-lane blocks (two rounds of two-source permutes).
+  static TANDEM_INLINE Codes zero_codes() { return _mm512_setzero_si512(); }
+  static TANDEM_INLINE Lanes load_lanes(const float* p) { return _mm512_loadu_ps(p); }
+  static TANDEM_INLINE void int8_lane_order(Codes c[4]) {
+    const __m512i even = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i odd = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    // t01: lanes q = 0 then 1 of chunks 0, 1; t23: q = 2, 3 (s01, s23: the same of chunks 2, 3)
+    const __m512i t01 = _mm512_permutex2var_epi32(c[0], even, c[1]), t23 = _mm512_permutex2var_epi32(c[0], odd, c[1]);
+    const __m512i s01 = _mm512_permutex2var_epi32(c[2], even, c[3]), s23 = _mm512_permutex2var_epi32(c[2], odd, c[3]);
+    c[0] = _mm512_shuffle_i64x2(t01, s01, 0x44);  // 128-bit blocks 0, 1 of each
+    c[1] = _mm512_shuffle_i64x2(t01, s01, 0xEE);  // blocks 2, 3
+    c[2] = _mm512_shuffle_i64x2(t23, s23, 0x44);
+    c[3] = _mm512_shuffle_i64x2(t23, s23, 0xEE);
+  }
+  // acc[k] = fma(dx, dsc16[k] * (float)T_k, acc[k]) for lane-order codes and digit[1] (two dependency chains).
+  static TANDEM_INLINE void int8_products(const Codes c[4], __m512 dsc16, const IntGroup& x, Lanes& acc) {
+    const int8_t* d = x.digit[1];
+    const __m512i t01 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c[0], _mm512_loadu_si512(d)), c[1],
+                                            _mm512_loadu_si512(d + 64));
+    const __m512i t23 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c[2], _mm512_loadu_si512(d + 128)), c[3],
+                                            _mm512_loadu_si512(d + 192));
+    const __m512 t = _mm512_cvtepi32_ps(_mm512_add_epi32(t01, t23));
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(x.dx), _mm512_mul_ps(dsc16, t), acc);
+  }
   static TANDEM_INLINE void add_min(__m512 mneg16, const float* xsum, Lanes& accm) {
     accm = _mm512_fmadd_ps(mneg16, _mm512_loadu_ps(xsum), accm);
   }
@@ -110,7 +144,7 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
   simd::f32_dot_direct_loop<FAcc>(type, w, w_stride, n_rows, x, ldx, xsum, xsum_stride, n_tok, n, y, ldy);
 }
 
-// Few-token decoders (simd::i22_decoder_rows says what a Decoder provides): 64 codes and 16 lanes are one vector.
+// Few-token decoders (simd::int_decoder_rows says what a Decoder provides): 64 codes and 16 lanes are one vector.
 
 // Types with one scale and min per 32 values: lane l of chunk q takes the scale of sub-block 2 q + l / 8, and
 // mneg16 is the 8 mins in pairs.
@@ -119,7 +153,8 @@ struct HalfChunkScales {
                       _mm512_mask_set1_epi32(_mm512_set1_epi32(4), 0xFF00, 5), _mm512_mask_set1_epi32(_mm512_set1_epi32(6), 0xFF00, 7)};
   __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   TANDEM_INLINE __m512 of_chunk(int q, __m512 scales8) const { return _mm512_permutexvar_ps(index[q], scales8); }
-  TANDEM_INLINE __m512 mins_in_pairs(__m256 mins8) const { return _mm512_permutexvar_ps(pairs, _mm512_zextps256_ps512(mins8)); }
+  // The 8 values of v8 each twice: the group's mneg16 from its 8 mins, its dsc16 from its 8 scales.
+  TANDEM_INLINE __m512 in_pairs(__m256 v8) const { return _mm512_permutexvar_ps(pairs, _mm512_zextps256_ps512(v8)); }
 };
 
 // Q4_K and Q5_K: chunk q holds the low nibbles of qs[32 q .. 32 q + 31] (sub-block 2 q) and their high nibbles
@@ -132,7 +167,7 @@ struct K4Decoder {
   HalfChunkScales chunk_scales;
   __m512i half_shift = _mm512_maskz_set1_epi16(0xFFFF0000u, 4);  // high half: the high nibbles
   template <typename Emit>
-  TANDEM_INLINE __m512 group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+  TANDEM_INLINE IAcc::GroupScales group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
     const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const simd::K4BlockScales block = simd::k4_block_scales(blk);
     const __m512 scales = _mm512_zextps256_ps512(block.scales);
@@ -149,7 +184,7 @@ struct K4Decoder {
       }
       emit(q, u, chunk_scales.of_chunk(q, scales));
     }
-    return chunk_scales.mins_in_pairs(block.mneg);
+    return {chunk_scales.in_pairs(block.scales), chunk_scales.in_pairs(block.mneg)};
   }
 };
 
@@ -165,7 +200,7 @@ struct Q6KDecoder {
                                   _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
                                   _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
   template <typename Emit>
-  TANDEM_INLINE __m512 group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
+  TANDEM_INLINE IAcc::GroupScales group(const uint8_t* row, int64_t g, int64_t, Emit&& emit) const {
     const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
     const __m512 dsc16 = _mm512_mul_ps(_mm512_set1_ps(simd::half(blk + 208)),
         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))));
@@ -179,7 +214,7 @@ struct Q6KDecoder {
         emit(q, _mm512_or_si512(low, high), _mm512_permutexvar_ps(chunk_scale_index[q], dsc16));  // dsc16[4 q + l / 4]
       }
     }
-    return _mm512_mul_ps(dsc16, _mm512_set1_ps(-32.0f));
+    return {dsc16, _mm512_mul_ps(dsc16, _mm512_set1_ps(-32.0f))};
   }
 };
 
@@ -206,7 +241,7 @@ struct LegacyDecoder {
     }
   }
   template <typename Emit>
-  TANDEM_INLINE __m512 group(const uint8_t* row, int64_t g, int64_t n, Emit&& emit) const {
+  TANDEM_INLINE IAcc::GroupScales group(const uint8_t* row, int64_t g, int64_t n, Emit&& emit) const {
     const uint8_t* first = row + static_cast<size_t>(g) * 8 * kBlockBytes;
     const int blocks = static_cast<int>(std::min<int64_t>(8, (n - 256 * g) / 32));
     // The blocks' d (f16) gathered through two scalar words (a vector load of scalar stores would wait on
@@ -236,26 +271,26 @@ struct LegacyDecoder {
         emit(q, chunk(q, 2 * q + 1 < blocks), chunk_scales.of_chunk(q, scales));
       }
     }
-    return chunk_scales.mins_in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)));
+    return {chunk_scales.in_pairs(d8), chunk_scales.in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)))};
   }
 };
 
-void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
-                    int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+void int_dot_direct(int digits, GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x,
+                    int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   switch (type) {
-    case GgmlType::Q4_K: return simd::i22_decoder_direct<K4Decoder<false>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q5_K: return simd::i22_decoder_direct<K4Decoder<true>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q6_K: return simd::i22_decoder_direct<Q6KDecoder>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q8_0: return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q5_0: return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    case GgmlType::Q4_0: return simd::i22_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
-    default: return simd::i22_dot_direct_loop<IAcc>(type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q4_K: return simd::int_decoder_direct<K4Decoder<false>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_K: return simd::int_decoder_direct<K4Decoder<true>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q6_K: return simd::int_decoder_direct<Q6KDecoder>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q8_0: return simd::int_decoder_direct<LegacyDecoder<GgmlType::Q8_0>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q5_0: return simd::int_decoder_direct<LegacyDecoder<GgmlType::Q5_0>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    case GgmlType::Q4_0: return simd::int_decoder_direct<LegacyDecoder<GgmlType::Q4_0>>(digits, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+    default: return simd::int_dot_direct_loop<IAcc>(digits, type, w, w_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
   }
 }
 void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) { simd::u8_decode_row(type, row, n, dst); }
-void i22_dot_decoded(GgmlType, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
-                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  simd::i22_dot_decoded_loop<IAcc>(rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
+void int_dot_decoded(int digits, GgmlType, U8Row rows, int64_t row_stride, int n_rows, const IntGroup* x,
+                     int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  simd::int_dot_decoded_loop<IAcc>(digits, rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy);
 }
 
 __m512 load_weights16(GgmlType type, const uint8_t* row, int64_t i) {
@@ -301,7 +336,7 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{dot_float,      simd::i22_quantize, u8_decode,       i22_dot_decoded, i22_dot_direct,
+const QmatmulKernels kQmatmulKernels{dot_float,      simd::int_quantize, u8_decode,       int_dot_decoded, int_dot_direct,
                                      simd::f32_xsum, f32_decode,         f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::avx512

@@ -17,17 +17,25 @@
 
 namespace tandem::cpu {
 
-// One group of (up to) 256 activations in int22 mode (qmatmul.h): X = 65536 digit[2] + 256 digit[1] +
-// digit[0] (each digit in [-128, 127]), x ~= dx * X, xsum[k] = dx * (sum of X[16 k .. 16 k + 15]). A short
-// last group is zero-padded. A prepared row is an array of these.
+// One group of (up to) 256 activations in an integer mode (qmatmul.h), x ~= dx * X, xsum[k] = dx * (sum of
+// X[16 k .. 16 k + 15]); a short last group is zero-padded. int22: X = 65536 digit[2] + 256 digit[1] +
+// digit[0] (each digit in [-128, 127]). int8: X = digit[0][e] and, for the AVX512 kernels, the same values in
+// lane order: digit[1][64 q + 4 l + i] = X[16 l + 4 q + i] (the 16 lanes of a 64-byte chunk q each hold 4
+// values of one 16-value group l, so that summing a lane over the group's 4 chunks gives T_l); digit[2] is
+// zero. A prepared row is an array of these.
 inline constexpr int32_t kInt22Max = (1 << 21) - (1 << 14);
-struct alignas(64) Q22Group {
+inline constexpr int32_t kInt8Max = 127;
+// Digits per activation value: 3 (int22) or 1 (int8); the kernels' `digits` argument says which contract.
+static inline int activation_digits(ActivationPrecision precision) { return precision == ActivationPrecision::Int8 ? 1 : 3; }
+// Where value e of an int8 group sits in lane order (digit[1]).
+static inline int int8_lane_index(int e) { return 64 * ((e % 16) / 4) + 4 * (e / 16) + e % 4; }
+struct alignas(64) IntGroup {
   int8_t digit[3][256];
   float xsum[16];
   float dx;
   uint8_t pad[60];
 };
-static_assert(sizeof(Q22Group) == 896);
+static_assert(sizeof(IntGroup) == 896);
 
 enum class WeightFamily { KQuant, Legacy, Float };
 static inline WeightFamily family_of(GgmlType t) {
@@ -42,7 +50,7 @@ static inline WeightFamily family_of(GgmlType t) {
 }
 
 // A quantized row decoded, for either mode: its codes (f32 mode: floats, centred where the type has no
-// mins; int22 mode: unsigned bytes), and per 16 values the scale dsc16 = d * scale (legacy: the block's d)
+// mins; integer modes: unsigned bytes), and per 16 values the scale dsc16 = d * scale (legacy: the block's d)
 // and the coefficient mneg16 of the min or offset term (qmatmul.h). Row r of a decoded tile is at offset
 // r * stride values (codes) and r * stride / 16 (the other two).
 struct F32Row {
@@ -74,15 +82,15 @@ struct QmatmulKernels {
   // Float weights (F32 / F16 / BF16) times float activations; rows are w + r * w_stride bytes.
   void (*dot_float)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const float* x, int64_t ldx,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy);
-  // int22 mode: the activations of one row quantized into ceil(n / 256) groups, a quantized row decoded,
-  // and decoded rows (row r at offset r * row_stride) times n_tok tokens (token t's groups at
-  // x + t * x_stride), y[t * ldy + r].
-  void (*i22_quantize)(const float* x, int64_t n, Q22Group* dst);
+  // Integer modes (`digits`: activation_digits): the activations of one row quantized into ceil(n / 256)
+  // groups, a quantized row decoded, and decoded rows (row r at offset r * row_stride) times n_tok tokens
+  // (token t's groups at x + t * x_stride), y[t * ldy + r].
+  void (*int_quantize)(int digits, const float* x, int64_t n, IntGroup* dst);
   void (*u8_decode)(GgmlType type, const uint8_t* row, int64_t n, U8Row dst);
-  void (*i22_dot_decoded)(GgmlType type, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x,
+  void (*int_dot_decoded)(int digits, GgmlType type, U8Row rows, int64_t row_stride, int n_rows, const IntGroup* x,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy);
   // The same straight from quantized rows (row r at w + r * w_stride bytes), at most kDirectTokens tokens.
-  void (*i22_dot_direct)(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x,
+  void (*int_dot_direct)(int digits, GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x,
                          int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy);
   // f32 mode: the sums of each 16 activations, a row decoded to float codes with the scale and min of each
   // 16 values, decoded rows times tokens, and the decode fused with the product for at most kDirectTokens

@@ -19,17 +19,19 @@ float half(const uint8_t* p) {
   return fp16_to_fp32(h);
 }
 
-void i22_quantize(const float* x, int64_t n, Q22Group* dst) {
+// Either integer mode (int8: with XMAX = 127 the digit split leaves X in digit[0]; digit[1] is X in lane order).
+void int_quantize(int digits, const float* x, int64_t n, IntGroup* dst) {
+  const auto xmax = static_cast<float>(digits == 1 ? kInt8Max : kInt22Max);
   for (int64_t g = 0; g * 256 < n; ++g) {
-    Q22Group& out = dst[g];
+    IntGroup& out = dst[g];
     std::memset(&out, 0, sizeof out);
     const float* v = x + g * 256;
     const int m = static_cast<int>(std::min<int64_t>(256, n - g * 256));
     float amax = 0.0f;
     for (int i = 0; i < m; ++i) amax = std::max(amax, std::fabs(v[i]));
     if (amax == 0.0f) continue;
-    const float id = static_cast<float>(kInt22Max) / amax;
-    out.dx = amax / static_cast<float>(kInt22Max);
+    const float id = xmax / amax;
+    out.dx = amax / xmax;
     int32_t q[256] = {};
     for (int i = 0; i < m; ++i) q[i] = static_cast<int32_t>(std::nearbyint(v[i] * id));
     for (int i = 0; i < 256; ++i) {
@@ -39,6 +41,9 @@ void i22_quantize(const float* x, int64_t n, Q22Group* dst) {
       out.digit[0][i] = static_cast<int8_t>(a0);
       out.digit[1][i] = static_cast<int8_t>(a1);
       out.digit[2][i] = static_cast<int8_t>((x1 - a1) / 256);
+    }
+    if (digits == 1) {
+      for (int e = 0; e < 256; ++e) out.digit[1][int8_lane_index(e)] = static_cast<int8_t>(q[e]);
     }
     for (int k = 0; k < 16; ++k) {
       int32_t s = 0;
@@ -197,7 +202,7 @@ void dot_float(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, con
 }
 
 // One 256-value group of a row: codes, and per 16 values dsc16 and mneg16 (qmatmul.h). With
-// `unsigned_codes` (int22 mode) the codes are unsigned and a centring offset goes into mneg16; otherwise
+// `unsigned_codes` (integer modes) the codes are unsigned and a centring offset goes into mneg16; otherwise
 // (f32 mode) they are centred and mneg16 holds only real mins.
 struct RawGroup {
   int code[256];
@@ -252,11 +257,27 @@ void u8_decode(GgmlType type, const uint8_t* row, int64_t n, U8Row dst) {
   }
 }
 
-// The header's int22 accumulation for one (row, token) pair over a decoded row.
-float i22_pair(const uint8_t* code, const float* dsc16, const float* mneg16, const Q22Group* x, int64_t n) {
+// The header's int8 accumulation for one (row, token) pair over a decoded row.
+float int8_pair(const uint8_t* code, const float* dsc16, const float* mneg16, const IntGroup* x, int64_t n) {
   float acc[16] = {}, accm[16] = {};
   for (int64_t g = 0; 256 * g < n; ++g) {
-    const Q22Group& xg = x[g];
+    const IntGroup& xg = x[g];
+    const int64_t values = std::min<int64_t>(256, n - 256 * g);
+    for (int64_t k = 0; k < values / 16; ++k) {
+      int32_t t = 0;
+      for (int64_t e = 16 * k; e < 16 * k + 16; ++e) t += static_cast<int32_t>(code[256 * g + e]) * xg.digit[0][e];
+      acc[k] = std::fma(xg.dx, dsc16[16 * g + k] * static_cast<float>(t), acc[k]);
+      accm[k] = std::fma(mneg16[16 * g + k], xg.xsum[k], accm[k]);
+    }
+  }
+  return reduce16(acc) + reduce16(accm);
+}
+
+// The header's int22 accumulation for one (row, token) pair over a decoded row.
+float int22_pair(const uint8_t* code, const float* dsc16, const float* mneg16, const IntGroup* x, int64_t n) {
+  float acc[16] = {}, accm[16] = {};
+  for (int64_t g = 0; 256 * g < n; ++g) {
+    const IntGroup& xg = x[g];
     const int64_t values = std::min<int64_t>(256, n - 256 * g);
     float lanes[16] = {};
     for (int64_t q = 0; 64 * q < values; ++q) {
@@ -279,24 +300,24 @@ float i22_pair(const uint8_t* code, const float* dsc16, const float* mneg16, con
   return reduce16(acc) + reduce16(accm);
 }
 
-void i22_dot_decoded(GgmlType, U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+void int_dot_decoded(int digits, GgmlType, U8Row rows, int64_t row_stride, int n_rows, const IntGroup* x, int64_t x_stride,
                      int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   for (int r = 0; r < n_rows; ++r) {
     for (int64_t t = 0; t < n_tok; ++t) {
-      y[t * ldy + r] = i22_pair(rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16,
+      y[t * ldy + r] = (digits == 1 ? int8_pair : int22_pair)(rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16,
                                 rows.mneg16 + r * row_stride / 16, x + t * x_stride, n);
     }
   }
 }
 
-void i22_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+void int_dot_direct(int digits, GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   const int64_t padded = (n + 255) / 256 * 256;
   std::vector<uint8_t> code(static_cast<size_t>(padded));
   std::vector<float> dsc(static_cast<size_t>(padded / 16)), mneg(static_cast<size_t>(padded / 16));
   for (int r = 0; r < n_rows; ++r) {
     u8_decode(type, w + static_cast<size_t>(r) * w_stride, n, U8Row{code.data(), dsc.data(), mneg.data()});
-    i22_dot_decoded(type, U8Row{code.data(), dsc.data(), mneg.data()}, padded, 1, x, x_stride, n_tok, n, y + r, ldy);
+    int_dot_decoded(digits, type, U8Row{code.data(), dsc.data(), mneg.data()}, padded, 1, x, x_stride, n_tok, n, y + r, ldy);
   }
 }
 
@@ -361,7 +382,7 @@ void f32_dot_direct(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows
 
 }  // namespace
 
-const QmatmulKernels kQmatmulKernels{dot_float,  i22_quantize,    u8_decode,     i22_dot_decoded, i22_dot_direct,
+const QmatmulKernels kQmatmulKernels{dot_float,  int_quantize,    u8_decode,     int_dot_decoded, int_dot_direct,
                                      f32_xsum,   f32_decode,      f32_dot_decoded, f32_dot_direct};
 
 }  // namespace tandem::cpu::scalar

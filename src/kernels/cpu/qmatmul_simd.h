@@ -36,14 +36,17 @@ static inline int32_t hsum256_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// int22 activations (qmatmul.h) with the scalar reference's arithmetic: XMAX / amax, x * id rounded to
-// nearest even, three int8 digits, dx * (exact sum of 16).
-static inline void i22_quantize(const float* x, int64_t n, Q22Group* dst) {
+// Integer activations (qmatmul.h) with the scalar reference's arithmetic: XMAX / amax, x * id rounded to
+// nearest even, the digits (int8: X itself in digit[0], in lane order in digit[1]), dx * (exact sum of 16).
+template <int kDigits>
+static inline void int_quantize_digits(const float* x, int64_t n, IntGroup* dst) {
+  static_assert(kDigits == 1 || kDigits == 3);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256i c128 = _mm256_set1_epi32(128), c255 = _mm256_set1_epi32(255);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const auto xmax = static_cast<float>(kDigits == 1 ? kInt8Max : kInt22Max);
   for (int64_t g = 0; g * 256 < n; ++g) {
-    Q22Group& out = dst[g];
+    IntGroup& out = dst[g];
     const float* v = x + g * 256;
     const int m = static_cast<int>(std::min<int64_t>(256, n - g * 256));  // a multiple of 32
     __m256 mx = _mm256_setzero_ps();
@@ -51,10 +54,10 @@ static inline void i22_quantize(const float* x, int64_t n, Q22Group* dst) {
     const float amax = hmax256(mx);
     std::memset(&out, 0, sizeof out);
     if (amax == 0.0f) continue;
-    const __m256 id = _mm256_set1_ps(static_cast<float>(kInt22Max) / amax);
-    out.dx = amax / static_cast<float>(kInt22Max);
+    const __m256 id = _mm256_set1_ps(xmax / amax);
+    out.dx = amax / xmax;
     for (int i = 0; i < m; i += 32) {
-      __m256i digit[3][4];
+      __m256i digit[kDigits][4];
       __m256i sum16 = _mm256_setzero_si256();
       for (int j = 0; j < 4; ++j) {
         const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), id));
@@ -63,21 +66,42 @@ static inline void i22_quantize(const float* x, int64_t n, Q22Group* dst) {
           out.xsum[(i + 8 * j) / 16] = out.dx * static_cast<float>(hsum256_epi32(sum16));
           sum16 = _mm256_setzero_si256();
         }
-        const __m256i a0 = _mm256_sub_epi32(_mm256_and_si256(_mm256_add_epi32(q, c128), c255), c128);
-        const __m256i x1 = _mm256_srai_epi32(_mm256_sub_epi32(q, a0), 8);
-        const __m256i a1 = _mm256_sub_epi32(_mm256_and_si256(_mm256_add_epi32(x1, c128), c255), c128);
-        digit[0][j] = a0;
-        digit[1][j] = a1;
-        digit[2][j] = _mm256_srai_epi32(_mm256_sub_epi32(x1, a1), 8);
+        if constexpr (kDigits == 1) {
+          digit[0][j] = q;
+        } else {
+          const __m256i a0 = _mm256_sub_epi32(_mm256_and_si256(_mm256_add_epi32(q, c128), c255), c128);
+          const __m256i x1 = _mm256_srai_epi32(_mm256_sub_epi32(q, a0), 8);
+          const __m256i a1 = _mm256_sub_epi32(_mm256_and_si256(_mm256_add_epi32(x1, c128), c255), c128);
+          digit[0][j] = a0;
+          digit[1][j] = a1;
+          digit[2][j] = _mm256_srai_epi32(_mm256_sub_epi32(x1, a1), 8);
+        }
       }
-      for (int k = 0; k < 3; ++k) {
+      for (int k = 0; k < kDigits; ++k) {
         // packs works per 128-bit lane: the bytes come out in the order 0 4 1 5 2 6 3 7 (groups of four).
         const __m256i w01 = _mm256_packs_epi32(digit[k][0], digit[k][1]), w23 = _mm256_packs_epi32(digit[k][2], digit[k][3]);
         const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23), order);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.digit[k] + i), bytes);
       }
     }
+    if constexpr (kDigits == 1) {  // the lane order (qmatmul_internal.h): 4 values at a time
+      for (int l = 0; l < 16; ++l) {
+        for (int q = 0; q < 4; ++q) std::memcpy(out.digit[1] + 64 * q + 4 * l, out.digit[0] + 16 * l + 4 * q, 4);
+      }
+    }
   }
+}
+
+static inline void int_quantize(int digits, const float* x, int64_t n, IntGroup* dst) {
+  if (digits == 1) return int_quantize_digits<1>(x, n, dst);
+  int_quantize_digits<3>(x, n, dst);
+}
+
+// fn(std::integral_constant<int, D>{}) with D = digits (1 or 3), for the integer-mode products.
+template <typename Fn>
+static TANDEM_INLINE void with_digits(int digits, Fn&& fn) {
+  if (digits == 1) return fn(std::integral_constant<int, 1>{});
+  return fn(std::integral_constant<int, 3>{});
 }
 
 static TANDEM_INLINE __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -308,23 +332,37 @@ static inline void u8_decode_row(GgmlType type, const uint8_t* row, int64_t n, U
 }
 
 // IAcc (per ISA) provides: kTileRows, kTileTokens; struct Lanes (16 float lanes); zero(Lanes&);
-// template <int NT> static void chunk(const uint8_t* code (64 codes), const float* dsc16 (the group's 16),
-// int q, const Q22Group* const* x (the group, per token), Lanes* g (per token)): the 16 lane sums of chunk
-// q with the scale fma; end_group(float dx, const Lanes& g, Lanes& acc); add_min(const float* mneg16,
-// const float* xsum, Lanes& accm); result(const Lanes& acc, const Lanes& accm).
-template <typename IAcc, int RT, int NT>
-static inline void i22_tile(const U8Row* rows, const Q22Group* const* x, int64_t n, float* y, int64_t ldy) {
+// template <int D, int NT> static void chunk(const uint8_t* code (64 codes), const float* dsc16 (the group's 16),
+// int q, const IntGroup* const* x (the group, per token), Lanes* g (per token)): the 16 lane sums of chunk
+// q with the scale fma, D the digits (1 or 3) that are not all zero; end_group(float dx, const Lanes& g, Lanes& acc); add_min(const float* mneg16,
+// const float* xsum, Lanes& accm); result(const Lanes& acc, const Lanes& accm). For int8 (D = 1, qmatmul.h's
+// per-16 sums): zero_codes(), load_lanes(const float*), int8_lane_order(Codes c[4]) (a group's 4 chunks of
+// natural-order codes into the order its int8_products reads the activations in) and int8_products(const
+// Codes c[4], const Lanes& dsc16, const IntGroup& x, Lanes& acc) (acc[k] = fma(dx, dsc16[k] * (float)T_k,
+// acc[k])).
+template <typename IAcc, int D, int RT, int NT>
+static inline void int_tile(const U8Row* rows, const IntGroup* const* x, int64_t n, float* y, int64_t ldy) {
   typename IAcc::Lanes acc[RT][NT];
   for (auto& row : acc) for (auto& a : row) IAcc::zero(a);
   for (int64_t g = 0; 256 * g < n; ++g) {
     const int64_t chunks = (std::min<int64_t>(256, n - 256 * g) + 63) / 64;
-    const Q22Group* xg[NT];
+    const IntGroup* xg[NT];
     for (int t = 0; t < NT; ++t) xg[t] = x[t] + g;
+    if constexpr (D == 1) {  // decoded rows are zero-padded to whole groups, with zero scales past their end
+      for (int r = 0; r < RT; ++r) {
+        typename IAcc::Codes c[4];
+        for (int q = 0; q < 4; ++q) c[q] = IAcc::load_codes(rows[r].code + 256 * g + 64 * q);
+        IAcc::int8_lane_order(c);
+        const typename IAcc::Lanes dsc16 = IAcc::load_lanes(rows[r].dsc16 + 16 * g);
+        for (int t = 0; t < NT; ++t) IAcc::int8_products(c, dsc16, *xg[t], acc[r][t]);
+      }
+      continue;
+    }
     typename IAcc::Lanes lanes[RT][NT];
     for (auto& row : lanes) for (auto& l : row) IAcc::zero(l);
     for (int64_t q = 0; q < chunks; ++q) {
       for (int r = 0; r < RT; ++r) {
-        IAcc::template chunk<NT>(IAcc::load_codes(rows[r].code + 256 * g + 64 * q), IAcc::load_scales(rows[r].dsc16 + 16 * g),
+        IAcc::template chunk<D, NT>(IAcc::load_codes(rows[r].code + 256 * g + 64 * q), IAcc::load_scales(rows[r].dsc16 + 16 * g),
                                  static_cast<int>(q), xg, lanes[r]);
       }
     }
@@ -343,16 +381,16 @@ static inline void i22_tile(const U8Row* rows, const Q22Group* const* x, int64_t
 }
 
 // Tokens outer, rows inner: a group of tokens' activations stays in L1 while the decoded rows pass.
-template <typename IAcc>
-static inline void i22_dot_decoded_loop(U8Row rows, int64_t row_stride, int n_rows, const Q22Group* x, int64_t x_stride,
-                                        int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+template <typename IAcc, int D>
+static inline void int_dot_decoded_digits(U8Row rows, int64_t row_stride, int n_rows, const IntGroup* x, int64_t x_stride,
+                                          int64_t n_tok, int64_t n, float* y, int64_t ldy) {
   constexpr int RT = IAcc::kTileRows, NT = IAcc::kTileTokens;
   auto row_at = [&](int r) {
     return U8Row{rows.code + r * row_stride, rows.dsc16 + r * row_stride / 16, rows.mneg16 + r * row_stride / 16};
   };
   for (int64_t t0 = 0; t0 < n_tok; t0 += NT) {
     const int nt = static_cast<int>(std::min<int64_t>(NT, n_tok - t0));
-    const Q22Group* xt[4];
+    const IntGroup* xt[4];
     static_assert(NT <= 4);
     for (int t = 0; t < 4; ++t) xt[t] = x + (t0 + std::min(t, nt - 1)) * x_stride;
     for (int r0 = 0; r0 < n_rows; r0 += RT) {
@@ -361,19 +399,25 @@ static inline void i22_dot_decoded_loop(U8Row rows, int64_t row_stride, int n_ro
       for (int r = 0; r < RT; ++r) tile[r] = row_at(r0 + std::min(r, nr - 1));
       float* yt = y + t0 * ldy + r0;
       if (nt == NT && nr == RT) {
-        i22_tile<IAcc, RT, NT>(tile, xt, n, yt, ldy);
+        int_tile<IAcc, D, RT, NT>(tile, xt, n, yt, ldy);
         continue;
       }
       for (int r = 0; r < nr; ++r) {
         switch (nt) {
-          case 4: i22_tile<IAcc, 1, 4>(&tile[r], xt, n, yt + r, ldy); break;
-          case 3: i22_tile<IAcc, 1, 3>(&tile[r], xt, n, yt + r, ldy); break;
-          case 2: i22_tile<IAcc, 1, 2>(&tile[r], xt, n, yt + r, ldy); break;
-          default: i22_tile<IAcc, 1, 1>(&tile[r], xt, n, yt + r, ldy); break;
+          case 4: int_tile<IAcc, D, 1, 4>(&tile[r], xt, n, yt + r, ldy); break;
+          case 3: int_tile<IAcc, D, 1, 3>(&tile[r], xt, n, yt + r, ldy); break;
+          case 2: int_tile<IAcc, D, 1, 2>(&tile[r], xt, n, yt + r, ldy); break;
+          default: int_tile<IAcc, D, 1, 1>(&tile[r], xt, n, yt + r, ldy); break;
         }
       }
     }
   }
+}
+
+template <typename IAcc>
+static inline void int_dot_decoded_loop(int digits, U8Row rows, int64_t row_stride, int n_rows, const IntGroup* x,
+                                        int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  with_digits(digits, [&](auto d) { int_dot_decoded_digits<IAcc, d>(rows, row_stride, n_rows, x, x_stride, n_tok, n, y, ldy); });
 }
 
 // Few tokens: each group of a quantized row decoded into L1 and used at once for every token.
@@ -386,8 +430,8 @@ static TANDEM_INLINE void prefetch_row(const uint8_t* p, size_t bytes) {
 }
 
 // Few tokens: each group of a quantized row decoded in registers and used at once for every token.
-template <typename IAcc, int NT>
-static inline void i22_direct_rows(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x,
+template <typename IAcc, int D, int NT>
+static inline void int_direct_rows(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x,
                                    int64_t x_stride, int64_t n, float* y, int64_t ldy) {
   const size_t block_bytes = ggml_type_info(type).type_size;
   alignas(64) float dsc16[16] = {}, mneg16[16] = {};
@@ -401,21 +445,40 @@ static inline void i22_direct_rows(GgmlType type, const uint8_t* w, size_t w_str
       IAcc::zero(accm[t]);
     }
     for (int64_t g = 0; 256 * g < n; ++g) {
-      const Q22Group* xg[NT];
+      const IntGroup* xg[NT];
       for (int t = 0; t < NT; ++t) xg[t] = x + t * x_stride + g;
       typename IAcc::Lanes lanes[NT];
       for (auto& l : lanes) IAcc::zero(l);
       // The decoder sets the scales before the codes that use them (legacy blocks: just before).
       __m256i pending = _mm256_setzero_si256();
+      if constexpr (D == 1) {
+        typename IAcc::Codes c[4] = {IAcc::zero_codes(), IAcc::zero_codes(), IAcc::zero_codes(), IAcc::zero_codes()};
+        const int values = visit_group<true>(type, row, g, n, [&](int cc, __m256i codes) __attribute__((always_inline)) {
+          if (cc % 2 == 0) {
+            pending = codes;
+          } else {
+            c[cc / 2] = IAcc::join(pending, codes);
+          }
+        }, dsc16, mneg16, block_bytes);
+        if (values % 64 != 0) c[values / 64] = IAcc::join(pending, _mm256_setzero_si256());
+        IAcc::int8_lane_order(c);
+        // Past a short group's end the scales are zero (legacy) or the previous group's: finite, times zero codes.
+        const typename IAcc::Lanes scale16 = IAcc::load_lanes(dsc16);
+        for (int t = 0; t < NT; ++t) {
+          IAcc::int8_products(c, scale16, *xg[t], acc[t]);
+          IAcc::add_min(mneg16, xg[t]->xsum, accm[t]);
+        }
+        continue;
+      }
       const int values = visit_group<true>(type, row, g, n, [&](int c, __m256i codes) __attribute__((always_inline)) {
         if (c % 2 == 0) {
           pending = codes;
           return;
         }
-        IAcc::template chunk<NT>(IAcc::join(pending, codes), IAcc::load_scales(dsc16), c / 2, xg, lanes);
+        IAcc::template chunk<D, NT>(IAcc::join(pending, codes), IAcc::load_scales(dsc16), c / 2, xg, lanes);
       }, dsc16, mneg16, block_bytes);
       if (values % 64 != 0) {  // a short legacy group ending in half a chunk: zero codes after it
-        IAcc::template chunk<NT>(IAcc::join(pending, _mm256_setzero_si256()), IAcc::load_scales(dsc16), values / 64, xg, lanes);
+        IAcc::template chunk<D, NT>(IAcc::join(pending, _mm256_setzero_si256()), IAcc::load_scales(dsc16), values / 64, xg, lanes);
       }
       for (int t = 0; t < NT; ++t) {
         IAcc::end_group(xg[t]->dx, lanes[t], acc[t]);
@@ -427,9 +490,11 @@ static inline void i22_direct_rows(GgmlType type, const uint8_t* w, size_t w_str
 }
 
 template <typename IAcc>
-static inline void i22_dot_direct_loop(GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x,
-                                       int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  with_token_count(n_tok, [&](auto nt) { i22_direct_rows<IAcc, nt>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy); });
+static inline void int_dot_direct_loop(int digits, GgmlType type, const uint8_t* w, size_t w_stride, int n_rows,
+                                       const IntGroup* x, int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  with_digits(digits, [&](auto d) {
+    with_token_count(n_tok, [&](auto nt) { int_direct_rows<IAcc, d, nt>(type, w, w_stride, n_rows, x, x_stride, n, y, ldy); });
+  });
 }
 
 // Few-token products with a decoder per weight type (qmatmul_avx2.cpp, qmatmul_avx512.cpp): the generic loop
@@ -438,12 +503,12 @@ static inline void i22_dot_direct_loop(GgmlType type, const uint8_t* w, size_t w
 // scales in registers and makes each 64-code chunk from one or two loads; the products, group ends and results
 // are its Acc's own (the generic loop's operations in its order): the same bits. A Decoder provides Acc,
 // kBlockBytes and kBlockValues (one weight block) and
-//   Acc::Lanes group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
+//   Acc::GroupScales group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
 // which calls emit(q, codes, scale) for each chunk q of group g that has values (Acc::Codes: its 64 unsigned
-// codes; Acc::Lanes: lane l's dsc16[4 q + l / 4]) and returns the group's mneg16. A decoder is made once per
+// codes; Acc::Lanes: lane l's dsc16[4 q + l / 4]) and returns the group's dsc16 and mneg16 (as Lanes). A decoder is made once per
 // call: its members are the index and shift vectors, kept out of the group loop.
-template <typename Decoder, int NT>
-static inline void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
+template <typename Decoder, int D, int NT>
+static inline void int_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x, int64_t x_stride,
                                     int64_t n, float* y, int64_t ldy) {
   using Acc = typename Decoder::Acc;
   using Lanes = typename Acc::Lanes;
@@ -458,16 +523,28 @@ static inline void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_row
       Acc::zero(accm[t]);
     }
     for (int64_t g = 0; 256 * g < n; ++g) {
+      if constexpr (D == 1) {  // the group's codes in registers, put in lane order once for every token
+        typename Acc::Codes c[4] = {Acc::zero_codes(), Acc::zero_codes(), Acc::zero_codes(), Acc::zero_codes()};
+        const typename Acc::GroupScales scales = decoder.group(row, g, n,
+            [&](int q, const typename Acc::Codes& u, const Lanes&) __attribute__((always_inline)) { c[q] = u; });
+        Acc::int8_lane_order(c);
+        for (int t = 0; t < NT; ++t) {
+          const IntGroup& xg = x[t * x_stride + g];
+          Acc::int8_products(c, scales.dsc16, xg, acc[t]);
+          Acc::add_min(scales.mneg16, xg.xsum, accm[t]);
+        }
+        continue;
+      }
       Lanes lanes[NT];
       for (auto& l : lanes) Acc::zero(l);
-      const Lanes mneg16 = decoder.group(row, g, n,
-                                         [&](int q, const typename Acc::Codes& u, const Lanes& scale) __attribute__((always_inline)) {
-        for (int t = 0; t < NT; ++t) Acc::scaled_products(u, scale, &x[t * x_stride + g].digit[0][64 * q], lanes[t]);
+      const typename Acc::GroupScales scales = decoder.group(row, g, n,
+                                                      [&](int q, const typename Acc::Codes& u, const Lanes& scale) __attribute__((always_inline)) {
+        for (int t = 0; t < NT; ++t) Acc::template scaled_products<D>(u, scale, &x[t * x_stride + g].digit[0][64 * q], lanes[t]);
       });
       for (int t = 0; t < NT; ++t) {
-        const Q22Group& xg = x[t * x_stride + g];
+        const IntGroup& xg = x[t * x_stride + g];
         Acc::end_group(xg.dx, lanes[t], acc[t]);
-        Acc::add_min(mneg16, xg.xsum, accm[t]);
+        Acc::add_min(scales.mneg16, xg.xsum, accm[t]);
       }
     }
     for (int t = 0; t < NT; ++t) y[t * ldy + r] = Acc::result(acc[t], accm[t]);
@@ -475,9 +552,11 @@ static inline void i22_decoder_rows(const uint8_t* w, size_t w_stride, int n_row
 }
 
 template <typename Decoder>
-static inline void i22_decoder_direct(const uint8_t* w, size_t w_stride, int n_rows, const Q22Group* x, int64_t x_stride,
-                                      int64_t n_tok, int64_t n, float* y, int64_t ldy) {
-  with_token_count(n_tok, [&](auto nt) { i22_decoder_rows<Decoder, nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
+static inline void int_decoder_direct(int digits, const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x,
+                                      int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t ldy) {
+  with_digits(digits, [&](auto d) {
+    with_token_count(n_tok, [&](auto nt) { int_decoder_rows<Decoder, d, nt>(w, w_stride, n_rows, x, x_stride, n, y, ldy); });
+  });
 }
 
 // --- float-activation mode -------------------------------------------------------------------------------

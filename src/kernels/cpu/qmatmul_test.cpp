@@ -2,12 +2,12 @@
 // odd shapes and 1..64 tokens; the reference is within a stated bound of the exact product; results do not
 // depend on how many tokens share a call.
 //
-// Bounds. int22: with the activations quantized (xq = dx * X), the kernels sum the integer lanes exactly,
+// Bounds. int22 and int8: with the activations quantized (xq = dx * X), the kernels sum the integer lanes exactly,
 // round each lane to float and accumulate one fma per lane and 64 values, one per lane and group, then
 // 2 x 16 lanes: within (n / 64 + n / 256 + 10) * 2^-23 of the magnitude sum_i |dsc u_i xq_i| (the
 // unsigned codes, before the min or offset term) plus sum_k |mneg16_k xsum_k|. Against the unquantized
 // activations the quantization adds at most sum_i |w_i| * 7 dx / 8 (dx = amax / XMAX; half a step and
-// the float roundings of the quantizer). f32: one rounding per
+// the float roundings of the quantizer; XMAX = 2^21 - 2^14 or 127). f32: one rounding per
 // product and fma, within (n + 2) * 2^-23 * sum_i |w_i x_i|.
 #include "kernels/cpu/qmatmul.h"
 
@@ -51,16 +51,25 @@ struct Problem {
   std::vector<uint8_t> w;       // quantized rows
   std::vector<float> wv;        // their values (scalar dequantization)
   std::vector<float> x;         // activations [tokens][cols]
-  std::vector<uint8_t> xq;      // int22 activation rows (scalar quantizer)
+  std::vector<uint8_t> xq22;    // int22 activation rows (scalar quantizer)
+  std::vector<uint8_t> xq8;     // int8 activation rows (scalar quantizer)
   std::vector<uint8_t> xsum;    // float-mode prepared rows (scalar)
 
   Tensor weight() {
     return Tensor::contiguous(w.data(), type, Device::cpu(), {cols, rows, 1});
   }
+  const uint8_t* prepared(ActivationPrecision precision) const {
+    switch (precision) {
+      case ActivationPrecision::Int22: return xq22.data();
+      case ActivationPrecision::Int8: return xq8.data();
+      case ActivationPrecision::Float32: return xsum.data();
+    }
+    return nullptr;
+  }
 };
 
 Problem make_problem(GgmlType type, int64_t cols, int64_t rows, int64_t tokens, uint64_t seed) {
-  Problem p{type, cols, rows, tokens, {}, {}, {}, {}, {}};
+  Problem p{type, cols, rows, tokens, {}, {}, {}, {}, {}, {}};
   const size_t row_bytes = ggml_row_size(type, cols);
   const auto src = random_floats(static_cast<size_t>(cols * rows), seed, 0.3f);
   p.w.resize(row_bytes * static_cast<size_t>(rows));
@@ -75,10 +84,12 @@ Problem make_problem(GgmlType type, int64_t cols, int64_t rows, int64_t tokens, 
     for (int64_t i = 0; i < cols; ++i) p.x[static_cast<size_t>(cols + i)] = 0.0f;
     p.x[5] = 40.0f;
   }
-  p.xq.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
+  p.xq22.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
+  p.xq8.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
   p.xsum.resize(max_prepared_row_bytes(cols) * static_cast<size_t>(tokens));
   if (family_of(type) != WeightFamily::Float) {
-    prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Int22, p.x.data(), cols, tokens, cols, p.xq.data());
+    prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Int22, p.x.data(), cols, tokens, cols, p.xq22.data());
+    prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Int8, p.x.data(), cols, tokens, cols, p.xq8.data());
     prepare_activation_rows(MatmulIsa::Scalar, type, ActivationPrecision::Float32, p.x.data(), cols, tokens, cols,
                             p.xsum.data());
   }
@@ -96,13 +107,19 @@ std::vector<float> run(MatmulIsa isa, ActivationPrecision precision, Problem& p,
   std::vector<float> y(static_cast<size_t>(tokens * p.rows), -1.0f);
   Scratch scratch(qmatmul_scratch_bytes(p.cols));
   const size_t row_bytes = prepared_row_bytes(p.type, precision, p.cols);
-  const uint8_t* prepared = precision == ActivationPrecision::Int22 ? p.xq.data() : p.xsum.data();
+  const uint8_t* prepared = p.prepared(precision);
   qmatmul_rows(isa, precision, p.weight(), 0, 0, p.rows, prepared + static_cast<size_t>(token_offset) * row_bytes,
                p.x.data() + token_offset * p.cols, p.cols, tokens, y.data(), p.rows, scratch.p);
   return y;
 }
 
-const ActivationPrecision kPrecisions[] = {ActivationPrecision::Int22, ActivationPrecision::Float32};
+// The integer value X of element e of an activation group.
+double group_value(const IntGroup& g, int e, ActivationPrecision precision) {
+  if (precision == ActivationPrecision::Int8) return g.digit[0][e];
+  return 65536.0 * g.digit[2][e] + 256.0 * g.digit[1][e] + g.digit[0][e];
+}
+
+const ActivationPrecision kPrecisions[] = {ActivationPrecision::Int22, ActivationPrecision::Int8, ActivationPrecision::Float32};
 
 class Qmatmul : public ::testing::TestWithParam<GgmlType> {};
 
@@ -145,17 +162,18 @@ TEST_P(Qmatmul, TheReferenceIsWithinTheBoundOfTheExactProduct) {
   }
   for (ActivationPrecision precision : kPrecisions) {
     const auto y = run(MatmulIsa::Scalar, precision, p, tokens);
-    const bool int22 = precision == ActivationPrecision::Int22 && quantized_weights;
+    const bool integer = precision != ActivationPrecision::Float32 && quantized_weights;
     for (int64_t t = 0; t < tokens; ++t) {
       // The activation values the kernels see and the quantization step of each.
       std::vector<double> xs(static_cast<size_t>(cols)), step(static_cast<size_t>(cols), 0.0);
-      const auto* groups = reinterpret_cast<const Q22Group*>(p.xq.data() + static_cast<size_t>(t) * max_prepared_row_bytes(cols));
+      const uint8_t* prepared = integer ? p.prepared(precision) : p.xq22.data();
+      const auto* groups = reinterpret_cast<const IntGroup*>(prepared + static_cast<size_t>(t) * max_prepared_row_bytes(cols));
       for (int64_t i = 0; i < cols; ++i) {
-        const Q22Group& g = groups[i / 256];
+        const IntGroup& g = groups[i / 256];
         const int e = static_cast<int>(i % 256);
-        const double xq = double{g.dx} * (65536.0 * g.digit[2][e] + 256.0 * g.digit[1][e] + g.digit[0][e]);
-        xs[static_cast<size_t>(i)] = int22 ? xq : p.x[static_cast<size_t>(t * cols + i)];
-        step[static_cast<size_t>(i)] = int22 ? g.dx * (1 + 1e-6) : 0.0;
+        const double xq = double{g.dx} * group_value(g, e, precision);
+        xs[static_cast<size_t>(i)] = integer ? xq : p.x[static_cast<size_t>(t * cols + i)];
+        step[static_cast<size_t>(i)] = integer ? g.dx * (1 + 1e-6) : 0.0;
       }
       for (int64_t r = 0; r < rows; ++r) {
         double exact = 0, magnitude = 0, exact_unquantized = 0, quantization = 0;
@@ -163,17 +181,17 @@ TEST_P(Qmatmul, TheReferenceIsWithinTheBoundOfTheExactProduct) {
           const auto ri = static_cast<size_t>(r * cols + i);
           const double w = p.wv[ri], x = xs[static_cast<size_t>(i)];
           exact += w * x;
-          magnitude += int22 ? std::abs(double{dsc16[ri / 16]} * code[ri] * x) : std::abs(w * x);
+          magnitude += integer ? std::abs(double{dsc16[ri / 16]} * code[ri] * x) : std::abs(w * x);
           exact_unquantized += w * p.x[static_cast<size_t>(t * cols + i)];
           quantization += std::abs(w) * step[static_cast<size_t>(i)] * 0.875;  // see the activations test
         }
-        if (int22) {
+        if (integer) {
           for (int64_t k = 0; k < cols / 16; ++k) {
-            const Q22Group& g = groups[k / 16];
+            const IntGroup& g = groups[k / 16];
             magnitude += std::abs(double{mneg16[static_cast<size_t>(r * cols / 16 + k)]} * g.xsum[k % 16]);
           }
         }
-        const double terms = int22 ? static_cast<double>(cols) / 64 + static_cast<double>(cols) / 256 + 10
+        const double terms = integer ? static_cast<double>(cols) / 64 + static_cast<double>(cols) / 256 + 10
                                    : static_cast<double>(cols) + 2;
         const double bound = terms * std::ldexp(1.0, -23) * magnitude + 1e-6;
         const double got = y[static_cast<size_t>(t * rows + r)];
@@ -224,17 +242,23 @@ TEST(QmatmulActivations, EveryIsaPreparesLikeTheScalarReference) {
         ASSERT_EQ(0, std::memcmp(ref.data(), got.data(), bytes)) << matmul_isa_name(isa) << " "
                                                                  << activation_precision_name(precision) << " n " << n;
       }
-      if (precision == ActivationPrecision::Int22) {
+      if (precision != ActivationPrecision::Float32) {
         // The digits reproduce x to within half a step (amax / (2 XMAX)) plus the float roundings of
-        // x * id, id and dx (each at most 2^-24 relative to XMAX < 2^21 steps: 1/8 step), and the top
-        // digit stays within 32.
-        const auto* groups = reinterpret_cast<const Q22Group*>(ref.data());
+        // x * id, id and dx (each at most 2^-24 relative to XMAX < 2^21 steps: 1/8 step); int22's top
+        // digit stays within 32, int8 has X in digit 0, the same in lane order in digit 1, zeros in digit 2.
+        const auto* groups = reinterpret_cast<const IntGroup*>(ref.data());
         for (int64_t i = 0; i < n; ++i) {
-          const Q22Group& g = groups[i / 256];
+          const IntGroup& g = groups[i / 256];
           const int e = static_cast<int>(i % 256);
-          const double xq = double{g.dx} * (65536.0 * g.digit[2][e] + 256.0 * g.digit[1][e] + g.digit[0][e]);
+          const double xq = double{g.dx} * group_value(g, e, precision);
           EXPECT_NEAR(xq, x[static_cast<size_t>(i)], g.dx * 0.875 * (1 + 1e-5)) << "n " << n << " i " << i;
-          EXPECT_LE(std::abs(g.digit[2][e]), 32);
+          if (precision == ActivationPrecision::Int22) {
+            EXPECT_LE(std::abs(g.digit[2][e]), 32);
+          } else {
+            EXPECT_LE(std::abs(g.digit[0][e]), kInt8Max);
+            EXPECT_EQ(g.digit[1][int8_lane_index(e)], g.digit[0][e]);
+            EXPECT_EQ(g.digit[2][e], 0);
+          }
         }
       }
     }
