@@ -186,6 +186,36 @@ struct K4Decoder {
     }
     return {chunk_scales.in_pairs(block.scales), chunk_scales.in_pairs(block.mneg)};
   }
+  // int8: the group's chunks made in lane order (IAcc::int8_lane_order) with one permute each. Lane l = 4 j + 2 n +
+  // h (16-value group l: sub-block s = 2 j + n, its half h) of chunk q holds codes 16 l + 4 q .. + 3: nibble n of
+  // qs bytes 32 j + 16 h + 4 q .. + 3, i.e. of qs dword 8 j + 4 h + q; Q5_K's fifth bits are bit s of qh dword
+  // 4 h + q.
+  __m512i lane_dword[4] = {_mm512_setr_epi32(0, 4, 0, 4, 8, 12, 8, 12, 16, 20, 16, 20, 24, 28, 24, 28),
+                           _mm512_setr_epi32(1, 5, 1, 5, 9, 13, 9, 13, 17, 21, 17, 21, 25, 29, 25, 29),
+                           _mm512_setr_epi32(2, 6, 2, 6, 10, 14, 10, 14, 18, 22, 18, 22, 26, 30, 26, 30),
+                           _mm512_setr_epi32(3, 7, 3, 7, 11, 15, 11, 15, 19, 23, 19, 23, 27, 31, 27, 31)};
+  __m512i lane_nibble_shift = _mm512_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4);
+  __m512i lane_qh_dword = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+  __m512i lane_sub_block = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  TANDEM_INLINE IAcc::GroupScales group_lanes(const uint8_t* row, int64_t g, int64_t, IAcc::Codes c[4]) const {
+    const uint8_t* blk = row + static_cast<size_t>(g) * kBlockBytes;
+    const simd::K4BlockScales block = simd::k4_block_scales(blk);
+    const uint8_t* qs = blk + (kFive ? 48 : 16);
+    const __m512i qs_low = _mm512_loadu_si512(qs), qs_high = _mm512_loadu_si512(qs + 64);
+    __m512i qh = _mm512_setzero_si512();
+    if constexpr (kFive) qh = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
+    for (int q = 0; q < 4; ++q) {
+      const __m512i q4 = _mm512_set1_epi32(q);
+      const __m512i dwords = _mm512_permutex2var_epi32(qs_low, lane_dword[q], qs_high);
+      __m512i u = _mm512_and_si512(_mm512_srlv_epi32(dwords, lane_nibble_shift), _mm512_set1_epi8(0x0F));
+      if constexpr (kFive) {
+        const __m512i bits = _mm512_srlv_epi32(_mm512_permutexvar_epi32(_mm512_add_epi32(lane_qh_dword, q4), qh), lane_sub_block);
+        u = _mm512_or_si512(u, _mm512_and_si512(_mm512_slli_epi32(bits, 4), _mm512_set1_epi8(0x10)));
+      }
+      c[q] = u;
+    }
+    return {chunk_scales.in_pairs(block.scales), chunk_scales.in_pairs(block.mneg)};
+  }
 };
 
 // Q6_K: chunk q holds the low nibbles of ql[64 h .. 64 h + 63] for q = 2 h, their high nibbles for q = 2 h + 1,

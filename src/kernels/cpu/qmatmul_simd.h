@@ -505,7 +505,8 @@ static inline void int_dot_direct_loop(int digits, GgmlType type, const uint8_t*
 // kBlockBytes and kBlockValues (one weight block) and
 //   Acc::GroupScales group(const uint8_t* row, int64_t g, int64_t n, Emit emit) const
 // which calls emit(q, codes, scale) for each chunk q of group g that has values (Acc::Codes: its 64 unsigned
-// codes; Acc::Lanes: lane l's dsc16[4 q + l / 4]) and returns the group's dsc16 and mneg16 (as Lanes). A decoder is made once per
+// codes; Acc::Lanes: lane l's dsc16[4 q + l / 4]) and returns the group's dsc16 and mneg16 (as Lanes). For int8
+// a Decoder may also provide group_lanes(row, g, n, Codes c[4]), which makes the chunks in Acc's lane order. A decoder is made once per
 // call: its members are the index and shift vectors, kept out of the group loop.
 template <typename Decoder, int D, int NT>
 static inline void int_decoder_rows(const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x, int64_t x_stride,
@@ -525,9 +526,14 @@ static inline void int_decoder_rows(const uint8_t* w, size_t w_stride, int n_row
     for (int64_t g = 0; 256 * g < n; ++g) {
       if constexpr (D == 1) {  // the group's codes in registers, put in lane order once for every token
         typename Acc::Codes c[4] = {Acc::zero_codes(), Acc::zero_codes(), Acc::zero_codes(), Acc::zero_codes()};
-        const typename Acc::GroupScales scales = decoder.group(row, g, n,
-            [&](int q, const typename Acc::Codes& u, const Lanes&) __attribute__((always_inline)) { c[q] = u; });
-        Acc::int8_lane_order(c);
+        typename Acc::GroupScales scales;
+        if constexpr (requires { decoder.group_lanes(row, g, n, c); }) {  // a decoder that makes the lane order itself
+          scales = decoder.group_lanes(row, g, n, c);
+        } else {
+          scales = decoder.group(row, g, n,
+              [&](int q, const typename Acc::Codes& u, const Lanes&) __attribute__((always_inline)) { c[q] = u; });
+          Acc::int8_lane_order(c);
+        }
         for (int t = 0; t < NT; ++t) {
           const IntGroup& xg = x[t * x_stride + g];
           Acc::int8_products(c, scales.dsc16, xg, acc[t]);
