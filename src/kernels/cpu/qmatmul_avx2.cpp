@@ -41,30 +41,25 @@ struct IAcc {
   static TANDEM_INLINE Codes join(__m256i lo, __m256i hi) { return {{lo, hi}}; }
   using Scales = const float*;  // the group's dsc16
   static TANDEM_INLINE Scales load_scales(const float* dsc16) { return dsc16; }
-  template <int D, int NT>
+  template <int NT>
   static TANDEM_INLINE void chunk(const Codes& codes, Scales dsc16, int q, const IntGroup* const* x, Lanes* g) {
     // lane l takes the scale of values 64 q + 4 l: dsc16[4 q + l / 4]
     const __m256 four = _mm256_castps128_ps256(_mm_loadu_ps(dsc16 + 4 * q));
     const Lanes scale{{_mm256_permutevar8x32_ps(four, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)),
                        _mm256_permutevar8x32_ps(four, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3))}};
-    for (int t = 0; t < NT; ++t) scaled_products<D>(codes, scale, &x[t]->digit[0][64 * q], g[t]);
+    for (int t = 0; t < NT; ++t) scaled_products(codes, scale, &x[t]->digit[0][64 * q], g[t]);
   }
   // Both halves of a chunk: codes 32 h .. 32 h + 31 against the digits at d + 32 h, into lanes 8 h .. 8 h + 7.
-  template <int D>
   static TANDEM_INLINE void scaled_products(const Codes& u, const Lanes& scale, const int8_t* d, Lanes& g) {
-    for (int h = 0; h < 2; ++h) scaled_products<D>(u.v[h], scale.v[h], d + 32 * h, g.v[h]);
+    for (int h = 0; h < 2; ++h) scaled_products(u.v[h], scale.v[h], d + 32 * h, g.v[h]);
   }
-  // g = fma(scale, (float)T, g) for the 8 exact lane sums T of 32 codes u times one token's integer values,
-  // whose digits are at d, d + 256 and d + 512 (D = 1: only the first is not zero).
-  template <int D>
+  // g = fma(scale, (float)T, g) for the 8 exact lane sums T of 32 codes u times one token's int22 values, whose
+  // three digits are at d, d + 256 and d + 512.
   static TANDEM_INLINE void scaled_products(__m256i u, __m256 scale, const int8_t* d, __m256& g) {
     auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-    __m256i lanes = dot(u, ld(d));
-    if constexpr (D == 3) {
-      __m256i high = _mm256_slli_epi32(dot(u, ld(d + 512)), 8);
-      high = _mm256_slli_epi32(_mm256_add_epi32(high, dot(u, ld(d + 256))), 8);
-      lanes = _mm256_add_epi32(high, lanes);
-    }
+    __m256i lanes = _mm256_slli_epi32(dot(u, ld(d + 512)), 8);
+    lanes = _mm256_slli_epi32(_mm256_add_epi32(lanes, dot(u, ld(d + 256))), 8);
+    lanes = _mm256_add_epi32(lanes, dot(u, ld(d)));
     g = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), g);
   }
   // int8: natural-order codes; the 4-value sums of each half chunk are added pairwise twice (hadd), which

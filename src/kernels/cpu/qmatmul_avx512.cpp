@@ -26,26 +26,20 @@ struct IAcc {
   }
   using Scales = __m512;  // the group's dsc16
   static TANDEM_INLINE Scales load_scales(const float* dsc16) { return load16(dsc16); }
-  template <int D, int NT>
+  template <int NT>
   static TANDEM_INLINE void chunk(const Codes& u, const Scales& dsc16, int q, const IntGroup* const* x, Lanes* g) {
     // lane l takes the scale of values 64 q + 4 l: dsc16[4 q + l / 4]
     const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(4 * q),
                                            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
     const __m512 scale = _mm512_permutexvar_ps(index, dsc16);
-    for (int t = 0; t < NT; ++t) scaled_products<D>(u, scale, &x[t]->digit[0][64 * q], g[t]);
+    for (int t = 0; t < NT; ++t) scaled_products(u, scale, &x[t]->digit[0][64 * q], g[t]);
   }
-  // g = fma(scale, (float)T, g) for the 16 exact lane sums T of 64 codes u times one token's integer values,
-  // whose digits are at d, d + 256 and d + 512 (D = 1: only the first is not zero).
-  template <int D>
+  // g = fma(scale, (float)T, g) for the 16 exact lane sums T of 64 codes u times one token's int22 values, whose
+  // three digits are at d, d + 256 and d + 512.
   static TANDEM_INLINE void scaled_products(const Codes& u, __m512 scale, const int8_t* d, Lanes& g) {
-    __m512i lanes;
-    if constexpr (D == 1) {
-      lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d));
-    } else {
-      lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
-      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
-      lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
-    }
+    __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(d + 512));
+    lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d + 256));
+    lanes = _mm512_dpbusd_epi32(_mm512_slli_epi32(lanes, 8), u, _mm512_loadu_si512(d));
     g = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), g);
   }
   static TANDEM_INLINE void end_group(float dx, const Lanes& g, Lanes& acc) { acc = _mm512_fmadd_ps(_mm512_set1_ps(dx), g, acc); }

@@ -331,15 +331,14 @@ static inline void u8_decode_row(GgmlType type, const uint8_t* row, int64_t n, U
   }
 }
 
-// IAcc (per ISA) provides: kTileRows, kTileTokens; struct Lanes (16 float lanes); zero(Lanes&);
-// template <int D, int NT> static void chunk(const uint8_t* code (64 codes), const float* dsc16 (the group's 16),
-// int q, const IntGroup* const* x (the group, per token), Lanes* g (per token)): the 16 lane sums of chunk
-// q with the scale fma, D the digits (1 or 3) that are not all zero; end_group(float dx, const Lanes& g, Lanes& acc); add_min(const float* mneg16,
-// const float* xsum, Lanes& accm); result(const Lanes& acc, const Lanes& accm). For int8 (D = 1, qmatmul.h's
-// per-16 sums): zero_codes(), load_lanes(const float*), int8_lane_order(Codes c[4]) (a group's 4 chunks of
-// natural-order codes into the order its int8_products reads the activations in) and int8_products(const
-// Codes c[4], const Lanes& dsc16, const IntGroup& x, Lanes& acc) (acc[k] = fma(dx, dsc16[k] * (float)T_k,
-// acc[k])).
+// IAcc (per ISA) provides: kTileRows, kTileTokens; struct Lanes (16 float lanes); zero(Lanes&); add_min(const
+// float* mneg16, const float* xsum, Lanes& accm); result(const Lanes& acc, const Lanes& accm). For int22:
+// template <int NT> static void chunk(const uint8_t* code (64 codes), const float* dsc16 (the group's 16), int q,
+// const IntGroup* const* x (the group, per token), Lanes* g (per token)): the 16 lane sums of chunk q with the
+// scale fma; end_group(float dx, const Lanes& g, Lanes& acc). For int8 (qmatmul.h's per-16 sums): zero_codes(),
+// load_lanes(const float*), int8_lane_order(Codes c[4]) (a group's 4 chunks of natural-order codes into the
+// order its int8_products reads the activations in) and int8_products(const Codes c[4], const Lanes& dsc16,
+// const IntGroup& x, Lanes& acc) (acc[k] = fma(dx, dsc16[k] * (float)T_k, acc[k])). D (1 or 3) picks the mode.
 template <typename IAcc, int D, int RT, int NT>
 static inline void int_tile(const U8Row* rows, const IntGroup* const* x, int64_t n, float* y, int64_t ldy) {
   typename IAcc::Lanes acc[RT][NT];
@@ -362,7 +361,7 @@ static inline void int_tile(const U8Row* rows, const IntGroup* const* x, int64_t
     for (auto& row : lanes) for (auto& l : row) IAcc::zero(l);
     for (int64_t q = 0; q < chunks; ++q) {
       for (int r = 0; r < RT; ++r) {
-        IAcc::template chunk<D, NT>(IAcc::load_codes(rows[r].code + 256 * g + 64 * q), IAcc::load_scales(rows[r].dsc16 + 16 * g),
+        IAcc::template chunk<NT>(IAcc::load_codes(rows[r].code + 256 * g + 64 * q), IAcc::load_scales(rows[r].dsc16 + 16 * g),
                                  static_cast<int>(q), xg, lanes[r]);
       }
     }
@@ -450,8 +449,6 @@ static inline void int_direct_rows(GgmlType type, const uint8_t* w, size_t w_str
     for (int64_t g = 0; 256 * g < n; ++g) {
       const IntGroup* xg[NT];
       for (int t = 0; t < NT; ++t) xg[t] = x + t * x_stride + g;
-      typename IAcc::Lanes lanes[NT];
-      for (auto& l : lanes) IAcc::zero(l);
       // The decoder sets the scales before the codes that use them (legacy blocks: just before).
       __m256i pending = _mm256_setzero_si256();
       if constexpr (D == 1) {
@@ -473,15 +470,17 @@ static inline void int_direct_rows(GgmlType type, const uint8_t* w, size_t w_str
         }
         continue;
       }
+      typename IAcc::Lanes lanes[NT];
+      for (auto& l : lanes) IAcc::zero(l);
       const int values = visit_group<true>(type, row, g, n, [&](int c, __m256i codes) __attribute__((always_inline)) {
         if (c % 2 == 0) {
           pending = codes;
           return;
         }
-        IAcc::template chunk<D, NT>(IAcc::join(pending, codes), IAcc::load_scales(dsc16), c / 2, xg, lanes);
+        IAcc::template chunk<NT>(IAcc::join(pending, codes), IAcc::load_scales(dsc16), c / 2, xg, lanes);
       }, dsc16, mneg16, block_bytes);
       if (values % 64 != 0) {  // a short legacy group ending in half a chunk: zero codes after it
-        IAcc::template chunk<D, NT>(IAcc::join(pending, _mm256_setzero_si256()), IAcc::load_scales(dsc16), values / 64, xg, lanes);
+        IAcc::template chunk<NT>(IAcc::join(pending, _mm256_setzero_si256()), IAcc::load_scales(dsc16), values / 64, xg, lanes);
       }
       for (int t = 0; t < NT; ++t) {
         IAcc::end_group(xg[t]->dx, lanes[t], acc[t]);
@@ -548,7 +547,7 @@ static inline void int_decoder_rows(const uint8_t* w, size_t w_stride, int n_row
       for (auto& l : lanes) Acc::zero(l);
       const typename Acc::GroupScales scales = decoder.group(row, g, n,
                                                       [&](int q, const typename Acc::Codes& u, const Lanes& scale) __attribute__((always_inline)) {
-        for (int t = 0; t < NT; ++t) Acc::template scaled_products<D>(u, scale, &x[t * x_stride + g].digit[0][64 * q], lanes[t]);
+        for (int t = 0; t < NT; ++t) Acc::scaled_products(u, scale, &x[t * x_stride + g].digit[0][64 * q], lanes[t]);
       });
       for (int t = 0; t < NT; ++t) {
         const IntGroup& xg = x[t * x_stride + g];
