@@ -8,7 +8,9 @@
 // with quantized weights may also quantize the activations, to at least 16 bits per group of 256 values:
 // each x_i may move by amax / 65536 of its group (amax = max |x| over the 256 values), which adds
 // sum_i |w_i| * amax_i / 65536 (the CPU backend's int22 activations keep x_i to about amax / 2^21, well
-// inside; the allowance below is amax / 65536 * 1.02).
+// inside; the allowance below is amax / 65536 * 1.02). With TANDEM_ACTIVATIONS=int8 (opt-in, one int8 level
+// per 256 values) x_i moves by up to half a step, amax / 254, and the allowance is amax / 254 * 1.02: the
+// suite then checks that mode (CTest kernels_conformance_int8).
 // A backend joins the suite by adding a factory to kBackends (the CUDA backend adds itself when built).
 #include <gtest/gtest.h>
 
@@ -24,6 +26,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_expert_runner.h"
+#include "kernels/cpu/qmatmul.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/expert_runner.h"
@@ -67,6 +70,7 @@ double bound(int64_t k, double magnitude) { return 2.0 * static_cast<double>(k) 
 
 // The activation quantization allowance of sum_i w_i x_i (see the header): sum_i |w_i| * amax of x_i's group.
 double activation_allowance(const float* w, const float* x, int64_t n) {
+  const double levels = cpu::selected_activation_precision() == cpu::ActivationPrecision::Int8 ? 254 : 65536;
   double total = 0;
   for (int64_t g = 0; g < n; g += 256) {
     double amax = 0, wsum = 0;
@@ -74,7 +78,7 @@ double activation_allowance(const float* w, const float* x, int64_t n) {
       amax = std::max(amax, double{std::abs(x[i])});
       wsum += std::abs(w[i]);
     }
-    total += wsum * amax / 65536 * 1.02;
+    total += wsum * amax / levels * 1.02;
   }
   return total;
 }
