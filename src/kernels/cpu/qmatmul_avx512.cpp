@@ -297,6 +297,68 @@ struct LegacyDecoder {
     }
     return {chunk_scales.in_pairs(d8), chunk_scales.in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)))};
   }
+  // int8, Q5_0 and Q4_0: a full group's chunks made in lane order from its 8 blocks' qs packed into two vectors
+  // (Q8_0's 32 code bytes per block leave nothing to save over the transpose). Lane l = 2 j + h (block j, half
+  // h) of chunk q holds codes 16 h + 4 q .. + 3 of block j: nibble h of its qs dword q, i.e. dword 4 j + q of the
+  // packed pair; Q5_0's fifth bits are bits 16 h + 4 q .. + 3 of the block's qh: byte 2 h + q / 2 of it, bits
+  // 4 (q % 2) .. + 3, spread to the lane's four bytes by one byte shuffle and tested bit by bit. A short group
+  // (a row's end) takes the natural chunks and the transpose.
+  __m512i lane_dword[4] = {_mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28),
+                           _mm512_setr_epi32(1, 1, 5, 5, 9, 9, 13, 13, 17, 17, 21, 21, 25, 25, 29, 29),
+                           _mm512_setr_epi32(2, 2, 6, 6, 10, 10, 14, 14, 18, 18, 22, 22, 26, 26, 30, 30),
+                           _mm512_setr_epi32(3, 3, 7, 7, 11, 11, 15, 15, 19, 19, 23, 23, 27, 27, 31, 31)};
+  __m512i lane_nibble_shift = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+  // qh byte 2 h + q / 2 of each lane (h = lane % 2) to the lane's 4 bytes, for q / 2 = 0 and 1; the bit of byte b
+  // for q % 2 = 0 and 1.
+  __m512i qh_byte[2] = {_mm512_maskz_broadcast_i32x4(0xFFFF, _mm_setr_epi8(0, 0, 0, 0, 6, 6, 6, 6, 8, 8, 8, 8, 14, 14, 14, 14)),
+                        _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_setr_epi8(1, 1, 1, 1, 7, 7, 7, 7, 9, 9, 9, 9, 15, 15, 15, 15))};
+  __m512i qh_bit[2] = {_mm512_set1_epi32(0x08040201), _mm512_set1_epi32(static_cast<int>(0x80402010u))};
+  TANDEM_INLINE IAcc::GroupScales group_lanes(const uint8_t* row, int64_t g, int64_t n, IAcc::Codes c[4]) const
+    requires(kType != GgmlType::Q8_0)
+  {
+    const uint8_t* first = row + static_cast<size_t>(g) * 8 * kBlockBytes;
+    if (n - 256 * g < 256) {
+      const IAcc::GroupScales scales = group(row, g, n, [&](int q, const IAcc::Codes& u, const IAcc::Lanes&) __attribute__((always_inline)) { c[q] = u; });
+      IAcc::int8_lane_order(c);
+      return scales;
+    }
+    constexpr bool kFive = kType == GgmlType::Q5_0;
+    constexpr size_t kQs = kFive ? 6 : 2;
+    auto qs = [&](int j) __attribute__((always_inline)) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + static_cast<size_t>(j) * kBlockBytes + kQs));
+    };
+    __m512i packed_low = _mm512_zextsi128_si512(qs(0)), packed_high = _mm512_zextsi128_si512(qs(4));
+    for (int j = 1; j < 4; ++j) {  // unrolled (the insert's lane is an immediate)
+      packed_low = _mm512_inserti32x4(packed_low, qs(j), j);
+      packed_high = _mm512_inserti32x4(packed_high, qs(4 + j), j);
+    }
+    // The blocks' d and (Q5_0) qh through scalar words (see group()).
+    uint64_t heads[2] = {0, 0}, qh[4] = {0, 0, 0, 0};
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* b = first + static_cast<size_t>(j) * kBlockBytes;
+      uint16_t h;
+      std::memcpy(&h, b, 2);
+      heads[j / 4] |= static_cast<uint64_t>(h) << (16 * (j % 4));
+      if constexpr (kFive) qh[j / 2] |= static_cast<uint64_t>(load_u32_le(b + 2)) << (32 * (j % 2));
+    }
+    __m512i qh_lanes = _mm512_setzero_si512();  // lane l: qh of block l / 2
+    if constexpr (kFive) {
+      const __m256i qh8 = _mm256_set_epi64x(static_cast<int64_t>(qh[3]), static_cast<int64_t>(qh[2]), static_cast<int64_t>(qh[1]),
+                                            static_cast<int64_t>(qh[0]));
+      qh_lanes = _mm512_permutexvar_epi32(chunk_scales.pairs, _mm512_zextsi256_si512(qh8));
+    }
+    for (int q = 0; q < 4; ++q) {
+      const __m512i dwords = _mm512_permutex2var_epi32(packed_low, lane_dword[q], packed_high);
+      __m512i u = _mm512_and_si512(_mm512_srlv_epi32(dwords, lane_nibble_shift), _mm512_set1_epi8(0x0F));
+      if constexpr (kFive) {
+        const __mmask64 fifth = _mm512_test_epi8_mask(_mm512_shuffle_epi8(qh_lanes, qh_byte[q / 2]), qh_bit[q % 2]);
+        u = _mm512_mask_add_epi8(u, fifth, u, _mm512_set1_epi8(0x10));
+      }
+      c[q] = u;
+    }
+    const __m256 d8 = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(heads[1]), static_cast<int64_t>(heads[0])));
+    return {chunk_scales.in_pairs(d8), chunk_scales.in_pairs(_mm256_mul_ps(d8, _mm256_set1_ps(-kOffset)))};
+  }
 };
 
 void int_dot_direct(int digits, GgmlType type, const uint8_t* w, size_t w_stride, int n_rows, const IntGroup* x,
